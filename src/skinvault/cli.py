@@ -1,0 +1,212 @@
+"""The ``skinvault`` command line: a thin shell over :mod:`skinvault.batch`.
+
+Exit codes: 0 everything done; 1 some files failed (each named with the reason,
+the others still processed); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from skinvault import __version__
+from skinvault.batch import (
+    Destination,
+    FileResult,
+    InputError,
+    collect,
+    inspect_file,
+    scrub_file,
+)
+from skinvault.photos.findings import CATEGORY_TITLES
+from skinvault.photos.naming import TemplateError
+
+app = typer.Typer(
+    name="skinvault",
+    help="Share skin photos without leaking more than the clinical question needs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+EXIT_OK, EXIT_SOME_FAILED = 0, 1
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"skinvault {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Inspect and scrub photos before they leave your device."""
+
+
+def _inputs(paths: list[Path]) -> tuple[list[Path], list[FileResult]]:
+    files: list[Path] = []
+    missing: list[FileResult] = []
+    for item in collect(paths):
+        if isinstance(item, InputError):
+            missing.append(FileResult(Path(str(item).split(":", 1)[0]), error="no such file or folder"))
+        else:
+            files.append(item)
+    return files, missing
+
+
+def _report_errors(results: list[FileResult]) -> int:
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        err.print(f"[red]skinvault: {r.input}: {r.error}[/red]", soft_wrap=True)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+@app.command("inspect")
+def inspect_command(
+    files: Annotated[list[Path], typer.Argument(help="Photos to inspect. Never modified.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show what photos reveal beyond their pixels, in plain language."""
+    paths, results = _inputs(files)
+    results = [inspect_file(p) for p in paths] + results
+    if as_json:
+        payload = []
+        for r in results:
+            entry: dict[str, object] = {"input": str(r.input)}
+            if r.report is not None:
+                entry["format"] = r.report.format.value
+                entry["findings"] = [f.as_json() for f in r.report.findings]
+            else:
+                entry["error"] = r.error
+            payload.append(entry)
+        print(json.dumps({"files": payload}, ensure_ascii=False, indent=2))
+    else:
+        for r in results:
+            if r.report is not None:
+                _print_findings(r)
+    raise typer.Exit(_report_errors(results))
+
+
+def _print_findings(result: FileResult) -> None:
+    assert result.report is not None
+    report = result.report
+    out.print(f"[bold]{result.input}[/bold] ({report.format.value.upper()})")
+    if not report.findings:
+        out.print("  Nothing found beyond the pixels.\n")
+        return
+    for category, title in CATEGORY_TITLES.items():
+        items = [f for f in report.findings if f.category == category]
+        if items:
+            out.print(f"  [bold yellow]{title}[/bold yellow]")
+            for f in items:
+                out.print(f"    • {f.description} [dim]({f.where})[/dim]", soft_wrap=True)
+    out.print()
+
+
+@app.command("scrub")
+def scrub_command(
+    paths: Annotated[list[Path], typer.Argument(help="Photos or folders (searched recursively).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the scrubbed copies.")
+    ] = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="Replace each input with its scrubbed version.")
+    ] = False,
+    name_template: Annotated[
+        str,
+        typer.Option(help="Neutral output name; placeholders {n} and {site}, e.g. '{site}-{n:02}'."),
+    ] = "photo-{n:03}",
+    site: Annotated[str, typer.Option(help="Body site for {site}, e.g. 'left hand'.")] = "photo",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report to stdout.")] = False,
+) -> None:
+    """Remove identifying metadata, writing neutral-named copies (or replacing in place)."""
+    if (out_dir is None) == (not in_place):
+        raise typer.BadParameter("give exactly one of --out DIR or --in-place")
+    try:
+        dest = Destination.folder(out_dir, name_template, site) if out_dir else Destination.in_place()
+    except TemplateError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--name-template") from exc
+    files, results = _inputs(paths)
+    results = _scrub_all(files, dest, show_progress=not as_json) + results
+    if as_json:
+        print(json.dumps({"files": [_json_result(r) for r in results]}, ensure_ascii=False, indent=2))
+    else:
+        _print_summary(results)
+    raise typer.Exit(_report_errors(results))
+
+
+def _scrub_all(files: list[Path], dest: Destination, *, show_progress: bool) -> list[FileResult]:
+    if not show_progress or len(files) < 2:
+        return [scrub_file(p, dest) for p in files]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    results = []
+    with Progress(
+        TextColumn("Scrubbing"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("scrub", total=len(files))
+        for p in files:
+            results.append(scrub_file(p, dest))
+            progress.advance(task)
+    return results
+
+
+def _json_result(r: FileResult) -> dict[str, object]:
+    entry: dict[str, object] = {"input": str(r.input), "output": str(r.output) if r.output else None}
+    if r.report is not None:
+        entry.update(
+            format=r.report.format.value,
+            lossless=r.report.lossless,
+            notes=list(r.report.notes),
+            findings=[
+                {"category": f.category.value, "description": f.description}
+                for f in r.report.findings
+            ],
+        )
+    else:
+        entry["error"] = r.error
+    return entry
+
+
+def _print_summary(results: list[FileResult]) -> None:
+    table = Table(title="skinvault scrub", title_justify="left")
+    for column in ("input", "output", "format", "lossless", "removed"):
+        table.add_column(column)
+    for r in results:
+        if r.report is None:
+            table.add_row(str(r.input), "[red]failed[/red]", "", "", r.error or "")
+            continue
+        counts = Counter(f.category.value for f in r.report.findings)
+        removed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
+        table.add_row(
+            str(r.input),
+            str(r.output),
+            r.report.format.value,
+            "yes" if r.report.lossless else "no (re-encoded)",
+            removed,
+        )
+    out.print(table)
+    done = sum(r.ok for r in results)
+    out.print(f"{done} of {len(results)} files scrubbed.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("skinvault: interrupted; files written so far are complete, none is partial")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Pure image work on bytes: sniff, inspect, scrub. No database, web or disk I/O."""

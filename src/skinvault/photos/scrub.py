@@ -1,0 +1,82 @@
+"""inspect() and scrub(): dispatch by the format sniffed from the bytes.
+
+    >>> report = inspect(photo_bytes)            # doctest: +SKIP
+    >>> cleaned, report = scrub(photo_bytes)     # doctest: +SKIP
+
+Each container module (``jpeg``, ``png``, ``webp``, ``heif``, ``tiff``) offers
+``findings(data) -> list[Finding]`` and ``clean(data) -> Cleaned``. After
+cleaning, the output is inspected again: a scrub that would leave anything
+identifying behind raises instead of returning a half-cleaned copy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TypeVar
+
+from skinvault.errors import DamagedFile, PhotoError, ScrubFailed
+from skinvault.photos.findings import Category, Finding, dedupe
+from skinvault.photos.limits import check_file_size
+from skinvault.photos.sniff import ImageFormat, sniff
+
+
+
+def _container(fmt: ImageFormat) -> ModuleType:
+    # Imported on first use: a batch of JPEGs never pays for the HEIF code.
+    return importlib.import_module(f"skinvault.photos.{fmt.value}")
+
+
+# Low-level parse failures on hostile bytes are damage, reported as such.
+_T = TypeVar("_T")
+_PARSE_ERRORS = (struct.error, IndexError, ValueError, zlib.error, EOFError, OverflowError)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a photo reveals and, after a scrub, how it was cleaned."""
+
+    format: ImageFormat
+    findings: tuple[Finding, ...]
+    lossless: bool | None = None  # None for inspect-only reports
+    notes: tuple[str, ...] = ()
+
+    def categories(self) -> set[Category]:
+        return {f.category for f in self.findings}
+
+
+def _guarded(fmt: ImageFormat, step: Callable[[], _T]) -> _T:
+    try:
+        return step()
+    except PhotoError:
+        raise
+    except _PARSE_ERRORS as exc:
+        raise DamagedFile(f"its {fmt.value.upper()} structure is damaged ({exc})") from exc
+
+
+def inspect(data: bytes) -> Report:
+    """Findings for ``data``; never modifies anything."""
+    check_file_size(len(data))
+    fmt = sniff(data)
+    container = _container(fmt)
+    found = _guarded(fmt, lambda: container.findings(data))
+    return Report(fmt, tuple(dedupe(found)))
+
+
+def scrub(data: bytes) -> tuple[bytes, Report]:
+    """Return the cleaned bytes and a report of what was removed."""
+    report = inspect(data)
+    container = _container(report.format)
+    cleaned = _guarded(report.format, lambda: container.clean(data))
+    residue = _guarded(report.format, lambda: container.findings(cleaned.data))
+    if residue:
+        raise ScrubFailed(
+            "cleaning left metadata behind ("
+            + "; ".join(f.description for f in residue[:3])
+            + "), so no output was written"
+        )
+    return cleaned.data, Report(report.format, report.findings, cleaned.lossless, cleaned.notes)
