@@ -1,0 +1,5 @@
+"""``python -m skinvault`` runs the CLI."""
+
+from skinvault.cli import main
+
+main()
