@@ -95,7 +95,7 @@ def parse(data: bytes) -> Parsed:
         end = pos + 2 + length
         if length < 2 or end > size:
             raise DamagedFile(
-                f"damaged: a segment at byte {pos} claims {length} bytes, past the end of the file"
+                f"damaged: a segment at byte {pos} claims {length} bytes, past the end of the file (truncated or corrupt)"
             )
         if marker in _SOF:
             _check_frame(data, pos, length)

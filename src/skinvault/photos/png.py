@@ -53,7 +53,7 @@ def parse(data: bytes) -> tuple[list[Chunk], int]:
         end = pos + 12 + length
         if length > 0x7FFFFFFF or end > len(data):
             raise DamagedFile(
-                f"damaged: chunk {kind!r} at byte {pos} claims {length} bytes, past the end"
+                f"damaged: chunk {kind!r} at byte {pos} claims {length} bytes, past the end of the file (truncated or corrupt)"
             )
         if not kind.isalpha():
             raise DamagedFile(f"damaged: invalid chunk name {kind!r} at byte {pos}")

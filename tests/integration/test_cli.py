@@ -1,0 +1,147 @@
+"""`skinvault inspect` and `skinvault scrub` as a user runs them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from skinvault.cli import app
+from skinvault.photos.scrub import inspect
+from tests import factories
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "skinvault", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "Jane Doe rash photos"
+    (folder / "day 2").mkdir(parents=True)
+    (folder / "IMG_2024_jane.jpg").write_bytes(factories.jpeg())
+    (folder / "day 2" / "IMG_2025_jane.png").write_bytes(factories.png())
+    (folder / "day 2" / "scan.webp").write_bytes(factories.webp(orientation=6))
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    return folder
+
+
+def _digests(folder: Path) -> dict[Path, str]:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_scrub_folder_writes_neutral_names_and_reports_json(photos: Path, tmp_path: Path) -> None:
+    before = _digests(photos)
+    out = tmp_path / "to-send"
+    proc = _run(
+        "scrub", str(photos), "--out", str(out), "--site", "Left hand",
+        "--name-template", "{site}-{n:02}.jpg", "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["left-hand-01.jpg", "left-hand-02.png", "left-hand-03.webp"]
+    for entry in report["files"]:
+        assert set(entry) >= {"input", "output", "format", "lossless", "findings"}
+        assert entry["lossless"] is True
+        assert {"category", "description"} <= set(entry["findings"][0])
+        assert inspect(Path(entry["output"]).read_bytes()).findings == ()
+    assert _digests(photos) == before  # inputs untouched
+
+
+def test_scrub_never_overwrites_earlier_output(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert runner.invoke(app, ["scrub", str(photos / "IMG_2024_jane.jpg"), "--out", str(out)]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo-001.jpg", "photo-002.jpg"]
+
+
+def test_failed_files_are_named_and_the_rest_still_processed(photos: Path, tmp_path: Path) -> None:
+    (photos / "notes.txt").write_text("patient notes")
+    (photos / "broken.jpg").write_bytes(factories.jpeg()[:500])
+    out = tmp_path / "out"
+    proc = _run("scrub", str(photos), "--out", str(out))
+    assert proc.returncode == 1
+    assert "broken.jpg: damaged" in proc.stderr and "truncated or corrupt" in proc.stderr
+    assert "notes.txt: not an image" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 2  # one line each, no traceback
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["photo-001.jpg", "photo-002.png", "photo-003.webp"]  # no partial files
+
+
+def test_in_place_replaces_atomically_and_keeps_mode(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(factories.jpeg())
+    photo.chmod(0o600)
+    result = runner.invoke(app, ["scrub", str(photo), "--in-place"])
+    assert result.exit_code == 0, result.output
+    assert inspect(photo.read_bytes()).findings == ()
+    assert os.stat(photo).st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["photo.jpg"]  # no temp file left
+
+
+def test_in_place_leaves_a_damaged_file_untouched(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    damaged = factories.jpeg()[:400]
+    photo.write_bytes(damaged)
+    result = runner.invoke(app, ["scrub", str(photo), "--in-place"])
+    assert result.exit_code == 1
+    assert photo.read_bytes() == damaged
+    assert [p.name for p in tmp_path.iterdir()] == ["photo.jpg"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scrub", "x.jpg"],
+        ["scrub", "x.jpg", "--out", "o", "--in-place"],
+        ["scrub", "x.jpg", "--out", "o", "--name-template", "{name}"],
+        ["scrub", "x.jpg", "--out", "o", "--name-template", "fixed"],
+        ["scrub", "x.jpg", "--out", "o", "--name-template", "../{n}"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    assert runner.invoke(app, args).exit_code == 2
+
+
+def test_inspect_groups_findings_in_plain_language_and_never_modifies(photos: Path) -> None:
+    photo = photos / "IMG_2024_jane.jpg"
+    before = photo.read_bytes()
+    proc = _run("inspect", str(photo))
+    assert proc.returncode == 0
+    assert "Where the photo was taken" in proc.stdout
+    assert "GPS position ≈ 52.52 N, 13.41 E" in proc.stdout
+    assert "Jane Patient" in proc.stdout
+    assert photo.read_bytes() == before
+
+
+def test_inspect_json_and_missing_file(photos: Path) -> None:
+    result = runner.invoke(app, ["inspect", "--json", str(photos / "IMG_2024_jane.jpg"), "nope.jpg"])
+    assert result.exit_code == 1
+    files = json.loads(result.stdout)["files"]
+    assert files[0]["format"] == "jpeg"
+    assert {f["category"] for f in files[0]["findings"]} >= {"location", "time", "device", "person"}
+    assert files[1] == {"input": "nope.jpg", "error": "no such file or folder"}
+
+
+def test_wrong_extension_is_detected_from_the_bytes(tmp_path: Path) -> None:
+    disguised = tmp_path / "holiday.jpg"
+    disguised.write_bytes(factories.png())
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["scrub", str(disguised), "--out", str(out)]).exit_code == 0
+    assert [p.name for p in out.iterdir()] == ["photo-001.png"]
