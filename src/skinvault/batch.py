@@ -8,9 +8,11 @@ The CLI stays thin and calls these; the pure work is :mod:`skinvault.photos.scru
 from __future__ import annotations
 
 import contextlib
+import functools
+import multiprocessing as mp
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,30 +109,17 @@ class Destination:
                 return candidate
 
 
-def write_atomic(target: Path, data: bytes, *, replace: bool, mode: int = 0o644) -> None:
-    """Write via a temporary file in the same folder, fsync, then publish by rename.
+def _temp_file(folder: Path) -> tuple[int, Path]:
+    fd, name = tempfile.mkstemp(prefix=".skinvault-", suffix=".tmp", dir=folder)
+    return fd, Path(name)
 
-    A crash leaves either no file or the complete one, never a partial file under
-    ``target``. Without ``replace``, an existing ``target`` is never overwritten.
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=".skinvault-", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        if replace:
-            os.replace(tmp, target)
-        else:
-            os.link(tmp, target)  # fails if target appeared meanwhile: never clobber
-            tmp.unlink()
-        _fsync_dir(target.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+
+def _write(fd: int, data: bytes, *, durable: bool) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if durable:
+        os.fsync(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -141,19 +130,107 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def scrub_file(path: Path, dest: Destination) -> FileResult:
-    """Scrub one file into ``dest``; errors come back as a result, the input is untouched."""
+def _discard(tmp: Path | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+Staged = tuple[Path, Path | None, Report | None, str | None]
+
+
+def _stage(path: Path, out_dir: Path | None) -> Staged:
+    """Scrub ``path`` into a complete temporary file beside its destination.
+
+    For ``--in-place`` (``out_dir`` None) the temporary file is fsynced and
+    renamed over the original here: a lost write would lose the photo. A new
+    copy in ``out_dir`` is not fsynced (that would cost more than the scrub);
+    a killed process still never leaves a partial file under a real name.
+    """
+    tmp: Path | None = None
     try:
         cleaned, report = scrub(read_photo(path))
-        if dest.out_dir is None:
-            target = path
-            write_atomic(path, cleaned, replace=True, mode=path.stat().st_mode & 0o777)
-        else:
-            dest.out_dir.mkdir(parents=True, exist_ok=True)
-            target = dest.claim_name(EXTENSIONS[report.format])
-            write_atomic(target, cleaned, replace=False)
-        return FileResult(path, target, report)
+        folder = path.parent if out_dir is None else out_dir
+        fd, tmp = _temp_file(folder)
+        try:
+            _write(fd, cleaned, durable=out_dir is None)
+            if out_dir is None:
+                os.fchmod(fd, path.stat().st_mode & 0o777)
+        finally:
+            os.close(fd)
+        if out_dir is None:
+            os.replace(tmp, path)
+            _fsync_dir(folder)
+            tmp = None
+        return path, tmp, report, None
     except (PhotoError, InputError) as exc:
-        return FileResult(path, error=str(exc))
+        _discard(tmp)
+        return path, None, None, str(exc)
+    except OSError as exc:
+        _discard(tmp)
+        return path, None, None, f"could not write the cleaned copy: {exc.strerror or exc}"
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def _publish(staged: Staged, dest: Destination) -> FileResult:
+    """Give a staged file its neutral name; never overwrite an existing file."""
+    path, tmp, report, error = staged
+    if report is None:
+        return FileResult(path, error=error)
+    if tmp is None:  # replaced in place already
+        return FileResult(path, path, report)
+    try:
+        while True:
+            target = dest.claim_name(EXTENSIONS[report.format])
+            try:
+                os.link(tmp, target)  # atomic and never clobbers, unlike rename
+                break
+            except FileExistsError:
+                continue  # appeared meanwhile: take the next number
+        os.chmod(target, 0o644)
+        return FileResult(path, target, report)
     except OSError as exc:
         return FileResult(path, error=f"could not write the cleaned copy: {exc.strerror or exc}")
+    finally:
+        _discard(tmp)
+
+
+def scrub_file(path: Path, dest: Destination) -> FileResult:
+    """Scrub one file into ``dest``; errors come back as a result, the input is untouched."""
+    if dest.out_dir is not None:
+        dest.out_dir.mkdir(parents=True, exist_ok=True)
+    return _publish(_stage(path, dest.out_dir), dest)
+
+
+def scrub_files(
+    paths: list[Path], dest: Destination, on_done: Callable[[FileResult], None] | None = None
+) -> list[FileResult]:
+    """Scrub many files, on every core for big batches; results come in input order.
+
+    Workers write complete temporary files; this process alone assigns the
+    neutral names and publishes them, so numbering follows the input order.
+    """
+    if dest.out_dir is not None:
+        dest.out_dir.mkdir(parents=True, exist_ok=True)
+    workers = min(os.cpu_count() or 1, 8)
+    stage = functools.partial(_stage, out_dir=dest.out_dir)
+    results: list[FileResult] = []
+    if workers < 2 or len(paths) < 2 * workers or "fork" not in mp.get_all_start_methods():
+        staged: Iterable[Staged] = map(stage, paths)
+        pool = None
+    else:
+        # fork: workers inherit the imported code, so they pay no second start-up.
+        pool = mp.get_context("fork").Pool(workers)
+        staged = pool.imap(stage, paths, chunksize=4)
+    try:
+        for item in staged:
+            results.append(_publish(item, dest))
+            if on_done is not None:
+                on_done(results[-1])
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return results

@@ -23,7 +23,7 @@ from skinvault.batch import (
     InputError,
     collect,
     inspect_file,
-    scrub_file,
+    scrub_files,
 )
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
@@ -150,18 +150,26 @@ def scrub_command(
 
 def _scrub_all(files: list[Path], dest: Destination, *, show_progress: bool) -> list[FileResult]:
     if not show_progress or len(files) < 2:
-        return [scrub_file(p, dest) for p in files]
+        return scrub_files(files, dest)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    results = []
+    # No refresh thread (auto_refresh=False): the batch forks worker processes,
+    # and forking while another thread runs is unsafe.
     with Progress(
-        TextColumn("Scrubbing"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+        TextColumn("Scrubbing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        auto_refresh=False,
     ) as progress:
         task = progress.add_task("scrub", total=len(files))
-        for p in files:
-            results.append(scrub_file(p, dest))
+
+        def advance(_: FileResult) -> None:
             progress.advance(task)
-    return results
+            progress.refresh()
+
+        return scrub_files(files, dest, on_done=advance)
 
 
 def _json_result(r: FileResult) -> dict[str, object]:

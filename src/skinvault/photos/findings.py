@@ -61,11 +61,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class Cleaned:
-    """The result of scrubbing one photo's bytes."""
+    """The result of scrubbing one photo's bytes.
+
+    ``removed`` holds the findings of the input when the container computed them
+    while cleaning (saving a second parse); None means "ask ``findings()``".
+    """
 
     data: bytes
     lossless: bool
     notes: tuple[str, ...] = field(default=())
+    removed: tuple[Finding, ...] | None = None
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:

@@ -211,7 +211,10 @@ def _is_kept(data: bytes, seg: Segment) -> bool:
 
 def findings(data: bytes) -> list[Finding]:
     """Everything a JPEG carries beyond what decoding and colour need."""
-    parsed = parse(data)
+    return _findings(data, parse(data))
+
+
+def _findings(data: bytes, parsed: Parsed) -> list[Finding]:
     out: list[Finding] = []
     for seg in parsed.segments:
         if seg.marker == COM:
@@ -273,4 +276,9 @@ def clean(data: bytes) -> Cleaned:
     notes: list[str] = []
     if _orientation(data, parsed.segments) != 1:
         notes.append("kept only the EXIF Orientation so the photo still displays upright")
-    return Cleaned(b"".join(_rewritten(data, parsed)), lossless=True, notes=tuple(notes))
+    return Cleaned(
+        b"".join(_rewritten(data, parsed)),
+        lossless=True,
+        notes=tuple(notes),
+        removed=tuple(_findings(data, parsed)),
+    )

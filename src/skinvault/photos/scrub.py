@@ -69,14 +69,19 @@ def inspect(data: bytes) -> Report:
 
 def scrub(data: bytes) -> tuple[bytes, Report]:
     """Return the cleaned bytes and a report of what was removed."""
-    report = inspect(data)
-    container = _container(report.format)
-    cleaned = _guarded(report.format, lambda: container.clean(data))
-    residue = _guarded(report.format, lambda: container.findings(cleaned.data))
+    check_file_size(len(data))
+    fmt = sniff(data)
+    container = _container(fmt)
+    cleaned = _guarded(fmt, lambda: container.clean(data))
+    removed = cleaned.removed
+    if removed is None:
+        removed = tuple(_guarded(fmt, lambda: container.findings(data)))
+    # Defence in depth: the output is parsed afresh and must reveal nothing.
+    residue = _guarded(fmt, lambda: container.findings(cleaned.data))
     if residue:
         raise ScrubFailed(
             "cleaning left metadata behind ("
             + "; ".join(f.description for f in residue[:3])
             + "), so no output was written"
         )
-    return cleaned.data, Report(report.format, report.findings, cleaned.lossless, cleaned.notes)
+    return cleaned.data, Report(fmt, tuple(dedupe(list(removed))), cleaned.lossless, cleaned.notes)
