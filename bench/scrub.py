@@ -25,6 +25,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -145,47 +146,85 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sample", type=int, default=5, help="outputs checked per tool")
     parser.add_argument("--only", nargs="*", help="tool names to run (default: all found)")
+    parser.add_argument("--verbose", action="store_true", help="print every timed run")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("/dev/shm") if Path("/dev/shm").is_dir() else ROOT / "bench",
+        help="working folder (default: /dev/shm, a RAM disk, so disk writeback noise"
+        " does not decide the result; pass a disk folder to include the disk)",
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="skinvault-bench-", dir=ROOT / "bench") as tmp:
+    with tempfile.TemporaryDirectory(prefix="skinvault-bench-", dir=args.dir) as tmp:
         work = Path(tmp)
         src = work / "in"
         src.mkdir()
         print(f"making {args.files} JPEGs of 12 MP with full EXIF/GPS/thumbnail/XMP …", file=sys.stderr)
         total = make_batch(src, args.files)
         print(f"batch: {args.files} files, {total / 1e6:.0f} MB", file=sys.stderr)
-        rows = []
-        for name, (run, exe) in TOOLS.items():
-            if args.only and not any(o in name for o in args.only):
-                continue
-            if exe != "skinvault" and shutil.which(exe) is None:
-                rows.append((name, None, "not installed", ""))
-                continue
-            times = []
-            for i in range(args.repeat):
-                dst = work / f"out-{exe}-{i}"
+        os.sync()  # the batch's own writeback must not land in the first tool's timing
+        chosen = {
+            name: spec
+            for name, spec in TOOLS.items()
+            if not args.only or any(o in name for o in args.only)
+        }
+        times: dict[str, list[float]] = {name: [] for name in chosen}
+        cpu: dict[str, list[float]] = {name: [] for name in chosen}
+        verdicts: dict[str, tuple[str, str]] = {}
+        missing = {n for n, (_, exe) in chosen.items() if exe != "skinvault" and not shutil.which(exe)}
+        order = [n for n in chosen if n not in missing]
+        for round_no in range(args.repeat):
+            # Rotate the order each round so no tool always runs first or last.
+            shift = round_no % max(len(order), 1)
+            for name in order[shift:] + order[:shift]:
+                run, exe = chosen[name]
+                dst = work / f"out-{exe}"
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 run(src, dst)
-                times.append(time.perf_counter() - start)
-                if i < args.repeat - 1:
-                    shutil.rmtree(dst)
-            rows.append((name, statistics.median(times), *check(src, dst, args.sample)))
-            shutil.rmtree(dst)
-            print(f"  {name}: {statistics.median(times):.2f} s", file=sys.stderr)
+                times[name].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(
+                    after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                )
+                if args.verbose:
+                    print(f"    {name}: {times[name][-1]:.3f} s", file=sys.stderr)
+                if round_no == args.repeat - 1:
+                    verdicts[name] = check(src, dst, args.sample)
+                shutil.rmtree(dst)
+                os.sync()  # this tool's writeback stays out of the next tool's timing
+            print(f"  round {round_no + 1}/{args.repeat} done", file=sys.stderr)
+        rows: list[tuple[str, float | None, float, str, str]] = []
+        for name in chosen:
+            if name in missing:
+                rows.append((name, None, 0.0, "not installed", ""))
+            else:
+                rows.append(
+                    (name, statistics.median(times[name]), statistics.median(cpu[name]),
+                     *verdicts[name])
+                )
 
-    base = next((r[1] for r in rows if r[0].startswith("exiftool") and r[1]), None)
-    header = f"{'tool':<22}{'seconds':>9}{'files/s':>10}{'MB/s':>9}{'vs exiftool':>13}  {'pixel-identical':<16}metadata left"
-    print(f"\n{args.files} JPEGs, 12 MP, {total / 1e6:.0f} MB, median of {args.repeat} runs\n")
+    base = next((r for r in rows if r[0].startswith("exiftool") and r[1]), None)
+    header = (
+        f"{'tool':<22}{'wall s':>8}{'files/s':>9}{'MB/s':>7}{'vs exiftool':>12}"
+        f"{'CPU s':>8}{'CPU vs exiftool':>17}  {'pixel-identical':<16}metadata left"
+    )
+    print(
+        f"\n{args.files} JPEGs, 12 MP, {total / 1e6:.0f} MB, in {args.dir},"
+        f" median of {args.repeat} runs, {os.cpu_count()} cores\n"
+    )
     print(header)
     print("-" * len(header))
-    for name, seconds, same, left in rows:
+    for name, seconds, cpu_s, same, left in rows:
         if seconds is None:
-            print(f"{name:<22}{'':>9}{'':>10}{'':>9}{'':>13}  {same}")
+            print(f"{name:<22}{same}")
             continue
-        ratio = f"{base / seconds:.2f}x" if base else "n/a"
+        ratio = f"{base[1] / seconds:.2f}x" if base and base[1] else "n/a"
+        cpu_ratio = f"{base[2] / cpu_s:.2f}x" if base and cpu_s else "n/a"
         print(
-            f"{name:<22}{seconds:>9.2f}{args.files / seconds:>10.1f}{total / 1e6 / seconds:>9.0f}"
-            f"{ratio:>13}  {same:<16}{left}"
+            f"{name:<22}{seconds:>8.2f}{args.files / seconds:>9.1f}{total / 1e6 / seconds:>7.0f}"
+            f"{ratio:>12}{cpu_s:>8.2f}{cpu_ratio:>17}  {same:<16}{left}"
         )
 
 

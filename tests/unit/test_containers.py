@@ -169,3 +169,19 @@ def test_exif_ifd_loop_terminates_with_findings() -> None:
     assert any("Cam" in f.description for f in report.findings)
     cleaned, _ = scrub(looped)
     assert b"Cam\x00" not in cleaned
+
+
+def test_verification_skips_copied_scan_data_but_still_sees_added_segments() -> None:
+    from skinvault.photos import jpeg
+    from skinvault.photos.scrub import clean
+
+    cleaned, _ = clean(factories.jpeg())
+    output = cleaned.data
+    assert cleaned.opaque and jpeg.findings(output, cleaned.opaque) == []
+    # A comment smuggled in after the copied scan data is still found...
+    smuggled = output[:-2] + b"\xff\xfe\x00\x07secret" + output[-2:]
+    assert [f.category for f in jpeg.findings(smuggled, cleaned.opaque)] == [Category.COMMENT]
+    # ...and a range that does not end at a marker is damage, not trust.
+    start, length = cleaned.opaque[0]
+    with pytest.raises(DamagedFile, match="does not end at a marker"):
+        jpeg.findings(output, ((start, length - 1),))

@@ -63,14 +63,28 @@ class Finding:
 class Cleaned:
     """The result of scrubbing one photo's bytes.
 
-    ``removed`` holds the findings of the input when the container computed them
-    while cleaning (saving a second parse); None means "ask ``findings()``".
+    The output is ``parts`` in order (a writer can hand them to ``os.writev``
+    without joining megabytes); ``data`` joins them. ``removed`` holds the
+    input's findings when the container computed them while cleaning (saving a
+    second parse); None means "ask ``findings()``".
     """
 
-    data: bytes
+    parts: tuple[bytes | memoryview, ...]
     lossless: bool
     notes: tuple[str, ...] = field(default=())
     removed: tuple[Finding, ...] | None = None
+    #: (offset, length) ranges of the output holding coded image data copied
+    #: byte for byte from input ranges that parsing already proved free of
+    #: structure; verification may skip re-scanning their contents.
+    opaque: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(cls, data: bytes, lossless: bool, notes: tuple[str, ...] = ()) -> Cleaned:
+        return cls((data,), lossless, notes)
+
+    @property
+    def data(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 and isinstance(self.parts[0], bytes) else b"".join(self.parts)
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:

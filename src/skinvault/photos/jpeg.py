@@ -29,6 +29,9 @@ from skinvault.photos.limits import check_pixels
 SOI, EOI, SOS, COM = 0xD8, 0xD9, 0xDA, 0xFE
 APP0, APP1, APP2, APP13, APP14 = 0xE0, 0xE1, 0xE2, 0xED, 0xEE
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0-7 carry no length
+# findings() reads only through indexing, slicing and find: an mmap works too.
+ACCEPTS_BUFFERS = True
+
 _SOF = {*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC}
 # Markers needed to decode the image; kept byte for byte.
 _STRUCTURAL = _SOF | {0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xDF}
@@ -63,9 +66,15 @@ class Parsed:
     trailer_start: int  # offset just past EOI
 
 
-def parse(data: bytes) -> Parsed:
-    """Split a JPEG into segments, checking every length against the data."""
-    if not data.startswith(b"\xff\xd8"):
+def parse(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> Parsed:
+    """Split a JPEG into segments, checking every length against the data.
+
+    ``opaque`` names entropy-coded ranges already scanned (see
+    :attr:`Cleaned.opaque`): their contents are not scanned again, but each
+    must end exactly where a marker starts.
+    """
+    known = dict(opaque)
+    if data[:2] != b"\xff\xd8":
         raise DamagedFile("not a JPEG: no start-of-image marker")
     segments: list[Segment] = []
     pos, size, seen_frame = 2, len(data), False
@@ -103,10 +112,17 @@ def parse(data: bytes) -> Parsed:
         if marker == SOS:
             if not seen_frame:
                 raise DamagedFile("damaged: image data (SOS) before the frame header (SOF)")
-            found = _ECS_END.search(data, end)
-            if found is None:
-                raise DamagedFile("truncated: the image data ends without an end-of-image marker")
-            end = found.start()
+            if end in known:
+                end += known[end]
+                if _ECS_END.match(data, end) is None:
+                    raise DamagedFile("damaged: copied image data does not end at a marker")
+            else:
+                found = _ECS_END.search(data, end)
+                if found is None:
+                    raise DamagedFile(
+                        "truncated: the image data ends without an end-of-image marker"
+                    )
+                end = found.start()
         segments.append(Segment(marker, pos, end))
         pos = end
 
@@ -209,9 +225,9 @@ def _is_kept(data: bytes, seg: Segment) -> bool:
     return False
 
 
-def findings(data: bytes) -> list[Finding]:
+def findings(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> list[Finding]:
     """Everything a JPEG carries beyond what decoding and colour need."""
-    return _findings(data, parse(data))
+    return _findings(data, parse(data, opaque))
 
 
 def _findings(data: bytes, parsed: Parsed) -> list[Finding]:
@@ -255,19 +271,27 @@ def _jfif(data: bytes, segments: tuple[Segment, ...]) -> bytes | None:
     return None
 
 
-def _rewritten(data: bytes, parsed: Parsed) -> Iterator[bytes | memoryview]:
+def _rewritten(data: bytes, parsed: Parsed) -> tuple[list[bytes | memoryview], list[tuple[int, int]]]:
+    """The output's parts, and where its (verbatim) entropy-coded ranges sit."""
     view = memoryview(data)
-    yield b"\xff\xd8"
+    parts: list[bytes | memoryview] = [b"\xff\xd8"]
     jfif = _jfif(data, parsed.segments)
     if jfif is not None:
-        yield jfif  # JFIF must directly follow SOI
+        parts.append(jfif)  # JFIF must directly follow SOI
     orient = _orientation(data, parsed.segments)
     if orient != 1:
-        yield _segment(APP1, b"Exif\x00\x00" + exif.minimal_exif(orient))
+        parts.append(_segment(APP1, b"Exif\x00\x00" + exif.minimal_exif(orient)))
+    offset = sum(len(p) for p in parts)
+    opaque: list[tuple[int, int]] = []
     for seg in parsed.segments:
         if _is_kept(data, seg):
-            yield view[seg.start : seg.end]
-    yield b"\xff\xd9"
+            parts.append(view[seg.start : seg.end])
+            if seg.marker == SOS:
+                header = 2 + int.from_bytes(data[seg.start + 2 : seg.start + 4], "big")
+                opaque.append((offset + header, seg.end - seg.start - header))
+            offset += seg.end - seg.start
+    parts.append(b"\xff\xd9")
+    return parts, opaque
 
 
 def clean(data: bytes) -> Cleaned:
@@ -276,9 +300,11 @@ def clean(data: bytes) -> Cleaned:
     notes: list[str] = []
     if _orientation(data, parsed.segments) != 1:
         notes.append("kept only the EXIF Orientation so the photo still displays upright")
+    parts, opaque = _rewritten(data, parsed)
     return Cleaned(
-        b"".join(_rewritten(data, parsed)),
+        tuple(parts),
         lossless=True,
         notes=tuple(notes),
         removed=tuple(_findings(data, parsed)),
+        opaque=tuple(opaque),
     )

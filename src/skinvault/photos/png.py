@@ -164,4 +164,4 @@ def clean(data: bytes) -> Cleaned:
             orient = 1
         if c.kind in _KEEP:
             parts.append(view[c.start : c.end])
-    return Cleaned(b"".join(parts), lossless=True, notes=notes)
+    return Cleaned(tuple(parts), lossless=True, notes=notes)

@@ -12,15 +12,16 @@ identifying behind raises instead of returning a half-cleaned copy.
 from __future__ import annotations
 
 import importlib
+import mmap
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TypeVar
+from typing import TypeVar, Union
 
 from skinvault.errors import DamagedFile, PhotoError, ScrubFailed
-from skinvault.photos.findings import Category, Finding, dedupe
+from skinvault.photos.findings import Category, Cleaned, Finding, dedupe
 from skinvault.photos.limits import check_file_size
 from skinvault.photos.sniff import ImageFormat, sniff
 
@@ -33,6 +34,8 @@ def _container(fmt: ImageFormat) -> ModuleType:
 
 # Low-level parse failures on hostile bytes are damage, reported as such.
 _T = TypeVar("_T")
+# Anything with bytes-like find/slicing: bytes, or an mmap of a written file.
+Buffer = Union[bytes, "mmap.mmap"]
 _PARSE_ERRORS = (struct.error, IndexError, ValueError, zlib.error, EOFError, OverflowError)
 
 
@@ -67,8 +70,8 @@ def inspect(data: bytes) -> Report:
     return Report(fmt, tuple(dedupe(found)))
 
 
-def scrub(data: bytes) -> tuple[bytes, Report]:
-    """Return the cleaned bytes and a report of what was removed."""
+def clean(data: bytes) -> tuple[Cleaned, Report]:
+    """Clean ``data`` without checking the result; callers must :func:`verify` it."""
     check_file_size(len(data))
     fmt = sniff(data)
     container = _container(fmt)
@@ -76,12 +79,34 @@ def scrub(data: bytes) -> tuple[bytes, Report]:
     removed = cleaned.removed
     if removed is None:
         removed = tuple(_guarded(fmt, lambda: container.findings(data)))
-    # Defence in depth: the output is parsed afresh and must reveal nothing.
-    residue = _guarded(fmt, lambda: container.findings(cleaned.data))
+    return cleaned, Report(fmt, tuple(dedupe(list(removed))), cleaned.lossless, cleaned.notes)
+
+
+def verify(fmt: ImageFormat, output: Buffer, opaque: tuple[tuple[int, int], ...] = ()) -> None:
+    """Parse cleaned output afresh; raise :class:`ScrubFailed` if it reveals anything.
+
+    ``output`` may be any buffer (bytes, or an mmap of the written file) for
+    containers that read through ``find`` and slicing only. ``opaque`` is
+    :attr:`Cleaned.opaque`: coded image data copied verbatim, not re-scanned.
+    """
+    container = _container(fmt)
+    if not getattr(container, "ACCEPTS_BUFFERS", False) and not isinstance(output, bytes):
+        output = bytes(output)
+    if opaque:
+        residue = _guarded(fmt, lambda: container.findings(output, opaque))
+    else:
+        residue = _guarded(fmt, lambda: container.findings(output))
     if residue:
         raise ScrubFailed(
             "cleaning left metadata behind ("
             + "; ".join(f.description for f in residue[:3])
             + "), so no output was written"
         )
-    return cleaned.data, Report(fmt, tuple(dedupe(list(removed))), cleaned.lossless, cleaned.notes)
+
+
+def scrub(data: bytes) -> tuple[bytes, Report]:
+    """Return the cleaned, verified bytes and a report of what was removed."""
+    cleaned, report = clean(data)
+    output = cleaned.data
+    verify(report.format, output, cleaned.opaque)
+    return output, report

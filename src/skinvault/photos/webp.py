@@ -135,4 +135,4 @@ def clean(data: bytes) -> Cleaned:
         notes = ("kept only the EXIF Orientation so the photo still displays upright",)
     payload = b"".join(parts)
     out = b"RIFF" + struct.pack("<I", 4 + len(payload)) + b"WEBP" + payload
-    return Cleaned(out, lossless=True, notes=notes)
+    return Cleaned.of(out, lossless=True, notes=notes)
