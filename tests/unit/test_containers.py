@@ -179,7 +179,7 @@ def test_verification_skips_copied_scan_data_but_still_sees_added_segments() -> 
     output = cleaned.data
     assert cleaned.opaque and jpeg.findings(output, cleaned.opaque) == []
     # A comment smuggled in after the copied scan data is still found...
-    smuggled = output[:-2] + b"\xff\xfe\x00\x07secret" + output[-2:]
+    smuggled = output[:-2] + b"\xff\xfe\x00\x08secret" + output[-2:]
     assert [f.category for f in jpeg.findings(smuggled, cleaned.opaque)] == [Category.COMMENT]
     # ...and a range that does not end at a marker is damage, not trust.
     start, length = cleaned.opaque[0]
