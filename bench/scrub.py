@@ -40,7 +40,16 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT.parent / "shared" / "corpus" / "042-jpg-gps-dscn0010.jpg"
-IDENTIFYING = ("GPS", "Make", "Model", "DateTimeOriginal", "Software", "Thumbnail", "XMP", "MakerNote")
+IDENTIFYING = (
+    "GPS",
+    "Make",
+    "Model",
+    "DateTimeOriginal",
+    "Software",
+    "Thumbnail",
+    "XMP",
+    "MakerNote",
+)
 
 
 def metadata_segments(jpeg: bytes) -> bytes:
@@ -80,12 +89,16 @@ def make_batch(folder: Path, count: int) -> int:
 
 def run_skinvault(src: Path, dst: Path) -> None:
     exe = Path(sys.executable).with_name("skinvault")
-    subprocess.run([str(exe), "scrub", str(src), "--out", str(dst)], check=True, capture_output=True)
+    subprocess.run(
+        [str(exe), "scrub", str(src), "--out", str(dst)], check=True, capture_output=True
+    )
 
 
 def run_exiftool(src: Path, dst: Path) -> None:
     subprocess.run(
-        ["exiftool", "-q", "-q", "-all=", "-o", f"{dst}/", str(src)], check=True, capture_output=True
+        ["exiftool", "-q", "-q", "-all=", "-o", f"{dst}/", str(src)],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -134,8 +147,14 @@ def check(src: Path, dst: Path, sample: int) -> tuple[str, str]:
         ).stdout
     )
     left = sorted(
-        {k.split(":", 1)[1] for meta in found for k in meta if ":" in k
-         and any(word in k for word in IDENTIFYING) and not k.startswith(("System", "ICC"))}
+        {
+            k.split(":", 1)[1]
+            for meta in found
+            for k in meta
+            if ":" in k
+            and any(word in k for word in IDENTIFYING)
+            and not k.startswith(("System", "ICC"))
+        }
     )
     return ("yes" if same else "no"), (", ".join(left[:4]) if left else "none")
 
@@ -160,7 +179,10 @@ def main() -> None:
         work = Path(tmp)
         src = work / "in"
         src.mkdir()
-        print(f"making {args.files} JPEGs of 12 MP with full EXIF/GPS/thumbnail/XMP …", file=sys.stderr)
+        print(
+            f"making {args.files} JPEGs of 12 MP with full EXIF/GPS/thumbnail/XMP …",
+            file=sys.stderr,
+        )
         total = make_batch(src, args.files)
         print(f"batch: {args.files} files, {total / 1e6:.0f} MB", file=sys.stderr)
         os.sync()  # the batch's own writeback must not land in the first tool's timing
@@ -172,7 +194,9 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in chosen}
         cpu: dict[str, list[float]] = {name: [] for name in chosen}
         verdicts: dict[str, tuple[str, str]] = {}
-        missing = {n for n, (_, exe) in chosen.items() if exe != "skinvault" and not shutil.which(exe)}
+        missing = {
+            n for n, (_, exe) in chosen.items() if exe != "skinvault" and not shutil.which(exe)
+        }
         order = [n for n in chosen if n not in missing]
         for round_no in range(args.repeat):
             # Rotate the order each round so no tool always runs first or last.
@@ -201,8 +225,12 @@ def main() -> None:
                 rows.append((name, None, 0.0, "not installed", ""))
             else:
                 rows.append(
-                    (name, statistics.median(times[name]), statistics.median(cpu[name]),
-                     *verdicts[name])
+                    (
+                        name,
+                        statistics.median(times[name]),
+                        statistics.median(cpu[name]),
+                        *verdicts[name],
+                    )
                 )
 
     base = next((r for r in rows if r[0].startswith("exiftool") and r[1]), None)

@@ -28,7 +28,8 @@ def image(mode: str = "RGB", size: tuple[int, int] = (64, 48)) -> Image.Image:
     img = Image.new(mode, size)
     img.putdata(
         [
-            tuple((x * 7 + y * 3 + c * 50) % 256 for c in range(len(mode))) if len(mode) > 1
+            tuple((x * 7 + y * 3 + c * 50) % 256 for c in range(len(mode)))
+            if len(mode) > 1
             else (x * 5 + y * 11) % 256
             for y in range(size[1])
             for x in range(size[0])

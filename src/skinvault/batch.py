@@ -2,7 +2,8 @@
 
 The CLI stays thin and calls these; the pure work is :mod:`skinvault.photos.scrub`.
 
-    >>> results = [scrub_file(p, Destination.folder(Path("out"))) for p in collect([Path("in")])]  # doctest: +SKIP
+    >>> dest = Destination.folder(Path("out"))                # doctest: +SKIP
+    >>> results = scrub_files(list(collect([Path("in")])), dest)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def collect(paths: Iterable[Path]) -> Iterator[Path | InputError]:
             found = sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
             found = [path]
@@ -97,7 +99,9 @@ class Destination:
     next_n: int = 1
 
     @classmethod
-    def folder(cls, out_dir: Path, template: str = "photo-{n:03}", site: str = "photo") -> Destination:
+    def folder(
+        cls, out_dir: Path, template: str = "photo-{n:03}", site: str = "photo"
+    ) -> Destination:
         return cls(out_dir, NameTemplate.parse(template), site)
 
     @classmethod

@@ -61,7 +61,9 @@ def _inputs(paths: list[Path]) -> tuple[list[Path], list[FileResult]]:
     missing: list[FileResult] = []
     for item in collect(paths):
         if isinstance(item, InputError):
-            missing.append(FileResult(Path(str(item).split(":", 1)[0]), error="no such file or folder"))
+            missing.append(
+                FileResult(Path(str(item).split(":", 1)[0]), error="no such file or folder")
+            )
         else:
             files.append(item)
     return files, missing
@@ -127,7 +129,9 @@ def scrub_command(
     ] = False,
     name_template: Annotated[
         str,
-        typer.Option(help="Neutral output name; placeholders {n} and {site}, e.g. '{site}-{n:02}'."),
+        typer.Option(
+            help="Neutral output name; placeholders {n} and {site}, e.g. '{site}-{n:02}'."
+        ),
     ] = "photo-{n:03}",
     site: Annotated[str, typer.Option(help="Body site for {site}, e.g. 'left hand'.")] = "photo",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report to stdout.")] = False,
@@ -136,13 +140,17 @@ def scrub_command(
     if (out_dir is None) == (not in_place):
         raise typer.BadParameter("give exactly one of --out DIR or --in-place")
     try:
-        dest = Destination.folder(out_dir, name_template, site) if out_dir else Destination.in_place()
+        dest = (
+            Destination.folder(out_dir, name_template, site) if out_dir else Destination.in_place()
+        )
     except TemplateError as exc:
         raise typer.BadParameter(str(exc), param_hint="--name-template") from exc
     files, results = _inputs(paths)
     results = _scrub_all(files, dest, show_progress=not as_json) + results
     if as_json:
-        print(json.dumps({"files": [_json_result(r) for r in results]}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps({"files": [_json_result(r) for r in results]}, ensure_ascii=False, indent=2)
+        )
     else:
         _print_summary(results)
     raise typer.Exit(_report_errors(results))
@@ -173,7 +181,10 @@ def _scrub_all(files: list[Path], dest: Destination, *, show_progress: bool) -> 
 
 
 def _json_result(r: FileResult) -> dict[str, object]:
-    entry: dict[str, object] = {"input": str(r.input), "output": str(r.output) if r.output else None}
+    entry: dict[str, object] = {
+        "input": str(r.input),
+        "output": str(r.output) if r.output else None,
+    }
     if r.report is not None:
         entry.update(
             format=r.report.format.value,

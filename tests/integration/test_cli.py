@@ -48,8 +48,15 @@ def test_scrub_folder_writes_neutral_names_and_reports_json(photos: Path, tmp_pa
     before = _digests(photos)
     out = tmp_path / "to-send"
     proc = _run(
-        "scrub", str(photos), "--out", str(out), "--site", "Left hand",
-        "--name-template", "{site}-{n:02}.jpg", "--json",
+        "scrub",
+        str(photos),
+        "--out",
+        str(out),
+        "--site",
+        "Left hand",
+        "--name-template",
+        "{site}-{n:02}.jpg",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -66,7 +73,12 @@ def test_scrub_folder_writes_neutral_names_and_reports_json(photos: Path, tmp_pa
 def test_scrub_never_overwrites_earlier_output(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     for _ in range(2):
-        assert runner.invoke(app, ["scrub", str(photos / "IMG_2024_jane.jpg"), "--out", str(out)]).exit_code == 0
+        assert (
+            runner.invoke(
+                app, ["scrub", str(photos / "IMG_2024_jane.jpg"), "--out", str(out)]
+            ).exit_code
+            == 0
+        )
     assert sorted(p.name for p in out.iterdir()) == ["photo-001.jpg", "photo-002.jpg"]
 
 
@@ -131,7 +143,9 @@ def test_inspect_groups_findings_in_plain_language_and_never_modifies(photos: Pa
 
 
 def test_inspect_json_and_missing_file(photos: Path) -> None:
-    result = runner.invoke(app, ["inspect", "--json", str(photos / "IMG_2024_jane.jpg"), "nope.jpg"])
+    result = runner.invoke(
+        app, ["inspect", "--json", str(photos / "IMG_2024_jane.jpg"), "nope.jpg"]
+    )
     assert result.exit_code == 1
     files = json.loads(result.stdout)["files"]
     assert files[0]["format"] == "jpeg"

@@ -20,18 +20,42 @@ ORIENTATION = 0x0112
 # tag -> (category, label, sentence template); "{v}" is the tag's text value.
 _TEXT_TAGS: dict[int, tuple[Category, str, str]] = {
     0x010F: (Category.DEVICE, "Camera make", "Camera make {v} — narrows down whose device took it"),
-    0x0110: (Category.DEVICE, "Camera model", "Camera model {v} — narrows down whose device took it"),
-    0xA431: (Category.DEVICE, "Serial number", "Camera serial number {v} — identifies the exact device"),
-    0xC62F: (Category.DEVICE, "Serial number", "Camera serial number {v} — identifies the exact device"),
-    0xA435: (Category.DEVICE, "Lens serial number", "Lens serial number {v} — identifies the exact lens"),
+    0x0110: (
+        Category.DEVICE,
+        "Camera model",
+        "Camera model {v} — narrows down whose device took it",
+    ),
+    0xA431: (
+        Category.DEVICE,
+        "Serial number",
+        "Camera serial number {v} — identifies the exact device",
+    ),
+    0xC62F: (
+        Category.DEVICE,
+        "Serial number",
+        "Camera serial number {v} — identifies the exact device",
+    ),
+    0xA435: (
+        Category.DEVICE,
+        "Lens serial number",
+        "Lens serial number {v} — identifies the exact lens",
+    ),
     0xA434: (Category.DEVICE, "Lens model", "Lens {v}"),
     0xA433: (Category.DEVICE, "Lens make", "Lens make {v}"),
-    0xA420: (Category.DEVICE, "Unique image ID", "Unique image ID {v} — can link this photo to others"),
+    0xA420: (
+        Category.DEVICE,
+        "Unique image ID",
+        "Unique image ID {v} — can link this photo to others",
+    ),
     0x013B: (Category.PERSON, "Artist", "Artist / author name “{v}”"),
     0x8298: (Category.PERSON, "Copyright", "Copyright holder “{v}”"),
     0xA430: (Category.PERSON, "Owner name", "Camera owner name “{v}”"),
     0x9C9D: (Category.PERSON, "Author (Windows)", "Author name “{v}”"),
-    0x0131: (Category.SOFTWARE, "Software", "Software “{v}” — shows how the photo was made or edited"),
+    0x0131: (
+        Category.SOFTWARE,
+        "Software",
+        "Software “{v}” — shows how the photo was made or edited",
+    ),
     0x013C: (Category.SOFTWARE, "Host computer", "Computer or phone name “{v}”"),
     0x000B: (Category.SOFTWARE, "Processing software", "Processing software “{v}”"),
     0x010E: (Category.COMMENT, "Description", "Image description “{v}”"),

@@ -1,8 +1,8 @@
 """What a photo reveals beyond its pixels, as typed findings with a plain-language sentence.
 
-    >>> f = Finding(Category.LOCATION, "GPS position", "EXIF", "GPS position ≈ 52.52 N, 13.41 E")
-    >>> f.as_json()["category"]
-    'location'
+>>> f = Finding(Category.LOCATION, "GPS position", "EXIF", "GPS position ≈ 52.52 N, 13.41 E")
+>>> f.as_json()["category"]
+'location'
 """
 
 from __future__ import annotations
@@ -84,7 +84,11 @@ class Cleaned:
 
     @property
     def data(self) -> bytes:
-        return self.parts[0] if len(self.parts) == 1 and isinstance(self.parts[0], bytes) else b"".join(self.parts)
+        return (
+            self.parts[0]
+            if len(self.parts) == 1 and isinstance(self.parts[0], bytes)
+            else b"".join(self.parts)
+        )
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:

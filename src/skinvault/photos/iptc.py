@@ -1,7 +1,7 @@
 """Findings from IPTC-IIM records (inside a Photoshop APP13 block or a TIFF tag).
 
-    >>> [f.label for f in findings(b"\\x1c\\x02\\x50\\x00\\x03Ann")]
-    ['By-line']
+>>> [f.label for f in findings(b"\\x1c\\x02\\x50\\x00\\x03Ann")]
+['By-line']
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def photoshop_findings(block: bytes, where: str = "Photoshop/IPTC") -> list[Find
                     Category.THUMBNAIL,
                     "Photoshop thumbnail",
                     where,
-                    f"A Photoshop thumbnail ({len(data):,} bytes) — may show the uncropped original",
+                    f"A Photoshop thumbnail ({len(data):,} bytes)"
+                    " — may show the uncropped original",
                 )
             )
     if resources and not out:

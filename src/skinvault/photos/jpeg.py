@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from skinvault.errors import DamagedFile
@@ -104,7 +103,8 @@ def parse(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> Parsed:
         end = pos + 2 + length
         if length < 2 or end > size:
             raise DamagedFile(
-                f"damaged: a segment at byte {pos} claims {length} bytes, past the end of the file (truncated or corrupt)"
+                f"damaged: a segment at byte {pos} claims {length} bytes,"
+                " past the end of the file (truncated or corrupt)"
             )
         if marker in _SOF:
             _check_frame(data, pos, length)
@@ -271,7 +271,9 @@ def _jfif(data: bytes, segments: tuple[Segment, ...]) -> bytes | None:
     return None
 
 
-def _rewritten(data: bytes, parsed: Parsed) -> tuple[list[bytes | memoryview], list[tuple[int, int]]]:
+def _rewritten(
+    data: bytes, parsed: Parsed
+) -> tuple[list[bytes | memoryview], list[tuple[int, int]]]:
     """The output's parts, and where its (verbatim) entropy-coded ranges sit."""
     view = memoryview(data)
     parts: list[bytes | memoryview] = [b"\xff\xd8"]

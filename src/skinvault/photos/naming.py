@@ -1,8 +1,8 @@
 """Neutral output file names from a template, never from the original name.
 
-    >>> template = NameTemplate.parse("{site}-{n:02}")
-    >>> template.render(3, site="left-hand", extension=".jpg")
-    'left-hand-03.jpg'
+>>> template = NameTemplate.parse("{site}-{n:02}")
+>>> template.render(3, site="left-hand", extension=".jpg")
+'left-hand-03.jpg'
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ class NameTemplate:
                 " use {n} and {site}"
             )
         if "n" not in fields:
-            raise TemplateError(f"name template {text!r} needs {{n}} so every file gets its own name")
+            raise TemplateError(
+                f"name template {text!r} needs {{n}} so every file gets its own name"
+            )
         template = cls(text)
         template.render(1, "site", ".jpg")  # format specs like {n:xyz} fail here, not mid-batch
         return template

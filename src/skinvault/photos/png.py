@@ -22,9 +22,23 @@ from skinvault.photos.limits import check_pixels
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _KEEP = {
-    b"IHDR", b"PLTE", b"IDAT", b"IEND",
-    b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"cICP", b"mDCV", b"cLLI",
-    b"pHYs", b"acTL", b"fcTL", b"fdAT",
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"gAMA",
+    b"cHRM",
+    b"sRGB",
+    b"iCCP",
+    b"sBIT",
+    b"cICP",
+    b"mDCV",
+    b"cLLI",
+    b"pHYs",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
 }
 _MAX_TEXT = 1 << 20  # compressed text is inflated only this far, for the report
 _XMP_KEY = b"XML:com.adobe.xmp"
@@ -53,7 +67,8 @@ def parse(data: bytes) -> tuple[list[Chunk], int]:
         end = pos + 12 + length
         if length > 0x7FFFFFFF or end > len(data):
             raise DamagedFile(
-                f"damaged: chunk {kind!r} at byte {pos} claims {length} bytes, past the end of the file (truncated or corrupt)"
+                f"damaged: chunk {kind!r} at byte {pos} claims {length} bytes,"
+                " past the end of the file (truncated or corrupt)"
             )
         if not kind.isalpha():
             raise DamagedFile(f"damaged: invalid chunk name {kind!r} at byte {pos}")
@@ -89,10 +104,15 @@ def _text(kind: bytes, body: bytes) -> tuple[bytes, bytes]:
 
 
 _KEYWORD_CATEGORY = {
-    b"Author": Category.PERSON, b"Copyright": Category.PERSON, b"Artist": Category.PERSON,
-    b"Creation Time": Category.TIME, b"Software": Category.SOFTWARE,
-    b"Source": Category.DEVICE, b"Comment": Category.COMMENT,
-    b"Description": Category.COMMENT, b"Title": Category.COMMENT,
+    b"Author": Category.PERSON,
+    b"Copyright": Category.PERSON,
+    b"Artist": Category.PERSON,
+    b"Creation Time": Category.TIME,
+    b"Software": Category.SOFTWARE,
+    b"Source": Category.DEVICE,
+    b"Comment": Category.COMMENT,
+    b"Description": Category.COMMENT,
+    b"Title": Category.COMMENT,
 }
 
 
@@ -115,7 +135,9 @@ def _chunk_findings(data: bytes, chunk: Chunk) -> list[Finding]:
         if len(body) == 7:
             y, mo, d, h, mi, s = struct.unpack(">HBBBBB", body)
             when = f"{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"
-            return [Finding(Category.TIME, "Last modified", name, f"Last modified {when} — shows when")]
+            return [
+                Finding(Category.TIME, "Last modified", name, f"Last modified {when} — shows when")
+            ]
         return [Finding(Category.TIME, "Last modified", name, "A last-modified time stamp")]
     return [
         Finding(

@@ -26,7 +26,6 @@ from skinvault.photos.limits import check_file_size
 from skinvault.photos.sniff import ImageFormat, sniff
 
 
-
 def _container(fmt: ImageFormat) -> ModuleType:
     # Imported on first use: a batch of JPEGs never pays for the HEIF code.
     return importlib.import_module(f"skinvault.photos.{fmt.value}")

@@ -1,7 +1,7 @@
 """Format detection from magic bytes, never from the file name.
 
-    >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(20))
-    <ImageFormat.PNG: 'png'>
+>>> sniff(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(20))
+<ImageFormat.PNG: 'png'>
 """
 
 from __future__ import annotations
@@ -22,8 +22,17 @@ class ImageFormat(StrEnum):
 # ISO BMFF brands of still images we handle (HEVC- and AV1-coded HEIF). The
 # coded bytes are never touched, so any codec inside a HEIF container works.
 _HEIF_BRANDS = {
-    b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx",
-    b"mif1", b"mif2", b"msf1", b"avif", b"avis",
+    b"heic",
+    b"heix",
+    b"heim",
+    b"heis",
+    b"hevc",
+    b"hevx",
+    b"mif1",
+    b"mif2",
+    b"msf1",
+    b"avif",
+    b"avis",
 }
 
 # Recognised but unsupported formats, so the error can name what the file is.

@@ -50,7 +50,9 @@ def parse(data: bytes) -> tuple[list[Chunk], int]:
         (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
         end = pos + 8 + size + (size & 1)
         if pos + 8 + size > riff_end:
-            raise DamagedFile(f"damaged: chunk {fourcc!r} at byte {pos} claims {size} bytes, past the end")
+            raise DamagedFile(
+                f"damaged: chunk {fourcc!r} at byte {pos} claims {size} bytes, past the end"
+            )
         chunks.append(Chunk(fourcc, pos, min(end, riff_end)))
         pos = end
     if not any(c.fourcc in (b"VP8 ", b"VP8L", b"ANMF") for c in chunks):
@@ -121,11 +123,11 @@ def clean(data: bytes) -> Cleaned:
     parts: list[bytes | memoryview] = []
     for c in chunks:
         if c.fourcc == b"VP8X":
-            body = bytearray(c.payload(data))
-            body[0] &= ~(_FLAG_EXIF | _FLAG_XMP) & 0xFF
+            header = bytearray(c.payload(data))
+            header[0] &= ~(_FLAG_EXIF | _FLAG_XMP) & 0xFF
             if orient != 1:
-                body[0] |= _FLAG_EXIF
-            parts.append(_chunk(b"VP8X", bytes(body)))
+                header[0] |= _FLAG_EXIF
+            parts.append(_chunk(b"VP8X", bytes(header)))
         elif c.fourcc in _KEEP:
             parts.append(view[c.start : c.end])
     notes: tuple[str, ...] = ()

@@ -53,15 +53,21 @@ _PROPERTIES: dict[str, tuple[Category, str, str]] = {
 
 # Fallback for properties not in the table: categorise by the local name.
 _BY_NAME: list[tuple[re.Pattern[str], Category]] = [
-    (re.compile(r"gps|latitude|longitude|altitude|location|city|country|state|address", re.I),
-     Category.LOCATION),
-    (re.compile(r"author|creator|owner|artist|person|name|rights|contact|credit|byline", re.I),
-     Category.PERSON),
+    (
+        re.compile(r"gps|latitude|longitude|altitude|location|city|country|state|address", re.I),
+        Category.LOCATION,
+    ),
+    (
+        re.compile(r"author|creator|owner|artist|person|name|rights|contact|credit|byline", re.I),
+        Category.PERSON,
+    ),
     (re.compile(r"date|time", re.I), Category.TIME),
     (re.compile(r"serial|make|model|lens|camera|device", re.I), Category.DEVICE),
     (re.compile(r"software|tool|producer|history|agent", re.I), Category.SOFTWARE),
-    (re.compile(r"comment|description|caption|title|subject|keyword|label|headline", re.I),
-     Category.COMMENT),
+    (
+        re.compile(r"comment|description|caption|title|subject|keyword|label|headline", re.I),
+        Category.COMMENT,
+    ),
 ]
 _STRUCTURAL_PREFIXES = ("rdf:", "x:", "xmlns:", "xml:", "stEvt:", "stRef:", "xmpNote:")
 
