@@ -15,6 +15,7 @@ import functools
 import mmap
 import multiprocessing as mp
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -118,9 +119,41 @@ class Destination:
                 return candidate
 
 
+_TEMP_PREFIX = ".skinvault-"
+
+
 def _temp_file(folder: Path) -> tuple[int, Path]:
-    fd, name = tempfile.mkstemp(prefix=".skinvault-", suffix=".tmp", dir=folder)
+    # The writer's PID in the name lets a later run tell a stranded file from
+    # one that another running batch is still writing.
+    fd, name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".tmp", dir=folder)
     return fd, Path(name)
+
+
+def sweep_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove temporary files left in ``folder`` by a skinvault process that was killed."""
+    removed = []
+    for tmp in folder.glob(f"{_TEMP_PREFIX}*.tmp"):
+        pid = tmp.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed worker nobody has reaped yet is a zombie: dead, though kill() works.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in {"Z", "X"}
 
 
 _IOV_MAX = 512
@@ -248,6 +281,17 @@ def _reuse_big_buffers() -> None:
     mallopt(m_trim_threshold, 256 * 1024 * 1024)
 
 
+def _die_with_parent() -> None:
+    """Pool initializer: a worker must not outlive a killed batch (Linux prctl)."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(
+            pr_set_pdeathsig, signal.SIGKILL
+        )
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def scrub_files(
     paths: list[Path], dest: Destination, on_done: Callable[[FileResult], None] | None = None
 ) -> list[FileResult]:
@@ -258,6 +302,8 @@ def scrub_files(
     """
     if dest.out_dir is not None:
         dest.out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in {dest.out_dir} if dest.out_dir else {p.parent for p in paths}:
+        sweep_stale_temp_files(folder)
     _reuse_big_buffers()  # before forking: workers inherit it
     workers = min(os.cpu_count() or 1, 8)
     stage = functools.partial(_stage, out_dir=dest.out_dir)
@@ -267,7 +313,7 @@ def scrub_files(
         pool = None
     else:
         # fork: workers inherit the imported code, so they pay no second start-up.
-        pool = mp.get_context("fork").Pool(workers)
+        pool = mp.get_context("fork").Pool(workers, initializer=_die_with_parent)
         staged = pool.imap(stage, paths, chunksize=4)
     try:
         for item in staged:

@@ -159,3 +159,42 @@ def test_wrong_extension_is_detected_from_the_bytes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert runner.invoke(app, ["scrub", str(disguised), "--out", str(out)]).exit_code == 0
     assert [p.name for p in out.iterdir()] == ["photo-001.png"]
+
+
+def test_a_killed_batch_leaves_only_complete_files_and_the_next_run_sweeps(tmp_path: Path) -> None:
+    import io
+    import signal
+    import time
+
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    big = io.BytesIO()
+    factories.image(size=(3000, 2000)).save(big, "JPEG", quality=95, exif=factories.gps_exif())
+    for i in range(60):
+        (src / f"IMG_{i:03}.jpg").write_bytes(big.getvalue())
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skinvault", "scrub", str(src), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(out.glob("photo-*")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # its workers die with it (PR_SET_PDEATHSIG)
+    published = sorted(out.glob("photo-*"))
+    assert published, "the batch was killed before writing anything; the test proves nothing"
+    for photo in published:  # every file under a real name is complete and clean
+        assert inspect(photo.read_bytes()).findings == ()
+        with Image.open(photo) as img:
+            img.load()
+    # A stranded temporary file (as a kill mid-write leaves) of a dead process...
+    stranded = out / ".skinvault-999999999-abc.tmp"
+    stranded.write_bytes(b"\xff\xd8partial")
+    assert runner.invoke(app, ["scrub", str(src / "IMG_000.jpg"), "--out", str(out)]).exit_code == 0
+    assert not stranded.exists()  # ...is swept by the next run
+    assert not list(out.glob(".skinvault-*"))
