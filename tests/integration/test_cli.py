@@ -198,3 +198,19 @@ def test_a_killed_batch_leaves_only_complete_files_and_the_next_run_sweeps(tmp_p
     assert runner.invoke(app, ["scrub", str(src / "IMG_000.jpg"), "--out", str(out)]).exit_code == 0
     assert not stranded.exists()  # ...is swept by the next run
     assert not list(out.glob(".skinvault-*"))
+
+
+def test_in_place_batch_on_all_cores_cleans_every_file_in_its_place(tmp_path: Path) -> None:
+    makers = [factories.jpeg, factories.png, factories.webp]
+    files = []
+    for i in range(9):  # enough to use the worker pool
+        path = tmp_path / f"IMG_{i}.img"
+        path.write_bytes(makers[i % 3]())
+        files.append(path)
+    proc = _run("scrub", str(tmp_path), "--in-place", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["files"]
+    assert [r["output"] for r in report] == [r["input"] for r in report]
+    for path in files:
+        assert inspect(path.read_bytes()).findings == ()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)

@@ -185,3 +185,11 @@ def test_verification_skips_copied_scan_data_but_still_sees_added_segments() -> 
     start, length = cleaned.opaque[0]
     with pytest.raises(DamagedFile, match="does not end at a marker"):
         jpeg.findings(output, ((start, length - 1),))
+
+
+def test_webp_canvas_bomb_is_refused_from_its_header() -> None:
+    data = bytearray(factories.webp())
+    vp8x = data.index(b"VP8X") + 8
+    data[vp8x + 4 : vp8x + 10] = (0xFFFFFF).to_bytes(3, "little") * 2
+    with pytest.raises(TooLarge, match="decompression bomb"):
+        inspect(bytes(data))
