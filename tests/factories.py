@@ -72,3 +72,21 @@ def jpeg_with_sof_size(width: int, height: int) -> bytes:
     sof = data.find(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
+
+
+def heif(orientation: int = 1) -> bytes:
+    """A real HEVC-coded HEIF (pillow-heif's encoder) with EXIF GPS/owner and XMP."""
+    import pillow_heif
+
+    heif_file = pillow_heif.from_pillow(image())
+    heif_file.info["exif"] = gps_exif(orientation)
+    heif_file.info["xmp"] = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+        b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        b"<dc:creator><rdf:Seq><rdf:li>Jane Patient</rdf:li></rdf:Seq></dc:creator>"
+        b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    buf = io.BytesIO()
+    heif_file.save(buf, quality=90)
+    return buf.getvalue()
