@@ -11,6 +11,12 @@ to a problem+json document. Anything else escaping is a bug.
           ├── TooLarge            declared pixel count or file size over the limit
           │                       (decompression-bomb guard)
           └── ScrubFailed         cleaning would leave metadata behind; nothing written
+     ├── ConfigError              settings, data dir or key files unusable
+     ├── VaultError               stored data that cannot be found or trusted
+     │    ├── NotFound            no such photo, user or patient (or it was deleted)
+     │    ├── BlobUnreadable      blob missing, corrupted or swapped; names the object id
+     │    └── KeyUnavailable      the key that wraps a data key is missing or wrong
+     └── AuditChainBroken         the audit log fails verification at a sequence number
 """
 
 from __future__ import annotations
@@ -38,3 +44,31 @@ class TooLarge(PhotoError):
 
 class ScrubFailed(PhotoError):
     """Cleaning produced output that still carries metadata; nothing is written."""
+
+
+class ConfigError(SkinvaultError):
+    """Settings, the data directory or the key files cannot be used as configured."""
+
+
+class VaultError(SkinvaultError):
+    """Stored data that cannot be found or cannot be trusted."""
+
+
+class NotFound(VaultError):
+    """No such object, or it has been deleted."""
+
+
+class BlobUnreadable(VaultError):
+    """A stored blob is missing, damaged or belongs to another object; never returns garbage."""
+
+
+class KeyUnavailable(VaultError):
+    """The key-encryption key needed to unwrap a data key is missing or wrong."""
+
+
+class AuditChainBroken(SkinvaultError):
+    """The audit log's hash chain (or a signed checkpoint) does not verify."""
+
+    def __init__(self, seq: int, message: str) -> None:
+        super().__init__(f"audit chain broken at event {seq}: {message}")
+        self.seq = seq

@@ -1,0 +1,93 @@
+"""Settings from defaults, a TOML file, environment variables and command-line overrides.
+
+Later sources win: defaults < TOML file (``--config`` or ``SKINVAULT_CONFIG``)
+< ``SKINVAULT_*`` environment variables < explicit overrides.
+
+    >>> s = load_settings(data_dir="/tmp/sv")                 # doctest: +SKIP
+    >>> s.effective_database_url
+    'sqlite:////tmp/sv/skinvault.db'
+
+Nothing here is created at import time: callers ask for :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from skinvault.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/skinvault``, i.e. ``~/.local/share/skinvault`` on most systems."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "skinvault"
+
+
+class Settings(BaseSettings):
+    """Every setting of skinvault. Each is documented in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SKINVAULT_", frozen=True, extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    #: SQLAlchemy URL; empty means SQLite in the data dir.
+    database_url: str = ""
+    #: "local" (the data dir's blobs/ folder), "file:///path", or "s3://bucket/prefix".
+    blob_store: str = "local"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    #: "file": key files in <data dir>/keys (created 0600); "env": SKINVAULT_KEK.
+    key_source: Literal["file", "env"] = "file"
+    #: A signed audit checkpoint is written after this many events.
+    audit_checkpoint_every: int = Field(default=1000, ge=1)
+    #: Uploads larger than this are refused before they are read in full.
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Longest side, in pixels, of the thumbnail derivative.
+    thumbnail_size: int = Field(default=320, ge=32, le=2048)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'skinvault.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_file.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+# The TOML file for the Settings() call in progress (set only inside load_settings).
+_config_file: dict[str, Path | None] = {}
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from all sources; ``None`` overrides are ignored (option not given)."""
+    env_file = os.environ.get("SKINVAULT_CONFIG")
+    path = config_file or (Path(env_file) if env_file else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"the configuration file {path} does not exist")
+    _config_file["path"] = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+    finally:
+        _config_file.clear()
