@@ -33,6 +33,19 @@ REFUSED = {
     "109-exiftool-dng.dng": "DNG",
 }
 
+# Manifest entries that do not hold, checked by hand with exiftool: GeoTiff.tif's
+# "device" comes from the tag name ModelTransform (a map projection matrix); the
+# file names no camera. Its map position is reported (and removed) as location.
+# 079/104: "thumbnail" comes from Canon's ThumbnailImageValidArea and the DCF
+# interop index "THM", not from an embedded image. 021: the capture time is a
+# binary field of the Reconyx maker notes, which are reported (and removed) whole.
+MANIFEST_ERRATA = {
+    "119-exiftool-geotiff.tif": {"device"},
+    "079-jpg-tests-11-tests.jpg": {"thumbnail"},
+    "104-exiftool-canon.jpg": {"thumbnail"},
+    "021-jpg-reconyx-hc500-hyperfire.jpg": {"datetime"},
+}
+
 # exiftool groups that may remain: file facts, colour, and the structure needed to decode.
 ALLOWED_GROUPS = {
     "ExifTool",
@@ -195,7 +208,7 @@ def test_findings_cover_what_the_manifest_lists(
         "thumbnail": "thumbnail",
     }
     for tag, category in expected.items():
-        if tag in item.identifying:
+        if tag in item.identifying - MANIFEST_ERRATA.get(item.name, set()):
             assert category in categories, f"manifest says {tag}, findings say {categories}"
     if item.identifying & {"xmp", "iptc", "person", "comment", "software"}:
         assert findings, "manifest lists metadata, findings are empty"

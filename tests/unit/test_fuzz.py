@@ -19,7 +19,7 @@ SEEDS = [
     if f.path.stat().st_size < 400_000
     and (
         f.name.startswith(("042-", "083-", "091-", "110-", "112-", "129-", "026-"))
-        or f.format in {"png", "webp", "heif"}
+        or f.format in {"png", "webp", "heif", "tiff"}
     )
 ]
 

@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 
 from skinvault.errors import DamagedFile
-from skinvault.photos import exif, iptc, xmp
+from skinvault.photos import ciff, exif, iptc, textscan, xmp
 from skinvault.photos.findings import Category, Cleaned, Finding
 from skinvault.photos.limits import check_pixels
 
@@ -166,16 +166,30 @@ def _app_findings(data: bytes, seg: Segment) -> list[Finding]:
                 f"A JFIF extension thumbnail ({len(body):,} bytes) — may show the original",
             )
         ]
+    if seg.marker == APP1 and body.startswith(b"QVCI\x00"):
+        return [
+            *textscan.dates_in(body, "Casio QVCI"),
+            Finding(
+                Category.DEVICE,
+                "Camera information",
+                "Casio QVCI",
+                "A Casio camera information block (camera model and manufacture codes)",
+            ),
+        ]
+    if seg.marker == APP0 and ciff.is_ciff(body):
+        return [*ciff.findings(body, "CIFF"), _block_finding(body, n)]
+    return [*textscan.dates_in(body, f"APP{n}"), _block_finding(body, n)]
+
+
+def _block_finding(body: bytes, n: int) -> Finding:
     name = body[:20].split(b"\x00", 1)[0].decode("latin-1")
     name = "".join(ch for ch in name if ch.isprintable())[:20] or "unnamed"
-    return [
-        Finding(
-            Category.OTHER,
-            f"APP{n} block",
-            f"APP{n}",
-            f"An application block “{name}” ({len(body):,} bytes) written by a camera or app",
-        )
-    ]
+    return Finding(
+        Category.OTHER,
+        f"APP{n} block",
+        f"APP{n}",
+        f"An application block “{name}” ({len(body):,} bytes) written by a camera or app",
+    )
 
 
 def _jfif_thumbnail(body: bytes) -> list[Finding]:
@@ -191,6 +205,14 @@ def _jfif_thumbnail(body: bytes) -> list[Finding]:
     return []
 
 
+def _afcp_iptc(trailer: bytes) -> list[Finding]:
+    """IPTC records inside an AFCP trailer (ends with "AXS!"), written by some photo tools."""
+    if b"AXS!" not in trailer[-64:] and not trailer.startswith(b"AXS!"):
+        return []
+    start = trailer.find(b"\x1c\x02")
+    return iptc.findings(trailer[start:], "AFCP/IPTC") if start >= 0 else []
+
+
 def _trailer_finding(trailer: bytes) -> list[Finding]:
     if not trailer:
         return []
@@ -204,13 +226,15 @@ def _trailer_finding(trailer: bytes) -> list[Finding]:
                 " large preview of the original, uncropped",
             )
         ]
+    afcp = _afcp_iptc(trailer)
     return [
+        *afcp,
         Finding(
             Category.TRAILER,
             "Trailing data",
             "after the image",
             f"{len(trailer):,} bytes of extra data hidden after the end of the image",
-        )
+        ),
     ]
 
 

@@ -1,0 +1,370 @@
+"""TIFF: lossless scrubbing by rebuilding the file around its first image.
+
+A TIFF file is itself a TIFF structure, so its own first directory (IFD0)
+holds the Artist, DateTime, Software and camera tags that EXIF blocks carry
+elsewhere, next to the structural tags that say how to decode the pixels.
+Cleaning writes a new classic TIFF in the same byte order holding only the
+first image: the allowlisted structural tags (size, compression, strips or
+tiles, colour, resolution), Orientation and the ICC profile, with the strip or
+tile data copied byte for byte. Everything else goes: XMP, IPTC, Photoshop
+resources, the EXIF and GPS directories, GeoTIFF coordinates, unknown tags,
+and any further pages or previews.
+
+    >>> cleaned = clean(open("scan.tif", "rb").read())      # doctest: +SKIP
+    >>> findings(cleaned.data)                               # doctest: +SKIP
+    []
+
+DNG raw files and old-style JPEG compression are refused rather than rewritten.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from skinvault.errors import DamagedFile, UnsupportedFormat
+from skinvault.photos import exif, iptc, xmp
+from skinvault.photos.findings import Category, Cleaned, Finding
+from skinvault.photos.ifd import EXIF_IFD, GPS_IFD, Entry, Ifd, TiffReader, walk
+from skinvault.photos.limits import check_pixels
+
+WHERE = "TIFF"
+_WIDTH, _HEIGHT, _COMPRESSION = 256, 257, 259
+_SAMPLES, _ROWS_PER_STRIP, _PLANAR = 277, 278, 284
+_STRIP_OFFSETS, _STRIP_COUNTS = 273, 279
+_TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_COUNTS = 322, 323, 324, 325
+_JPEG_TABLES = 347
+_XMP, _IPTC, _PHOTOSHOP, _ICC = 700, 33723, 34377, 34675
+_SUB_IFDS, _LAYERS, _DNG_VERSION = 330, 37724, 50706
+_OLD_JPEG, _NEW_JPEG = 6, 7
+#: ModelPixelScale, ModelTiepoint, ModelTransformation and the GeoKey directories.
+_GEOTIFF = frozenset({33550, 33922, 34264, 34735, 34736, 34737})
+
+#: Tags that describe how to decode the first image; the only ones written back.
+_KEEP = frozenset(
+    {
+        254,  # NewSubfileType
+        255,  # SubfileType
+        _WIDTH,
+        _HEIGHT,
+        258,  # BitsPerSample
+        _COMPRESSION,
+        262,  # PhotometricInterpretation
+        266,  # FillOrder
+        _STRIP_OFFSETS,
+        exif.ORIENTATION,
+        _SAMPLES,
+        _ROWS_PER_STRIP,
+        _STRIP_COUNTS,
+        282,  # XResolution
+        283,  # YResolution
+        _PLANAR,
+        292,  # T4Options
+        293,  # T6Options
+        296,  # ResolutionUnit
+        301,  # TransferFunction
+        317,  # Predictor
+        318,  # WhitePoint
+        319,  # PrimaryChromaticities
+        320,  # ColorMap
+        _TILE_WIDTH,
+        _TILE_LENGTH,
+        _TILE_OFFSETS,
+        _TILE_COUNTS,
+        332,  # InkSet
+        338,  # ExtraSamples
+        339,  # SampleFormat
+        _JPEG_TABLES,  # only with compression 7
+        529,  # YCbCrCoefficients
+        530,  # YCbCrSubSampling
+        531,  # YCbCrPositioning
+        532,  # ReferenceBlackWhite
+        _ICC,
+    }
+)
+# What exif.findings already reports (text, time and maker-note tags, EXIF/GPS pointers).
+_EXIF_COVERED = frozenset({*exif._TEXT_TAGS, *exif._TIME_TAGS, exif._MAKER_NOTE, exif.ORIENTATION})
+# exif.findings' own summaries, replaced here by TIFF-aware ones.
+_EXIF_SUMMARIES = frozenset({"Other EXIF tags", "Embedded thumbnail"})
+_NAMES = {
+    269: "DocumentName",
+    280: "MinSampleValue",
+    281: "MaxSampleValue",
+    285: "PageName",
+    286: "XPosition",
+    287: "YPosition",
+    290: "GrayResponseUnit",
+    291: "GrayResponseCurve",
+    297: "PageNumber",
+    32781: "ImageID",
+    34665: "ExifIFD",
+    37393: "ImageNumber",
+    50706: "DNGVersion",
+    50707: "DNGBackwardVersion",
+    50708: "UniqueCameraModel",
+    34853: "GPSInfo",
+    50341: "PrintIM",
+    59932: "Padding",
+    18246: "Rating",
+    18249: "RatingPercent",
+}
+_NAMES_SHOWN = 4
+_MAX_PAGES = 65_536
+
+
+def _first_ifd(data: bytes) -> tuple[TiffReader, Ifd]:
+    reader = TiffReader(data)
+    return reader, reader.read_ifd(reader.first_ifd_offset)
+
+
+def _later_pages(reader: TiffReader, ifd0: Ifd) -> int:
+    """How many images follow the first one; a loop or a bad pointer is damage."""
+    seen = {ifd0.offset}
+    offset, pages = ifd0.next_offset, 0
+    while offset:
+        if offset in seen or pages >= _MAX_PAGES:
+            raise DamagedFile("damaged: its chain of pages loops back on itself")
+        seen.add(offset)
+        offset = reader.read_ifd(offset).next_offset
+        pages += 1
+    return pages
+
+
+def _packet_findings(reader: TiffReader, ifd0: Ifd) -> list[Finding]:
+    e, out = ifd0.entries, []
+    embedded = (
+        (_XMP, "XMP", xmp.findings),
+        (_IPTC, "IPTC", iptc.findings),
+        (_PHOTOSHOP, "Photoshop", iptc.photoshop_findings),
+    )
+    for tag, name, scan in embedded:
+        if tag in e:
+            found = scan(e[tag].value, f"{name} (TIFF)")
+            out.extend(
+                found
+                or [
+                    Finding(
+                        Category.OTHER,
+                        f"{name} block",
+                        f"{name} (TIFF)",
+                        f"An {name} metadata block ({len(e[tag].value):,} bytes)",
+                    )
+                ]
+            )
+    if _GEOTIFF & e.keys():
+        out.append(
+            Finding(
+                Category.LOCATION,
+                "GeoTIFF",
+                WHERE,
+                "GeoTIFF map coordinates — shows where",
+            )
+        )
+    if _LAYERS in e:
+        out.append(
+            Finding(
+                Category.THUMBNAIL,
+                "Photoshop layers",
+                WHERE,
+                f"Photoshop layer data ({len(e[_LAYERS].value):,} bytes) — may hold the"
+                " unedited or uncropped original",
+            )
+        )
+    return out
+
+
+def _other_tags(ifd0: Ifd, exif_ifd: Ifd | None, gps_read: bool) -> list[int]:
+    """Tags no other finding describes and cleaning drops."""
+    handled = _KEEP | _EXIF_COVERED | _GEOTIFF | {_XMP, _IPTC, _PHOTOSHOP, _LAYERS, _SUB_IFDS}
+    if exif_ifd is not None:
+        handled |= {EXIF_IFD}
+    if gps_read:
+        handled |= {GPS_IFD}
+    tags = [t for t in ifd0.entries if t not in handled]
+    if exif_ifd is not None:
+        tags += [t for t in exif_ifd.entries if t not in _EXIF_COVERED]
+    return tags
+
+
+def findings(data: bytes) -> list[Finding]:
+    """Everything identifying in a TIFF file; the kept structure is not a finding."""
+    reader, ifd0 = _first_ifd(data)
+    pages = _later_pages(reader, ifd0)
+    dirs = walk(reader)
+    out = [f for f in exif.findings(data, WHERE) if f.label not in _EXIF_SUMMARIES]
+    out.extend(_packet_findings(reader, ifd0))
+    previews = pages + (_SUB_IFDS in ifd0.entries)
+    if previews:
+        out.append(
+            Finding(
+                Category.THUMBNAIL,
+                "Further images",
+                WHERE,
+                f"{previews} more image{'s' * (previews > 1)} after the first — a second"
+                " image (page or preview) may show the original before cropping or editing",
+            )
+        )
+    other = _other_tags(ifd0, dirs.exif, dirs.gps is not None)
+    if other:
+        names = ", ".join(_NAMES.get(t, f"tag {t}") for t in other[:_NAMES_SHOWN])
+        more = ", …" if len(other) > _NAMES_SHOWN else ""
+        out.append(
+            Finding(
+                Category.OTHER,
+                "Other TIFF fields",
+                WHERE,
+                f"{len(other)} other TIFF field{'s' * (len(other) > 1)} ({names}{more})",
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _ImageData:
+    offsets_tag: int
+    counts_tag: int
+    chunks: tuple[tuple[int, int], ...]  # (offset, length) of each strip or tile
+
+
+def _raw_tags(reader: TiffReader, ifd: Ifd) -> set[int]:
+    """Every tag listed in a directory, including those whose value was unusable."""
+    (count,) = struct.unpack(reader.order + "H", reader.data[ifd.offset : ifd.offset + 2])
+    start = ifd.offset + 2
+    return {
+        struct.unpack(reader.order + "H", reader.data[pos : pos + 2])[0]
+        for pos in range(start, start + 12 * count, 12)
+    }
+
+
+def _integers(reader: TiffReader, entry: Entry, what: str) -> tuple[int, ...]:
+    if entry.type not in (3, 4):
+        raise DamagedFile(f"damaged: its {what} have field type {entry.type}, not a whole number")
+    return tuple(int(v) for v in reader.numbers(entry))
+
+
+def _expected_chunks(reader: TiffReader, e: dict[int, Entry], tiled: bool) -> int:
+    width, height = reader.integer(e.get(_WIDTH)), reader.integer(e.get(_HEIGHT))
+    planes = reader.integer(e.get(_SAMPLES), 1) if reader.integer(e.get(_PLANAR), 1) == 2 else 1
+    if tiled:
+        tw, th = reader.integer(e.get(_TILE_WIDTH)), reader.integer(e.get(_TILE_LENGTH))
+        if not tw or not th:
+            raise DamagedFile("damaged: it is tiled but declares no tile size")
+        return -(-width // tw) * -(-height // th) * planes
+    rows = reader.integer(e.get(_ROWS_PER_STRIP), height) or height
+    return -(-height // min(rows, height)) * planes
+
+
+def _image_data(reader: TiffReader, ifd0: Ifd) -> _ImageData:
+    e, raw = ifd0.entries, _raw_tags(reader, ifd0)
+    for tag in (_STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS):
+        if tag in raw and tag not in e:
+            raise DamagedFile("damaged: its table of image data points past the end of the file")
+    tiled = _TILE_OFFSETS in e or _TILE_COUNTS in e
+    offsets_tag, counts_tag = (
+        (_TILE_OFFSETS, _TILE_COUNTS) if tiled else (_STRIP_OFFSETS, _STRIP_COUNTS)
+    )
+    kind = "tile" if tiled else "strip"
+    if offsets_tag not in e and counts_tag not in e:
+        raise UnsupportedFormat(
+            "a TIFF whose first image holds no image data (no strips or tiles); nothing to keep"
+        )
+    if offsets_tag not in e or counts_tag not in e:
+        raise DamagedFile(f"damaged: it lists {kind} offsets or {kind} lengths but not both")
+    offsets = _integers(reader, e[offsets_tag], f"{kind} offsets")
+    counts = _integers(reader, e[counts_tag], f"{kind} lengths")
+    if len(offsets) != len(counts):
+        raise DamagedFile(
+            f"damaged: it lists {len(offsets)} {kind} offsets but {len(counts)} {kind} lengths"
+        )
+    if len(offsets) < _expected_chunks(reader, e, tiled):
+        raise DamagedFile(f"damaged: it has too few {kind}s for its declared image size")
+    for number, (offset, length) in enumerate(zip(offsets, counts, strict=True), 1):
+        if length and offset + length > len(reader.data):
+            raise DamagedFile(
+                f"damaged: {kind} {number} of the image lies past the end of the file"
+                " (truncated or corrupt)"
+            )
+    return _ImageData(offsets_tag, counts_tag, tuple(zip(offsets, counts, strict=True)))
+
+
+def _refuse(reader: TiffReader, ifd0: Ifd) -> None:
+    e = ifd0.entries
+    if _DNG_VERSION in e:
+        raise UnsupportedFormat(
+            "a DNG raw file; skinvault does not rewrite raw camera files — export it to JPEG"
+            " or TIFF first"
+        )
+    if reader.integer(e.get(_COMPRESSION), 1) == _OLD_JPEG:
+        raise UnsupportedFormat(
+            "a TIFF with old-style JPEG compression (TIFF 6.0 compression 6), which skinvault"
+            " cannot rewrite safely — re-save it as a current TIFF or as JPEG first"
+        )
+    width, height = reader.integer(e.get(_WIDTH)), reader.integer(e.get(_HEIGHT))
+    if width <= 0 or height <= 0:
+        raise DamagedFile("damaged: its first image declares no width or height")
+    check_pixels(width, height)
+
+
+def _even(n: int) -> int:
+    return n + (n & 1)
+
+
+def clean(data: bytes) -> Cleaned:
+    """A new classic TIFF holding only the first image and its structural tags."""
+    reader, ifd0 = _first_ifd(data)
+    _refuse(reader, ifd0)
+    image = _image_data(reader, ifd0)
+    compression = reader.integer(ifd0.entries.get(_COMPRESSION), 1)
+    kept = sorted(
+        (tag, entry)
+        for tag, entry in ifd0.entries.items()
+        if tag in _KEEP and (tag != _JPEG_TABLES or compression == _NEW_JPEG)
+    )
+    order, count = reader.order, len(image.chunks)
+    counts_value = struct.pack(f"{order}{count}I", *(n for _, n in image.chunks))
+
+    # Pass 1: where every out-of-line value and every strip or tile will go.
+    values: list[tuple[int, int, int, bytes]] = []  # tag, type, count, value bytes
+    for tag, entry in kept:
+        if tag == image.offsets_tag:
+            values.append((tag, 4, count, bytes(4 * count)))  # filled in below
+        elif tag == image.counts_tag:
+            values.append((tag, 4, count, counts_value))
+        else:
+            values.append((tag, entry.type, entry.count, entry.value))
+    pos = 8 + 2 + 12 * len(values) + 4
+    places: list[int] = []
+    for _, _, _, value in values:
+        places.append(pos if len(value) > 4 else 0)
+        if len(value) > 4:
+            pos = _even(pos + len(value))
+    new_offsets: list[int] = []
+    for _, length in image.chunks:
+        new_offsets.append(pos)
+        pos = _even(pos + length)
+    if pos > 0xFFFFFFFF:
+        raise UnsupportedFormat("a TIFF too large to rewrite as a classic (under 4 GiB) TIFF")
+    offsets_value = struct.pack(f"{order}{count}I", *new_offsets)
+
+    # Pass 2: header, directory, out-of-line values, then the image data.
+    head = bytearray(b"II*\x00" if order == "<" else b"MM\x00*")
+    head += struct.pack(order + "IH", 8, len(values))
+    tail = bytearray()
+    for (tag, typ, n, stored), place in zip(values, places, strict=True):
+        value = offsets_value if tag == image.offsets_tag else stored
+        head += struct.pack(order + "HHI", tag, typ, n)
+        if place:
+            head += struct.pack(order + "I", place)
+            tail += value + b"\x00" * (len(value) & 1)
+        else:
+            head += value.ljust(4, b"\x00")
+    head += struct.pack(order + "I", 0) + tail
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = [bytes(head)]
+    for offset, length in image.chunks:
+        parts.append(view[offset : offset + length])
+        if length & 1:
+            parts.append(b"\x00")
+    pages = _later_pages(reader, ifd0)
+    notes = (f"kept only the first image; dropped {pages} further page(s) or preview(s)",)
+    return Cleaned(tuple(parts), lossless=True, notes=notes if pages else ())
