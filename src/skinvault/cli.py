@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinvault import __version__
+from skinvault.admin_cli import admin_app, audit_app
 from skinvault.batch import (
     Destination,
     FileResult,
@@ -36,6 +37,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
+app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -70,6 +70,10 @@ class KeySource(Protocol):
         """Create a new KEK, make it current, keep the old ones readable."""
         ...
 
+    def known_ids(self) -> tuple[str, ...]:
+        """Ids of every KEK this source can still unwrap with (current first)."""
+        ...
+
     def retire(self, kek_id: str) -> None:
         """Forget an old KEK once nothing is wrapped with it any more."""
         ...

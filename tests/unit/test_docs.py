@@ -12,15 +12,32 @@ from tests.conftest import ROOT
 README = (ROOT / "README.md").read_text()
 
 
+def _commands(group: object, prefix: str) -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = []
+    for name, command in getattr(group, "commands", {}).items():
+        found.append((f"{prefix} {name}", command))
+        found.extend(_commands(command, f"{prefix} {name}"))
+    return found
+
+
 def test_every_cli_command_and_option_is_in_the_readme() -> None:
-    group = typer.main.get_command(app)
-    assert hasattr(group, "commands")
-    for name, command in group.commands.items():
-        assert f"skinvault {name}" in README, f"command {name} is undocumented"
-        for param in command.params:
+    commands = _commands(typer.main.get_command(app), "skinvault")
+    assert len(commands) > 5
+    for name, command in commands:
+        assert name in README, f"command {name!r} is undocumented"
+        for param in getattr(command, "params", []):
             for flag in getattr(param, "opts", []):
                 if flag.startswith("--"):
                     assert flag in README, f"option {name} {flag} is undocumented"
+
+
+def test_every_setting_is_documented_with_its_environment_variable() -> None:
+    from skinvault.config import Settings
+
+    guide = (ROOT / "docs" / "configuration.md").read_text()
+    for name in Settings.model_fields:
+        assert f"SKINVAULT_{name.upper()}" in guide, f"setting {name} is undocumented"
+        assert f"`{name}`" in guide, f"setting {name} has no TOML key in the guide"
 
 
 def test_readme_shows_the_test_command_that_ci_runs() -> None:

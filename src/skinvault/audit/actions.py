@@ -1,0 +1,36 @@
+"""The closed vocabulary of the audit log: what was attempted, and how it ended.
+
+>>> from skinvault.audit.actions import Action, Outcome
+>>> Action.PHOTO_VIEW, Outcome.DENIED
+(<Action.PHOTO_VIEW: 'photo:view'>, <Outcome.DENIED: 'denied'>)
+>>> str(Action("photo:view"))
+'photo:view'
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    """Every action the audit log can name; the stored text is the value."""
+
+    PHOTO_STORE = "photo:store"
+    PHOTO_VIEW = "photo:view"
+    PHOTO_THUMBNAIL = "photo:thumbnail"
+    PHOTO_DELETE = "photo:delete"
+    PHOTO_SHARE = "photo:share"
+    USER_CREATE = "user:create"
+    KEY_ROTATE = "key:rotate"
+    BLOB_SWEEP = "blob:sweep"
+    AUDIT_CHECKPOINT = "audit:checkpoint"
+    AUDIT_VERIFY = "audit:verify"
+
+
+class Outcome(StrEnum):
+    """How an attempt ended: a policy decision (allowed/denied) or a job result (done/failed)."""
+
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    DONE = "done"
+    FAILED = "failed"

@@ -1,0 +1,234 @@
+"""The audit log in the database: append inside the caller's transaction, verify by streaming.
+
+    >>> with session_factory(engine).begin() as session:           # doctest: +SKIP
+    ...     record(session, clock=clock, actor=actor.audit_name, action=Action.PHOTO_VIEW,
+    ...            object=f"photo:{photo.id}", outcome=Outcome.ALLOWED, purpose="care")
+    ...     maybe_checkpoint(session, clock=clock, signing_key=keys.signing_key(), every=1000)
+    >>> with engine.connect() as conn:                              # doctest: +SKIP
+    ...     verify_log(conn, {public_key_hex(keys.signing_key())})
+    ChainReport(count=..., head_seq=..., head_hash='…', checkpoints_checked=...)
+
+Nothing here commits: the service owns the transaction, so the audit row commits
+(or rolls back) with the change it records.
+
+Two writers never fork the chain: on SQLite every transaction is ``BEGIN
+IMMEDIATE`` (see :mod:`skinvault.db.engine`), on PostgreSQL :func:`record` first
+takes a transaction-scoped advisory lock, then reads the head. Under READ
+COMMITTED (PostgreSQL's default) the head read after the lock sees every
+committed append. The lock is held until the caller commits, so record late in
+a transaction. Were the lock ever bypassed, the primary key on ``seq`` turns a
+fork into an IntegrityError rather than two events with the same number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, literal_column, select, text
+from sqlalchemy.orm import Session
+
+from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.chain import (
+    GENESIS,
+    ChainReport,
+    Checkpoint,
+    Event,
+    Verifier,
+    format_at,
+    link,
+    public_key_hex,
+    sign_checkpoint,
+)
+from skinvault.db.models import AuditCheckpoint, AuditEvent
+from skinvault.ports import Clock
+
+__all__ = [
+    "checkpoint",
+    "maybe_checkpoint",
+    "public_key_hex",
+    "record",
+    "tail",
+    "verify_log",
+]
+
+#: pg_advisory_xact_lock key of the audit appender ("skinvaul" in ASCII, as a signed int64).
+ADVISORY_LOCK_KEY = 0x736B696E7661756C
+_VERIFY_BATCH = 20_000
+
+# How each backend renders the stored UTC time as chain.format_at() does, so the
+# verifier need not build a datetime per event (that alone costs more than a hash).
+_AT_SQL = {
+    # SQLAlchemy stores SQLite datetimes as "YYYY-MM-DD HH:MM:SS.ffffff".
+    "sqlite": "replace(audit_events.at, ' ', 'T') || 'Z'",
+    "postgresql": 'to_char(audit_events.at, \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')',
+}
+
+
+def _lock(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+
+
+def _head(session: Session) -> tuple[int, str]:
+    row = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (0, GENESIS) if row is None else (row[0], row[1])
+
+
+def record(
+    session: Session,
+    *,
+    clock: Clock,
+    actor: str,
+    action: Action,
+    object: str,
+    outcome: Outcome,
+    purpose: str | None = None,
+    reason: str | None = None,
+) -> Event:
+    """Append one event to the chain inside ``session``'s transaction and return it."""
+    _lock(session)
+    head_seq, head_hash = _head(session)
+    event = Event(
+        seq=head_seq + 1,
+        at=clock.now(),
+        actor=actor,
+        action=Action(action).value,
+        object=object,
+        purpose=purpose,
+        outcome=Outcome(outcome).value,
+        reason=reason,
+    )
+    session.execute(
+        insert(AuditEvent).values(
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            object=event.object,
+            purpose=event.purpose,
+            outcome=event.outcome,
+            reason=event.reason,
+            prev_hash=head_hash,
+            hash=link(head_hash, event),
+        )
+    )
+    return event
+
+
+def checkpoint(session: Session, *, clock: Clock, signing_key: bytes) -> Checkpoint:
+    """Sign the current head and store the checkpoint (returns the stored one if it exists).
+
+    Raises ``ValueError`` on an empty log: there is nothing to vouch for yet.
+    """
+    _lock(session)
+    head_seq, head_hash = _head(session)
+    if head_seq == 0:
+        raise ValueError("the audit log is empty: there is no event to checkpoint")
+    existing = session.get(AuditCheckpoint, head_seq)
+    if existing is not None:
+        return _checkpoint_of(existing)
+    signed = sign_checkpoint(head_seq, head_hash, clock.now(), signing_key)
+    session.execute(
+        insert(AuditCheckpoint).values(
+            seq=signed.seq,
+            hash=signed.hash,
+            at=signed.at,
+            public_key=signed.public_key_hex,
+            signature=signed.signature_hex,
+        )
+    )
+    return signed
+
+
+def maybe_checkpoint(
+    session: Session, *, clock: Clock, signing_key: bytes, every: int
+) -> Checkpoint | None:
+    """:func:`checkpoint` when ``every`` events or more came after the last checkpoint."""
+    if every < 1:
+        raise ValueError("every must be at least 1")
+    last = session.execute(select(func.max(AuditCheckpoint.seq))).scalar_one_or_none() or 0
+    head_seq, _ = _head(session)
+    if head_seq - last < every:
+        return None
+    return checkpoint(session, clock=clock, signing_key=signing_key)
+
+
+def _checkpoint_of(row: AuditCheckpoint) -> Checkpoint:
+    return Checkpoint(row.seq, row.hash, row.at, row.public_key, row.signature)
+
+
+def tail(session: Session, n: int) -> list[Event]:
+    """The last ``n`` events, oldest first."""
+    rows = session.execute(
+        select(
+            AuditEvent.seq,
+            AuditEvent.at,
+            AuditEvent.actor,
+            AuditEvent.action,
+            AuditEvent.object,
+            AuditEvent.purpose,
+            AuditEvent.outcome,
+            AuditEvent.reason,
+        )
+        .order_by(AuditEvent.seq.desc())
+        .limit(n)
+    ).all()
+    return [Event(*row) for row in reversed(rows)]
+
+
+def verify_log(
+    session_or_connection: Session | Connection, public_keys: Collection[str] | None = None
+) -> ChainReport:
+    """Verify every event and checkpoint; raise ``AuditChainBroken`` at the first broken link.
+
+    Events are read in seq order in batches (keyset pagination on ``seq``), so
+    memory stays flat however long the log is. ``public_keys`` are the trusted
+    checkpoint keys (hex); ``None`` accepts any key whose signature verifies.
+    """
+    db: Any = session_or_connection
+    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
+    checkpoints = [
+        Checkpoint(seq, hash_, at, key, sig)
+        for seq, hash_, at, key, sig in db.execute(
+            select(
+                AuditCheckpoint.seq,
+                AuditCheckpoint.hash,
+                AuditCheckpoint.at,
+                AuditCheckpoint.public_key,
+                AuditCheckpoint.signature,
+            ).order_by(AuditCheckpoint.seq)
+        )
+    ]
+    verifier = Verifier(checkpoints, public_keys)
+    at_text = _AT_SQL.get(dialect)
+    columns = [
+        AuditEvent.seq,
+        literal_column(at_text) if at_text else AuditEvent.at,
+        AuditEvent.actor,
+        AuditEvent.action,
+        AuditEvent.object,
+        AuditEvent.purpose,
+        AuditEvent.outcome,
+        AuditEvent.reason,
+        AuditEvent.prev_hash,
+        AuditEvent.hash,
+    ]
+    after = 0
+    while True:
+        query = (
+            select(*columns)
+            .where(AuditEvent.seq > after)
+            .order_by(AuditEvent.seq)
+            .limit(_VERIFY_BATCH)
+        )
+        batch: list[Any] = [tuple(row) for row in db.execute(query)]
+        if not batch:
+            break
+        if not at_text:
+            batch = [(r[0], format_at(r[1]), *r[2:]) for r in batch]
+        verifier.feed(batch)
+        after = batch[-1][0]
+    return verifier.finish()

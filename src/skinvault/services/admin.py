@@ -1,0 +1,238 @@
+"""Operator tasks: users, key rotation, sweeping orphans, checking the audit log.
+
+>>> user = create_user(vault, role=Role.CLINICIAN, email="lee@clinic.example",
+...                    password="…", actor=Actor.system("admin"))   # doctest: +SKIP
+>>> rotate_key(vault, actor=Actor.system("admin"))                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select, update
+
+from skinvault.actors import Actor, Role
+from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.chain import ChainReport
+from skinvault.audit.log import public_key_hex, record, verify_log
+from skinvault.bootstrap import Vault
+from skinvault.crypto.envelope import rewrap
+from skinvault.db.models import Derivative, Patient, Photo, User
+from skinvault.errors import ConfigError
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MIN_PASSWORD = 12
+_ROTATE_BATCH = 500
+#: Blobs younger than this are never swept: their upload may still be committing.
+SWEEP_GRACE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user_id: str
+    patient_id: str | None
+
+
+def create_user(
+    vault: Vault, *, role: Role, email: str, password: str, actor: Actor, name: str = ""
+) -> NewUser:
+    """A user with an Argon2id password hash; a patient user also gets a patient record."""
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise ConfigError(f"{email!r} is not an e-mail address")
+    if len(password) < _MIN_PASSWORD:
+        raise ConfigError(f"the password must have at least {_MIN_PASSWORD} characters")
+    now = vault.clock.now()
+    with vault.sessions.begin() as session:
+        if session.scalars(select(User).where(User.email == email)).first():
+            raise ConfigError(f"a user with the e-mail {email} already exists")
+        user = User(
+            id=vault.tokens.new_id(),
+            role=role.value,
+            email=email,
+            display_name=name or email.split("@", 1)[0],
+            password_hash=PasswordHasher().hash(password),
+            disabled=False,
+            created_at=now,
+        )
+        session.add(user)
+        session.flush()
+        patient_id = None
+        if role is Role.PATIENT:
+            patient_id = vault.tokens.new_id()
+            session.add(
+                Patient(
+                    id=patient_id, user_id=user.id, display_name=user.display_name, created_at=now
+                )
+            )
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor.audit_name,
+            action=Action.USER_CREATE,
+            object=f"user:{user.id}",
+            outcome=Outcome.DONE,
+            reason=f"role {role.value}",
+        )
+    return NewUser(user.id, patient_id)
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    new_kek: str
+    rewrapped: int
+    retired: tuple[str, ...]
+    resumed: bool
+
+
+def _pending(vault: Vault, current: str) -> int:
+    with vault.sessions() as session:
+        return sum(
+            session.scalar(
+                select(func.count()).where(model.kek_id.is_not(None), model.kek_id != current)
+            )
+            or 0
+            for model in (Photo, Derivative)
+        )
+
+
+def rotate_key(
+    vault: Vault, *, actor: Actor, progress: Callable[[int, int], None] | None = None
+) -> RotationReport:
+    """Re-wrap every data key under a new KEK; blobs are not touched.
+
+    Resumable: if a previous run stopped part-way (rows still wrapped by an
+    older KEK), this run finishes it under the current KEK instead of making
+    another one. Old KEKs are retired once nothing refers to them.
+    """
+    current = vault.keys.current()
+    resumed = _pending(vault, current.id) > 0
+    new = current if resumed else vault.keys.rotate()
+    total = _pending(vault, new.id)
+    done = 0
+    for model, kind in ((Photo, "photo"), (Derivative, "thumbnail")):
+        while True:
+            with vault.sessions.begin() as session:
+                rows = session.execute(
+                    select(model.id, model.wrapped_dek, model.kek_id)
+                    .where(model.kek_id.is_not(None), model.kek_id != new.id)
+                    .limit(_ROTATE_BATCH)
+                ).all()
+                for object_id, wrapped, _ in rows:
+                    assert wrapped is not None
+                    fresh = rewrap(
+                        wrapped, object_id=object_id, kind=kind, keys=vault.keys, new=new
+                    )
+                    session.execute(
+                        update(model)
+                        .where(model.id == object_id)
+                        .values(wrapped_dek=fresh, kek_id=new.id)
+                    )
+            done += len(rows)
+            if progress:
+                progress(done, total)
+            if not rows:
+                break
+    retired = _retire_unused(vault, new.id)
+    with vault.sessions.begin() as session:
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor.audit_name,
+            action=Action.KEY_ROTATE,
+            object=f"kek:{new.id}",
+            outcome=Outcome.DONE,
+            reason=f"{done} data keys re-wrapped" + (" (resumed)" if resumed else ""),
+        )
+    return RotationReport(new.id, done, retired, resumed)
+
+
+def _retire_unused(vault: Vault, current: str) -> tuple[str, ...]:
+    with vault.sessions() as session:
+        in_use = {
+            kek
+            for model in (Photo, Derivative)
+            for kek in session.scalars(select(model.kek_id).distinct())
+            if kek is not None
+        }
+    retired = []
+    for kek_id in vault.keys.known_ids():
+        if kek_id != current and kek_id not in in_use:
+            try:
+                vault.keys.retire(kek_id)
+            except ConfigError:
+                continue  # keys from the environment are removed by the operator, not by us
+            retired.append(kek_id)
+    return tuple(retired)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    removed: tuple[str, ...]
+    kept_recent: int
+
+
+def _blob_time(key: str) -> datetime | None:
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def sweep(vault: Vault, *, actor: Actor, grace: timedelta = SWEEP_GRACE) -> SweepReport:
+    """Remove blobs no live photo lists: left by a crash mid-upload or mid-delete."""
+    with vault.sessions() as session:
+        live = {
+            key
+            for model in (Photo, Derivative)
+            for key in session.scalars(select(model.blob_key).where(model.wrapped_dek.is_not(None)))
+        }
+    cutoff = vault.clock.now() - grace
+    removed, recent = [], 0
+    for key in list(vault.blobs.keys()):
+        if key in live:
+            continue
+        written = _blob_time(key)
+        if written is not None and written > cutoff:
+            recent += 1
+            continue
+        vault.blobs.delete(key)
+        removed.append(key)
+    sweep_temp = getattr(vault.blobs, "sweep_temp", None)
+    if sweep_temp is not None:
+        sweep_temp(grace.total_seconds())
+    if removed:
+        with vault.sessions.begin() as session:
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=Action.BLOB_SWEEP,
+                object="blobs",
+                outcome=Outcome.DONE,
+                reason=f"{len(removed)} orphaned blobs removed",
+            )
+    return SweepReport(tuple(removed), recent)
+
+
+def verify_audit(vault: Vault) -> ChainReport:
+    """Re-compute the whole chain and check every signed checkpoint."""
+    keys = {public_key_hex(vault.keys.signing_key())}
+    with vault.engine.connect() as connection:
+        return verify_log(connection, keys)
+
+
+__all__ = [
+    "NewUser",
+    "RotationReport",
+    "SweepReport",
+    "create_user",
+    "rotate_key",
+    "sweep",
+    "verify_audit",
+]

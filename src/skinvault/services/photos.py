@@ -1,0 +1,365 @@
+"""Storing, reading and deleting photos: scrub, encrypt, store, audit — in one place.
+
+    >>> stored = store_photo(vault, patient_id=p, site="left-hand", data=raw,
+    ...                      note="day 3", actor=clinician)          # doctest: +SKIP
+    >>> read_photo(vault, photo_id=stored.id, actor=clinician, purpose="care").data
+    b'\\xff\\xd8...'
+
+Atomicity: the blobs are written (atomically, under their final keys) before
+the database transaction that lists them commits. A crash in between leaves at
+worst an unlisted blob, which :func:`skinvault.services.admin.sweep` removes;
+a listed photo is always fully readable. Deleting destroys the wrapped data
+key in the same transaction as the audit event (crypto-shredding): a copy of
+the blob from a backup is unreadable from that moment, before the blob itself
+is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skinvault.actors import Actor
+from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.log import maybe_checkpoint, record
+from skinvault.bootstrap import Vault
+from skinvault.crypto.envelope import open_blob, seal
+from skinvault.db.models import BodySite, Derivative, Patient, Photo
+from skinvault.errors import BlobUnreadable, NotFound, PhotoError, SkinvaultError, TooLarge
+from skinvault.photos.findings import Finding
+from skinvault.photos.scrub import scrub
+from skinvault.photos.thumbnail import dimensions, thumbnail
+
+PHOTO = "photo"
+THUMBNAIL = "thumbnail"
+
+MEDIA_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "heif": "image/heif",
+    "tiff": "image/tiff",
+}
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    """What a caller learns about a photo: never its bytes, never its key."""
+
+    id: str
+    patient_id: str
+    site: str | None
+    format: str
+    width: int
+    height: int
+    size: int
+    uploaded_at: datetime
+    taken_on: date | None
+    note: str
+    findings: tuple[Finding, ...]
+    lossless: bool
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PhotoBytes:
+    photo_id: str
+    data: bytes
+    media_type: str
+
+
+def _blob_key(vault: Vault, kind: str) -> str:
+    # The time prefix lets a sweep tell an orphan from an upload still in progress.
+    return f"{kind}/{vault.clock.now():%Y%m%d%H%M%S}-{vault.tokens.new_id()}"
+
+
+def _site(session: Session, vault: Vault, patient_id: str, code: str | None) -> BodySite | None:
+    if not code:
+        return None
+    site = session.scalars(
+        select(BodySite).where(BodySite.patient_id == patient_id, BodySite.code == code)
+    ).first()
+    if site is None:
+        label = code.replace("-", " ").replace("_", " ")
+        site = BodySite(id=vault.tokens.new_id(), patient_id=patient_id, code=code, label=label)
+        session.add(site)
+    return site
+
+
+def _report_json(findings: tuple[Finding, ...], lossless: bool, notes: tuple[str, ...]) -> str:
+    return json.dumps(
+        {"findings": [f.as_json() for f in findings], "lossless": lossless, "notes": list(notes)},
+        ensure_ascii=False,
+    )
+
+
+def _view(photo: Photo, site: BodySite | None) -> StoredPhoto:
+    from skinvault.photos.findings import Category  # noqa: PLC0415
+
+    report = json.loads(photo.scrub_report_json)
+    findings = tuple(
+        Finding(Category(f["category"]), f["label"], f["where"], f["description"])
+        for f in report["findings"]
+    )
+    return StoredPhoto(
+        id=photo.id,
+        patient_id=photo.patient_id,
+        site=site.code if site else None,
+        format=photo.format,
+        width=photo.width,
+        height=photo.height,
+        size=photo.size,
+        uploaded_at=photo.uploaded_at,
+        taken_on=photo.taken_on,
+        note=photo.note,
+        findings=findings,
+        lossless=bool(report["lossless"]),
+        notes=tuple(report["notes"]),
+    )
+
+
+def _audit_failure(
+    vault: Vault, actor: Actor, action: Action, obj: str, reason: str, *, purpose: str | None = None
+) -> None:
+    """Record a refused or failed attempt in its own transaction (the work itself rolled back)."""
+    with vault.sessions.begin() as session:
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor.audit_name,
+            action=action,
+            object=obj,
+            outcome=Outcome.FAILED,
+            purpose=purpose,
+            reason=reason,
+        )
+
+
+def store_photo(
+    vault: Vault,
+    *,
+    patient_id: str,
+    data: bytes,
+    actor: Actor,
+    site: str | None = None,
+    note: str = "",
+    taken_on: date | None = None,
+) -> StoredPhoto:
+    """Scrub ``data``, store it and a thumbnail encrypted, audit it; nothing is kept on error."""
+    target = f"patient:{patient_id}"
+    try:
+        if len(data) > vault.settings.max_upload_bytes:
+            raise TooLarge(
+                f"the upload is {len(data):,} bytes; the limit is"
+                f" {vault.settings.max_upload_bytes:,} bytes"
+            )
+        scrubbed, report = scrub(data)
+        width, height = dimensions(scrubbed)
+        preview = thumbnail(scrubbed, vault.settings.thumbnail_size)
+    except PhotoError as exc:
+        _audit_failure(vault, actor, Action.PHOTO_STORE, target, str(exc))
+        raise
+    photo_id, thumb_id = vault.tokens.new_id(), vault.tokens.new_id()
+    kek = vault.keys.current()
+    sealed = seal(scrubbed, object_id=photo_id, kind=PHOTO, kek=kek)
+    sealed_thumb = seal(preview.data, object_id=thumb_id, kind=THUMBNAIL, kek=kek)
+    photo_key, thumb_key = _blob_key(vault, "p"), _blob_key(vault, "t")
+    vault.blobs.put(photo_key, sealed.blob)
+    try:
+        vault.blobs.put(thumb_key, sealed_thumb.blob)
+        now = vault.clock.now()
+        with vault.sessions.begin() as session:
+            if session.get(Patient, patient_id) is None:
+                raise NotFound(f"there is no patient {patient_id}")
+            body_site = _site(session, vault, patient_id, site)
+            photo = Photo(
+                id=photo_id,
+                patient_id=patient_id,
+                site_id=body_site.id if body_site else None,
+                taken_on=taken_on,
+                uploaded_at=now,
+                uploaded_by=actor.id if actor.role else None,
+                note=note,
+                content_sha256=hashlib.sha256(scrubbed).hexdigest(),
+                blob_key=photo_key,
+                wrapped_dek=sealed.wrapped_dek,
+                kek_id=kek.id,
+                format=report.format.value,
+                width=width,
+                height=height,
+                size=len(scrubbed),
+                scrub_report_json=_report_json(
+                    report.findings, bool(report.lossless), report.notes
+                ),
+            )
+            session.add(photo)
+            session.flush()  # the photo row must exist before its derivative references it
+            session.add(
+                Derivative(
+                    id=thumb_id,
+                    photo_id=photo_id,
+                    kind=THUMBNAIL,
+                    blob_key=thumb_key,
+                    wrapped_dek=sealed_thumb.wrapped_dek,
+                    kek_id=kek.id,
+                    format="jpeg",
+                    width=preview.width,
+                    height=preview.height,
+                    created_at=now,
+                )
+            )
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=Action.PHOTO_STORE,
+                object=f"photo:{photo_id}",
+                outcome=Outcome.DONE,
+                reason=f"{len(report.findings)} metadata findings removed",
+            )
+            maybe_checkpoint(
+                session,
+                clock=vault.clock,
+                signing_key=vault.keys.signing_key(),
+                every=vault.settings.audit_checkpoint_every,
+            )
+            stored = _view(photo, body_site)
+    except BaseException:
+        # Not listed, so not needed: remove now rather than waiting for a sweep.
+        for key in (photo_key, thumb_key):
+            with contextlib.suppress(SkinvaultError, OSError):
+                vault.blobs.delete(key)
+        raise
+    return stored
+
+
+def get_photo(vault: Vault, photo_id: str) -> StoredPhoto:
+    """Metadata of a photo (no bytes, not audited: it reveals nothing the caller did not store)."""
+    with vault.sessions() as session:
+        photo = session.get(Photo, photo_id)
+        if photo is None or photo.deleted_at is not None:
+            raise NotFound(f"there is no photo {photo_id}")
+        site = session.get(BodySite, photo.site_id) if photo.site_id else None
+        return _view(photo, site)
+
+
+def _decrypt(vault: Vault, *, object_id: str, kind: str, blob_key: str, wrapped: bytes) -> bytes:
+    try:
+        blob = vault.blobs.get(blob_key)
+    except BlobUnreadable as exc:
+        raise BlobUnreadable(f"{kind} {object_id} cannot be read: its blob is missing") from exc
+    return open_blob(blob, wrapped, object_id=object_id, kind=kind, keys=vault.keys)
+
+
+def read_photo(vault: Vault, *, photo_id: str, actor: Actor, purpose: str) -> PhotoBytes:
+    """The scrubbed photo's bytes, after writing the access to the audit log."""
+    obj = f"photo:{photo_id}"
+    try:
+        with vault.sessions.begin() as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
+                raise NotFound(f"there is no photo {photo_id}")
+            data = _decrypt(
+                vault,
+                object_id=photo_id,
+                kind=PHOTO,
+                blob_key=photo.blob_key,
+                wrapped=photo.wrapped_dek,
+            )
+            if hashlib.sha256(data).hexdigest() != photo.content_sha256:
+                raise BlobUnreadable(f"photo {photo_id} does not match its recorded checksum")
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=Action.PHOTO_VIEW,
+                object=obj,
+                outcome=Outcome.ALLOWED,
+                purpose=purpose,
+            )
+            media_type = MEDIA_TYPES.get(photo.format, "application/octet-stream")
+    except SkinvaultError as exc:
+        _audit_failure(vault, actor, Action.PHOTO_VIEW, obj, str(exc), purpose=purpose)
+        raise
+    return PhotoBytes(photo_id, data, media_type)
+
+
+def read_thumbnail(vault: Vault, *, photo_id: str, actor: Actor, purpose: str) -> PhotoBytes:
+    """The JPEG thumbnail of a photo, audited like the photo itself."""
+    obj = f"photo:{photo_id}"
+    try:
+        with vault.sessions.begin() as session:
+            thumb = session.scalars(
+                select(Derivative).where(
+                    Derivative.photo_id == photo_id,
+                    Derivative.kind == THUMBNAIL,
+                    Derivative.deleted_at.is_(None),
+                )
+            ).first()
+            if thumb is None or thumb.wrapped_dek is None:
+                raise NotFound(f"there is no photo {photo_id}")
+            data = _decrypt(
+                vault,
+                object_id=thumb.id,
+                kind=THUMBNAIL,
+                blob_key=thumb.blob_key,
+                wrapped=thumb.wrapped_dek,
+            )
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=Action.PHOTO_THUMBNAIL,
+                object=obj,
+                outcome=Outcome.ALLOWED,
+                purpose=purpose,
+            )
+    except SkinvaultError as exc:
+        _audit_failure(vault, actor, Action.PHOTO_THUMBNAIL, obj, str(exc), purpose=purpose)
+        raise
+    return PhotoBytes(photo_id, data, "image/jpeg")
+
+
+def delete_photo(vault: Vault, *, photo_id: str, actor: Actor, reason: str) -> None:
+    """Crypto-shred a photo and its derivatives, audit it, then remove the blobs."""
+    now = vault.clock.now()
+    with vault.sessions.begin() as session:
+        photo = session.get(Photo, photo_id)
+        if photo is None or photo.deleted_at is not None:
+            raise NotFound(f"there is no photo {photo_id}")
+        derivatives = list(
+            session.scalars(select(Derivative).where(Derivative.photo_id == photo_id))
+        )
+        blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives)]
+        # The data keys are gone: no copy of these blobs opens again.
+        photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
+        for derivative in derivatives:
+            derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor.audit_name,
+            action=Action.PHOTO_DELETE,
+            object=f"photo:{photo_id}",
+            outcome=Outcome.DONE,
+            reason=reason,
+        )
+    for key in blob_keys:
+        vault.blobs.delete(key)  # a crash here leaves only unreadable blobs for the sweep
+
+
+__all__ = [
+    "PhotoBytes",
+    "StoredPhoto",
+    "delete_photo",
+    "get_photo",
+    "read_photo",
+    "read_thumbnail",
+    "store_photo",
+]

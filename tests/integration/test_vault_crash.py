@@ -1,0 +1,77 @@
+"""A process storing photos is killed (SIGKILL) at random moments; the vault stays whole."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from skinvault.actors import Actor, Role
+from skinvault.bootstrap import bootstrap
+from skinvault.config import load_settings
+from skinvault.db.models import Photo
+from skinvault.services import admin, photos
+
+WRITER = """
+import sys
+from pathlib import Path
+from skinvault.actors import Actor
+from skinvault.bootstrap import bootstrap
+from skinvault.config import load_settings
+from skinvault.services.photos import store_photo
+from tests import factories
+
+vault = bootstrap(load_settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2]))
+photo = factories.jpeg()
+print("ready", flush=True)
+while True:
+    store_photo(vault, patient_id=sys.argv[3], data=photo, actor=Actor.system("crash-writer"))
+"""
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_killed_writers_leave_only_readable_photos_a_valid_chain_and_sweepable_orphans(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data", database_url=database_url)
+    vault = bootstrap(settings, create=True)
+    operator = Actor.system("test")
+    patient = admin.create_user(
+        vault, role=Role.PATIENT, email="p@example.org", password="long enough pw", actor=operator
+    ).patient_id
+    assert patient
+    rng = random.Random(7)
+    for _ in range(6):
+        child = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(settings.data_dir), database_url, patient],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"ready", (
+            child.stderr.read() if child.stderr else ""
+        )
+        time.sleep(rng.uniform(0.05, 0.6))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        if child.stderr:
+            child.stderr.close()
+
+    with vault.sessions() as session:
+        listed = [p.id for p in session.query(Photo).all()]
+    assert listed, "the writers stored nothing before being killed"
+    for photo_id in listed:
+        got = photos.read_photo(vault, photo_id=photo_id, actor=operator, purpose="care")
+        assert got.data.startswith(b"\xff\xd8")
+    assert admin.verify_audit(vault).count >= len(listed)
+    blob_dir = settings.data_dir / "blobs"
+    admin.sweep(vault, actor=operator, grace=timedelta(0))
+    assert len(list(vault.blobs.keys())) == 2 * len(listed)  # each photo and its thumbnail
+    assert not [p for p in blob_dir.rglob(".tmp-*")]
+    vault.close()
