@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from skinvault.db.engine import make_engine, migrate
+from skinvault.storage import S3BlobStore
 
 PG_URL = os.environ.get("SKINVAULT_TEST_PG", "")
 NO_PG = "PostgreSQL tests need SKINVAULT_TEST_PG=postgresql://… (.ci/run sets it)"
@@ -67,3 +74,53 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = make_engine(database_url)
     yield eng
     eng.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """URL of a moto S3 server running for the whole session."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the moto S3 server exited at start-up (code {server.returncode})")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the moto S3 server did not answer within 30 s")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def s3_store(endpoint: str, prefix: str = "vault") -> S3BlobStore:
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    store = S3BlobStore(f"test-{uuid.uuid4().hex[:12]}", prefix=prefix, client=client)
+    store.ensure_bucket()
+    return store

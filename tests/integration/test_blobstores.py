@@ -7,16 +7,10 @@ as a subprocess, so requests go through boto3's real HTTP stack.
 from __future__ import annotations
 
 import os
-import socket
 import stat
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from skinvault.errors import BlobUnreadable, ConfigError
@@ -27,56 +21,7 @@ from skinvault.storage import (
     S3BlobStore,
     open_blob_store,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """URL of a moto S3 server running for the whole session."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the moto S3 server exited at start-up (code {server.returncode})")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the moto S3 server did not answer within 30 s")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _s3_store(endpoint: str, prefix: str = "vault") -> S3BlobStore:
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    store = S3BlobStore(f"test-{uuid.uuid4().hex[:12]}", prefix=prefix, client=client)
-    store.ensure_bucket()
-    return store
+from tests.integration.conftest import s3_store
 
 
 @pytest.fixture(params=["local", "memory", "s3"])
@@ -85,7 +30,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
         return LocalBlobStore(tmp_path / "blobs")
     if request.param == "memory":
         return MemoryBlobStore()
-    return _s3_store(request.getfixturevalue("s3_endpoint"))
+    return s3_store(request.getfixturevalue("s3_endpoint"))
 
 
 # -- the contract -------------------------------------------------------------------
@@ -193,7 +138,7 @@ def test_keys_of_an_empty_local_store_that_was_never_written(tmp_path: Path) -> 
 
 
 def test_s3_prefix_keeps_vaults_apart(s3_endpoint: str) -> None:
-    store = _s3_store(s3_endpoint, prefix="clinic-a")
+    store = s3_store(s3_endpoint, prefix="clinic-a")
     neighbour = S3BlobStore(store.bucket, prefix="clinic-b", client=store._client)
     store.put("p/1", b"a")
     neighbour.put("p/1", b"b")
@@ -202,14 +147,14 @@ def test_s3_prefix_keeps_vaults_apart(s3_endpoint: str) -> None:
 
 
 def test_s3_without_a_bucket_is_a_config_error(s3_endpoint: str) -> None:
-    store = _s3_store(s3_endpoint)
+    store = s3_store(s3_endpoint)
     missing = S3BlobStore("no-such-bucket-here", client=store._client)
     with pytest.raises(ConfigError, match="no-such-bucket-here does not exist"):
         missing.put("p/1", b"x")
 
 
 def test_s3_listing_pages_past_a_thousand_keys(s3_endpoint: str) -> None:
-    store = _s3_store(s3_endpoint)
+    store = s3_store(s3_endpoint)
     for i in range(1005):
         store.put(f"k/{i}", b"")
     assert len(set(store.keys())) == 1005

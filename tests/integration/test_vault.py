@@ -295,3 +295,37 @@ def test_audit_verify_catches_an_edit_made_directly_in_the_database(
     with pytest.raises(AuditChainBroken) as broken:
         admin.verify_audit(vault)
     assert broken.value.seq == 2
+
+
+@pytest.mark.skipif(not SAMPLES, reason="no corpus")
+def test_on_s3_the_bucket_holds_only_ciphertext_and_photos_read_back(
+    database_url: str, tmp_path: Path, s3_endpoint: str
+) -> None:
+    from tests.integration.conftest import s3_store
+
+    bucket = s3_store(s3_endpoint)
+    settings = load_settings(data_dir=tmp_path / "data", database_url=database_url)
+    vault = bootstrap(settings, create=True, blobs=bucket)
+    patient = admin.create_user(
+        vault,
+        role=Role.PATIENT,
+        email="s3@example.org",
+        password="correct horse 42",
+        actor=OPERATOR,
+    ).patient_id
+    assert patient
+    plaintexts = []
+    for path in SAMPLES[:6]:
+        stored = _store(vault, patient, path.read_bytes())
+        got = photos.read_photo(vault, photo_id=stored.id, actor=_clinician(vault), purpose="care")
+        assert got.data == scrub(path.read_bytes())[0]
+        plaintexts += [got.data, path.read_bytes()]
+    chunks = {p[o : o + 32] for p in plaintexts for o in range(0, len(p) - 31, 32)}
+    objects = list(bucket.keys())
+    assert len(objects) == 12  # six photos, six thumbnails
+    for key in objects:
+        data = bucket.get(key)
+        assert not data.startswith((b"\xff\xd8\xff", b"\x89PNG", b"RIFF", b"II*\x00", b"MM\x00*"))
+        assert not any(data[i : i + 32] in chunks for i in range(len(data) - 31)), key
+    assert not (settings.data_dir / "blobs").exists()  # nothing fell back to the local folder
+    vault.close()
