@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     #: Longest side, in pixels, of the thumbnail derivative.
     thumbnail_size: int = Field(default=320, ge=32, le=2048)
 
+    #: Days a clinical photo (and its thumbnail) is kept after upload; then it is shredded.
+    retention_clinical_photo_days: int = Field(default=3650, ge=1)
+    #: Days a teaching/research copy (a derivative made for secondary use) is kept.
+    retention_teaching_copy_days: int = Field(default=1825, ge=1)
+    #: Days an expired or revoked share link's record is kept before it is removed.
+    retention_share_link_days: int = Field(default=90, ge=1)
+    #: Who runs this service, as the privacy facts name it.
+    organisation: str = "This clinic"
+    #: Where patients send privacy questions and deletion requests (e-mail or URL).
+    privacy_contact: str = ""
+    #: Outside companies that process data for the service (hosting, storage, e-mail).
+    sub_processors: list[str] = Field(default_factory=list)
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'skinvault.db'}"
