@@ -16,6 +16,7 @@ to a problem+json document. Anything else escaping is a bug.
      │    ├── NotFound            no such photo, user or patient (or it was deleted)
      │    ├── BlobUnreadable      blob missing, corrupted or swapped; names the object id
      │    └── KeyUnavailable      the key that wraps a data key is missing or wrong
+     ├── AccessDenied             the policy decision said no; carries its plain reason
      └── AuditChainBroken         the audit log fails verification at a sequence number
 """
 
@@ -64,6 +65,14 @@ class BlobUnreadable(VaultError):
 
 class KeyUnavailable(VaultError):
     """The key-encryption key needed to unwrap a data key is missing or wrong."""
+
+
+class AccessDenied(SkinvaultError):
+    """The one policy decision refused this access; ``reason`` is a sentence a patient can read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class AuditChainBroken(SkinvaultError):

@@ -3,6 +3,8 @@
     >>> preview = thumbnail(scrubbed_jpeg, 320)        # doctest: +SKIP
     >>> preview.width <= 320 and preview.data[:2] == b"\\xff\\xd8"
     True
+    >>> preview.source_width, preview.source_height    # the full photo, upright
+    (3000, 4000)
 
 The thumbnail is a fresh JPEG written by Pillow with no metadata at all (the
 orientation is applied to the pixels), so it never carries anything the
@@ -24,12 +26,17 @@ _QUALITY = 85
 
 @dataclass(frozen=True)
 class Preview:
+    """The thumbnail's JPEG bytes and size, and the displayed size of the full photo."""
+
     data: bytes
     width: int
     height: int
+    source_width: int
+    source_height: int
 
 
 def _open(data: bytes) -> Image.Image:
+    """Open without decoding pixels (only the header is read)."""
     import pillow_heif  # noqa: PLC0415 - registers HEIF with Pillow on first use only
 
     pillow_heif.register_heif_opener()
@@ -37,27 +44,38 @@ def _open(data: bytes) -> Image.Image:
         with warnings.catch_warnings():
             # The scrubber already refused anything over MAX_PIXELS; Pillow warns earlier.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.load()
+            return Image.open(io.BytesIO(data))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
-    return image
 
 
-def dimensions(data: bytes) -> tuple[int, int]:
-    """(width, height) as displayed, i.e. after the EXIF orientation."""
-    with _open(data) as image:
-        upright = ImageOps.exif_transpose(image)
-        return upright.size
+_TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+def _upright_size(image: Image.Image) -> tuple[int, int]:
+    orientation = image.getexif().get(0x0112, 1)
+    width, height = image.size
+    return (height, width) if orientation in _TRANSPOSED else (width, height)
 
 
 def thumbnail(data: bytes, size: int) -> Preview:
-    """A JPEG no larger than ``size`` × ``size``, upright, without metadata."""
+    """A JPEG no larger than ``size`` × ``size``, upright, without metadata.
+
+    JPEGs are decoded at reduced scale (libjpeg's DCT scaling through
+    ``Image.draft``), so a 12 MP photo never has to be decoded in full.
+    """
     with _open(data) as image:
-        upright = ImageOps.exif_transpose(image)
-        upright.thumbnail((size, size))
+        width, height = _upright_size(image)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image.draft("RGB", (size, size))  # no-op for formats without scaled decoding
+                upright = ImageOps.exif_transpose(image)
+                upright.thumbnail((size, size))
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
         if upright.mode not in ("RGB", "L"):
             upright = upright.convert("RGBA").convert("RGB")
         out = io.BytesIO()
         upright.save(out, "JPEG", quality=_QUALITY)
-        return Preview(out.getvalue(), upright.width, upright.height)
+        return Preview(out.getvalue(), upright.width, upright.height, width, height)

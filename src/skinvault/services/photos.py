@@ -34,7 +34,7 @@ from skinvault.db.models import BodySite, Derivative, Patient, Photo
 from skinvault.errors import BlobUnreadable, NotFound, PhotoError, SkinvaultError, TooLarge
 from skinvault.photos.findings import Finding
 from skinvault.photos.scrub import scrub
-from skinvault.photos.thumbnail import dimensions, thumbnail
+from skinvault.photos.thumbnail import thumbnail
 
 PHOTO = "photo"
 THUMBNAIL = "thumbnail"
@@ -160,8 +160,8 @@ def store_photo(
                 f" {vault.settings.max_upload_bytes:,} bytes"
             )
         scrubbed, report = scrub(data)
-        width, height = dimensions(scrubbed)
         preview = thumbnail(scrubbed, vault.settings.thumbnail_size)
+        width, height = preview.source_width, preview.source_height
     except PhotoError as exc:
         _audit_failure(vault, actor, Action.PHOTO_STORE, target, str(exc))
         raise
