@@ -19,6 +19,7 @@ from skinvault.db.models import Derivative, Photo
 from skinvault.errors import BlobUnreadable, KeyUnavailable, NotFound, PhotoError, TooLarge
 from skinvault.photos.scrub import scrub
 from skinvault.services import admin, photos
+from skinvault.services.care import start_care
 from tests import factories
 from tests.conftest import CORPUS_FILES
 
@@ -70,6 +71,7 @@ def patient(vault: Vault) -> str:
         actor=OPERATOR,
     )
     assert user.patient_id
+    start_care(vault, patient_id=user.patient_id, member_id=_clinician(vault).id, actor=OPERATOR)
     return user.patient_id
 
 
@@ -314,6 +316,7 @@ def test_on_s3_the_bucket_holds_only_ciphertext_and_photos_read_back(
         actor=OPERATOR,
     ).patient_id
     assert patient
+    start_care(vault, patient_id=patient, member_id=_clinician(vault).id, actor=OPERATOR)
     plaintexts = []
     for path in SAMPLES[:6]:
         stored = _store(vault, patient, path.read_bytes())

@@ -15,6 +15,7 @@ from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import Photo
 from skinvault.services import admin, photos
+from skinvault.services.care import start_care
 
 WRITER = """
 import sys
@@ -44,6 +45,11 @@ def test_killed_writers_leave_only_readable_photos_a_valid_chain_and_sweepable_o
         vault, role=Role.PATIENT, email="p@example.org", password="long enough pw", actor=operator
     ).patient_id
     assert patient
+    doctor = admin.create_user(
+        vault, role=Role.CLINICIAN, email="d@example.org", password="long enough pw", actor=operator
+    ).user_id
+    start_care(vault, patient_id=patient, member_id=doctor, actor=operator)
+    clinician = Actor(doctor, Role.CLINICIAN, "Dr. Test")
     rng = random.Random(7)
     for _ in range(6):
         child = subprocess.Popen(
@@ -67,7 +73,7 @@ def test_killed_writers_leave_only_readable_photos_a_valid_chain_and_sweepable_o
         listed = [p.id for p in session.query(Photo).all()]
     assert listed, "the writers stored nothing before being killed"
     for photo_id in listed:
-        got = photos.read_photo(vault, photo_id=photo_id, actor=operator, purpose="care")
+        got = photos.read_photo(vault, photo_id=photo_id, actor=clinician, purpose="care")
         assert got.data.startswith(b"\xff\xd8")
     assert admin.verify_audit(vault).count >= len(listed)
     blob_dir = settings.data_dir / "blobs"

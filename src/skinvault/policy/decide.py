@@ -198,11 +198,17 @@ def _secondary(
         return deny(f"People in the {actor.role.value} role do not use photos for {title}.")
     if access is Access.SHARE:
         return deny(f"Photos used for {title} cannot be shared onward.")
-    consent = consent_in_force(consents, purpose, now)
+    history = list(consents)
+    consent = consent_in_force(history, purpose, now)
     if consent is None:
         return deny(f"The patient has not given consent for {title}.")
     if not consent.granted:
-        return deny(f"The patient said no to {title} on {_day(consent.recorded_at)}.")
+        earlier_grant = any(
+            c.purpose is purpose and c.granted and c.recorded_at < consent.recorded_at
+            for c in history
+        )
+        verb = "withdrew consent for" if earlier_grant else "said no to"
+        return deny(f"The patient {verb} {title} on {_day(consent.recorded_at)}.")
     if consent.revoked_at is not None and consent.revoked_at <= now:
         return deny(f"The patient withdrew consent for {title} on {_day(consent.revoked_at)}.")
     if consent.expires_at is not None and consent.expires_at <= now:

@@ -30,11 +30,35 @@ from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import maybe_checkpoint, record
 from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import open_blob, seal
-from skinvault.db.models import BodySite, Derivative, Patient, Photo
-from skinvault.errors import BlobUnreadable, NotFound, PhotoError, SkinvaultError, TooLarge
+from skinvault.db.models import (
+    BodySite,
+    CareRelationship,
+    Consent,
+    Derivative,
+    Patient,
+    Photo,
+)
+from skinvault.errors import (
+    AccessDenied,
+    BlobUnreadable,
+    NotFound,
+    PhotoError,
+    SkinvaultError,
+    TooLarge,
+)
 from skinvault.photos.findings import Finding
 from skinvault.photos.scrub import scrub
 from skinvault.photos.thumbnail import thumbnail
+from skinvault.policy.decide import (
+    Access,
+    CareFacts,
+    ConsentFacts,
+    Decision,
+    Obligation,
+    PhotoFacts,
+    decide,
+)
+from skinvault.policy.purposes import Purpose, Scope
 
 PHOTO = "photo"
 THUMBNAIL = "thumbnail"
@@ -69,9 +93,12 @@ class StoredPhoto:
 
 @dataclass(frozen=True)
 class PhotoBytes:
+    """Bytes a decision allowed, and the obligations the caller must honour when showing them."""
+
     photo_id: str
     data: bytes
     media_type: str
+    obligations: frozenset[Obligation] = frozenset()
 
 
 def _blob_key(vault: Vault, kind: str) -> str:
@@ -257,73 +284,203 @@ def _decrypt(vault: Vault, *, object_id: str, kind: str, blob_key: str, wrapped:
     return open_blob(blob, wrapped, object_id=object_id, kind=kind, keys=vault.keys)
 
 
-def read_photo(vault: Vault, *, photo_id: str, actor: Actor, purpose: str) -> PhotoBytes:
-    """The scrubbed photo's bytes, after writing the access to the audit log."""
+def _decision(
+    session: Session,
+    vault: Vault,
+    photo: Photo,
+    *,
+    actor: Actor,
+    access: Access,
+    purpose: Purpose,
+    break_glass_reason: str | None,
+) -> Decision:
+    """Gather the facts for :func:`skinvault.policy.decide` inside the caller's transaction."""
+    patient = session.get(Patient, photo.patient_id)
+    consents = [
+        ConsentFacts(
+            Purpose(c.purpose),
+            c.granted,
+            c.recorded_at,
+            frozenset(Scope(x) for x in c.scopes.split(",") if x),
+            c.expires_at,
+            c.revoked_at,
+        )
+        for c in session.scalars(select(Consent).where(Consent.patient_id == photo.patient_id))
+    ]
+    relationships = [
+        CareFacts(r.clinician_id, r.since, r.until)
+        for r in session.scalars(
+            select(CareRelationship).where(CareRelationship.patient_id == photo.patient_id)
+        )
+    ]
+    facts = PhotoFacts(
+        photo.id,
+        photo.patient_id,
+        patient.user_id if patient else None,
+        deleted=photo.deleted_at is not None or photo.wrapped_dek is None,
+    )
+    decision = decide(
+        actor,
+        access,
+        facts,
+        purpose,
+        consents=consents,
+        relationships=relationships,
+        now=vault.clock.now(),
+        break_glass_reason=break_glass_reason,
+    )
+    if decision.allowed and decision.obligations & {Obligation.CROPPED, Obligation.NO_FACE}:
+        # Fail closed: no cropped or face-free version is made yet, so none can be served.
+        wanted = "face-free" if Obligation.NO_FACE in decision.obligations else "cropped"
+        return Decision(
+            False,
+            f"The patient allows this use only for a {wanted} version of the photo,"
+            " and none has been made.",
+        )
+    return decision
+
+
+def _parse_purpose(purpose: Purpose | str) -> Purpose:
+    try:
+        return Purpose(purpose)
+    except ValueError:
+        names = ", ".join(p.value for p in Purpose)
+        raise AccessDenied(f"“{purpose}” is not a purpose; name one of: {names}.") from None
+
+
+def _read(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    action: Action,
+    break_glass_reason: str | None,
+    derivative: str | None,
+) -> PhotoBytes:
+    """Decide, audit, then decrypt: a denied read records the decision and returns no bytes."""
     obj = f"photo:{photo_id}"
     try:
+        chosen = _parse_purpose(purpose)
         with vault.sessions.begin() as session:
             photo = session.get(Photo, photo_id)
-            if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
+            if photo is None or photo.deleted_at is not None:
                 raise NotFound(f"there is no photo {photo_id}")
-            data = _decrypt(
-                vault,
-                object_id=photo_id,
-                kind=PHOTO,
-                blob_key=photo.blob_key,
-                wrapped=photo.wrapped_dek,
-            )
-            if hashlib.sha256(data).hexdigest() != photo.content_sha256:
-                raise BlobUnreadable(f"photo {photo_id} does not match its recorded checksum")
-            record(
+            decision = _decision(
                 session,
-                clock=vault.clock,
-                actor=actor.audit_name,
-                action=Action.PHOTO_VIEW,
-                object=obj,
-                outcome=Outcome.ALLOWED,
-                purpose=purpose,
+                vault,
+                photo,
+                actor=actor,
+                access=Access.VIEW,
+                purpose=chosen,
+                break_glass_reason=break_glass_reason,
             )
-            media_type = MEDIA_TYPES.get(photo.format, "application/octet-stream")
-    except SkinvaultError as exc:
-        _audit_failure(vault, actor, Action.PHOTO_VIEW, obj, str(exc), purpose=purpose)
-        raise
-    return PhotoBytes(photo_id, data, media_type)
-
-
-def read_thumbnail(vault: Vault, *, photo_id: str, actor: Actor, purpose: str) -> PhotoBytes:
-    """The JPEG thumbnail of a photo, audited like the photo itself."""
-    obj = f"photo:{photo_id}"
-    try:
-        with vault.sessions.begin() as session:
-            thumb = session.scalars(
-                select(Derivative).where(
-                    Derivative.photo_id == photo_id,
-                    Derivative.kind == THUMBNAIL,
-                    Derivative.deleted_at.is_(None),
+            if not decision.allowed:
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=actor.audit_name,
+                    action=action,
+                    object=obj,
+                    outcome=Outcome.DENIED,
+                    purpose=chosen.value,
+                    reason=decision.reason,
                 )
-            ).first()
-            if thumb is None or thumb.wrapped_dek is None:
-                raise NotFound(f"there is no photo {photo_id}")
-            data = _decrypt(
-                vault,
-                object_id=thumb.id,
-                kind=THUMBNAIL,
-                blob_key=thumb.blob_key,
-                wrapped=thumb.wrapped_dek,
-            )
-            record(
-                session,
-                clock=vault.clock,
-                actor=actor.audit_name,
-                action=Action.PHOTO_THUMBNAIL,
-                object=obj,
-                outcome=Outcome.ALLOWED,
-                purpose=purpose,
-            )
+                denied = AccessDenied(decision.reason)
+            else:
+                denied = None
+                kind, object_id, blob_key, wrapped = (
+                    PHOTO,
+                    photo.id,
+                    photo.blob_key,
+                    photo.wrapped_dek,
+                )
+                if derivative is not None:
+                    row = session.scalars(
+                        select(Derivative).where(
+                            Derivative.photo_id == photo_id,
+                            Derivative.kind == derivative,
+                            Derivative.deleted_at.is_(None),
+                        )
+                    ).first()
+                    if row is None:
+                        raise NotFound(f"photo {photo_id} has no {derivative}")
+                    kind, object_id, blob_key, wrapped = (
+                        derivative,
+                        row.id,
+                        row.blob_key,
+                        row.wrapped_dek,
+                    )
+                assert wrapped is not None  # not deleted, or decide() would have refused
+                data = _decrypt(
+                    vault, object_id=object_id, kind=kind, blob_key=blob_key, wrapped=wrapped
+                )
+                if derivative is None and hashlib.sha256(data).hexdigest() != photo.content_sha256:
+                    raise BlobUnreadable(f"photo {photo_id} does not match its recorded checksum")
+                reason = decision.reason
+                if decision.break_glass:
+                    reason = f"BREAK-GLASS, to be reviewed: {reason}"
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=actor.audit_name,
+                    action=action,
+                    object=obj,
+                    outcome=Outcome.ALLOWED,
+                    purpose=chosen.value,
+                    reason=reason,
+                )
+                media_type = (
+                    "image/jpeg"
+                    if derivative is not None
+                    else MEDIA_TYPES.get(photo.format, "application/octet-stream")
+                )
     except SkinvaultError as exc:
-        _audit_failure(vault, actor, Action.PHOTO_THUMBNAIL, obj, str(exc), purpose=purpose)
+        _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
         raise
-    return PhotoBytes(photo_id, data, "image/jpeg")
+    if denied is not None:
+        raise denied  # the refusal is committed to the audit log first
+    return PhotoBytes(photo_id, data, media_type, decision.obligations)
+
+
+def read_photo(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    break_glass_reason: str | None = None,
+) -> PhotoBytes:
+    """The scrubbed photo's bytes if the policy allows it; every attempt is audited."""
+    return _read(
+        vault,
+        photo_id=photo_id,
+        actor=actor,
+        purpose=purpose,
+        action=Action.PHOTO_VIEW,
+        break_glass_reason=break_glass_reason,
+        derivative=None,
+    )
+
+
+def read_thumbnail(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    break_glass_reason: str | None = None,
+) -> PhotoBytes:
+    """The JPEG thumbnail, under exactly the same decision as the photo itself."""
+    return _read(
+        vault,
+        photo_id=photo_id,
+        actor=actor,
+        purpose=purpose,
+        action=Action.PHOTO_THUMBNAIL,
+        break_glass_reason=break_glass_reason,
+        derivative=THUMBNAIL,
+    )
 
 
 def delete_photo(vault: Vault, *, photo_id: str, actor: Actor, reason: str) -> None:
