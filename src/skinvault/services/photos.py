@@ -443,6 +443,81 @@ def _read(
     return PhotoBytes(photo_id, data, media_type, decision.obligations)
 
 
+@dataclass(frozen=True)
+class PhotoDetails:
+    """What a reader may learn about a photo; de-identified readers get no linking details."""
+
+    id: str
+    format: str
+    width: int
+    height: int
+    site: str | None
+    patient_id: str | None
+    note: str | None
+    taken_on: date | None
+    uploaded_at: datetime | None
+    obligations: frozenset[Obligation]
+
+
+def describe_photo(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    break_glass_reason: str | None = None,
+) -> PhotoDetails:
+    """A photo's details under the same decision as its bytes (audited as photo:describe)."""
+    obj = f"photo:{photo_id}"
+    try:
+        chosen = _parse_purpose(purpose)
+        with vault.sessions.begin() as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.deleted_at is not None:
+                raise NotFound(f"there is no photo {photo_id}")
+            decision = _decision(
+                session,
+                vault,
+                photo,
+                actor=actor,
+                access=Access.VIEW,
+                purpose=chosen,
+                break_glass_reason=break_glass_reason,
+            )
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=Action.PHOTO_DESCRIBE,
+                object=obj,
+                outcome=Outcome.ALLOWED if decision.allowed else Outcome.DENIED,
+                purpose=chosen.value,
+                reason=decision.reason,
+            )
+            site = session.get(BodySite, photo.site_id) if photo.site_id else None
+            hidden = Obligation.DEIDENTIFIED in decision.obligations
+            details = PhotoDetails(
+                id=photo.id,
+                format=photo.format,
+                width=photo.width,
+                height=photo.height,
+                site=site.label if site else None,
+                patient_id=None if hidden else photo.patient_id,
+                note=None if hidden else photo.note,
+                taken_on=None if hidden else photo.taken_on,
+                uploaded_at=None if hidden else photo.uploaded_at,
+                obligations=decision.obligations,
+            )
+    except SkinvaultError as exc:
+        _audit_failure(
+            vault, actor, Action.PHOTO_DESCRIBE, obj, str(exc), purpose=str(purpose)[:20]
+        )
+        raise
+    if not decision.allowed:
+        raise AccessDenied(decision.reason)
+    return details
+
+
 def read_photo(
     vault: Vault,
     *,

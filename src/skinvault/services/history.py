@@ -1,0 +1,137 @@
+"""The patient's accounting of disclosures: every access to their photos, in plain words.
+
+    >>> [e.text for e in access_history(vault, patient_id)]          # doctest: +SKIP
+    ['Dr. Lee viewed your left hand photo of 3 May 2026 for your care, 12 June 2026 14:02.',
+     'Prof. Ng was refused your left hand photo of 3 May 2026 for teaching, 14 June 2026 09:00:
+      the patient withdrew consent for teaching on 13 June 2026.']
+
+The history is read from the audit log itself, so it cannot say less than the
+log does: every allowed, refused and failed attempt on any of the patient's
+photos, and every consent answer, appears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+
+from skinvault.bootstrap import Vault
+from skinvault.db.models import AuditEvent, BodySite, Patient, Photo
+from skinvault.errors import NotFound
+from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
+
+_VERBS = {
+    "photo:store": "added",
+    "photo:view": "viewed",
+    "photo:thumbnail": "viewed a preview of",
+    "photo:describe": "looked up the details of",
+    "photo:share": "shared",
+    "photo:export": "exported",
+    "photo:delete": "deleted",
+    "photo:shred": "shredded, as the retention period ended,",
+}
+_CONSENT = {
+    "consent:grant": "gave consent for",
+    "consent:refuse": "said no to",
+    "consent:revoke": "withdrew consent for",
+}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    actor: str
+    action: str
+    purpose: str | None
+    outcome: str
+    text: str
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%d %B %Y %H:%M}".lstrip("0")
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%d %B %Y}".lstrip("0")
+
+
+def _purpose_words(purpose: str | None) -> str:
+    if not purpose:
+        return ""
+    try:
+        chosen = Purpose(purpose)
+    except ValueError:
+        return f" for “{purpose}”"
+    return (
+        " for your care"
+        if chosen is Purpose.CARE
+        else f" for {PURPOSE_TEXTS[chosen].title.lower()}"
+    )
+
+
+def _who(actor: str, patient_user: str | None) -> str:
+    actor_id, _, name = actor.partition(" ")
+    if patient_user and actor_id == patient_user:
+        return "You"
+    if actor_id.startswith("system:"):
+        return "The system"
+    return name or "Someone"
+
+
+def _sentence(event: AuditEvent, photo_words: str, who: str) -> str:
+    when = _when(event.at)
+    purpose = _purpose_words(event.purpose)
+    if event.action in _CONSENT:
+        return f"{who} {_CONSENT[event.action]}{purpose.replace(' for ', ' ', 1)}, {when}."
+    verb = _VERBS.get(event.action, event.action)
+    if event.outcome == "denied":
+        return f"{who} was refused {photo_words}{purpose}, {when}: {event.reason}"
+    if event.outcome == "failed":
+        return f"{who} tried to open {photo_words}{purpose} but it failed, {when}."
+    return f"{who} {verb} {photo_words}{purpose}, {when}."
+
+
+def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
+    """Every recorded access to the patient's photos and every consent answer, oldest first."""
+    with vault.sessions() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise NotFound(f"there is no patient {patient_id}")
+        photos = {
+            p.id: p for p in session.scalars(select(Photo).where(Photo.patient_id == patient_id))
+        }
+        sites = {
+            s.id: s.label
+            for s in session.scalars(select(BodySite).where(BodySite.patient_id == patient_id))
+        }
+        objects = [f"photo:{pid}" for pid in photos] + [f"patient:{patient_id}"]
+        events = session.scalars(
+            select(AuditEvent)
+            .where(
+                or_(
+                    AuditEvent.object.in_(objects),
+                    AuditEvent.action.in_(list(_CONSENT))
+                    & (AuditEvent.object == f"patient:{patient_id}"),
+                )
+            )
+            .order_by(AuditEvent.seq)
+        ).all()
+        entries = []
+        for e in events:
+            if e.object.startswith("patient:") and e.action not in _CONSENT:
+                continue  # care-team changes and failed uploads are in the operator's log
+            photo = photos.get(e.object.removeprefix("photo:"))
+            if photo is not None:
+                site = sites.get(photo.site_id or "", "")
+                photo_words = f"your {site + ' ' if site else ''}photo of {_day(photo.uploaded_at)}"
+            else:
+                photo_words = "your photo"
+            who = _who(e.actor, patient.user_id)
+            entries.append(
+                HistoryEntry(
+                    e.at, who, e.action, e.purpose, e.outcome, _sentence(e, photo_words, who)
+                )
+            )
+        return entries
