@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     #: A signed audit checkpoint is written after this many events.
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     #: Uploads larger than this are refused before they are read in full.
-    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     #: Longest side, in pixels, of the thumbnail derivative.
     thumbnail_size: int = Field(default=320, ge=32, le=2048)
 
