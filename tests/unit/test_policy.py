@@ -16,8 +16,10 @@ from skinvault.policy.decide import (
     CareFacts,
     ConsentFacts,
     Obligation,
+    PatientAction,
     PhotoFacts,
     decide,
+    decide_patient,
 )
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 
@@ -217,3 +219,29 @@ def test_a_revocation_at_t_denies_every_later_access(
     d = decide(actor, access, PHOTO, purpose, consents=history, relationships=[], now=later)
     if not (actor.role is Role.PATIENT and actor.id == PATIENT_USER):
         assert not d.allowed
+
+
+@pytest.mark.parametrize("action", list(PatientAction))
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("rel", list(RELATIONSHIPS))
+def test_record_level_actions(action: PatientAction, role: Role, rel: str) -> None:
+    own_id = PATIENT_USER if role is Role.PATIENT else "u-actor"
+    d = decide_patient(
+        Actor(own_id, role, "X"), action, patient_user_id=PATIENT_USER,
+        relationships=RELATIONSHIPS[rel], now=NOW,
+    )  # fmt: skip
+    if role is Role.PATIENT:
+        assert d.allowed
+    elif role is Role.ADMIN:
+        assert d.allowed is (action is PatientAction.READ_HISTORY)
+    elif role in (Role.CLINICIAN, Role.STAFF):
+        care_action = action in (PatientAction.LIST_PHOTOS, PatientAction.UPLOAD)
+        assert d.allowed is (care_action and rel == "current")
+    else:
+        assert not d.allowed
+    assert d.reason.endswith(".")
+    other = decide_patient(
+        Actor("u-someone", Role.PATIENT, "Bob"), action, patient_user_id=PATIENT_USER,
+        relationships=[], now=NOW,
+    )  # fmt: skip
+    assert not other.allowed

@@ -227,3 +227,45 @@ def _secondary(
         f"The patient consented to {title} on {_day(consent.recorded_at)}{limit_text}.",
         frozenset(obligations),
     )
+
+
+class PatientAction(StrEnum):
+    """Things done to a patient's record as a whole, not to one photo."""
+
+    LIST_PHOTOS = "list-photos"
+    UPLOAD = "upload"
+    MANAGE_CONSENT = "manage-consent"
+    READ_HISTORY = "read-history"
+    READ_SENT = "read-sent"
+    REQUEST_DELETION = "request-deletion"
+
+
+_CARE_TEAM_MAY = frozenset({PatientAction.LIST_PHOTOS, PatientAction.UPLOAD})
+
+
+def decide_patient(
+    actor: Actor,
+    action: PatientAction,
+    *,
+    patient_user_id: str | None,
+    relationships: Iterable[CareFacts],
+    now: datetime,
+) -> Decision:
+    """Whether ``actor`` may do ``action`` on a patient's record (photos are decided one by one).
+
+    The patient may do everything on their own record; the current care team
+    may list and add photos; a privacy officer (admin) may read the access
+    history to answer the patient's questions; nobody else may do anything.
+    """
+    if actor.role is Role.PATIENT:
+        if patient_user_id is not None and actor.id == patient_user_id:
+            return Decision(True, "This is your own record.")
+        return deny("Patients can see only their own record.")
+    if actor.role is Role.ADMIN and action is PatientAction.READ_HISTORY:
+        return Decision(True, f"{actor.name} reviews access as the privacy officer.")
+    if actor.role in (Role.CLINICIAN, Role.STAFF) and action in _CARE_TEAM_MAY:
+        if any(r.member_id == actor.id and r.current(now) for r in relationships):
+            return Decision(True, f"{actor.name} is part of the patient's care team.")
+        return deny(f"{actor.name} has no care relationship with this patient.")
+    who = actor.role.value if actor.role else "this account"
+    return deny(f"People in the {who} role cannot do this on a patient's record.")

@@ -1,0 +1,101 @@
+"""Record-level access: listing a patient's photos, adding one, managing their consents.
+
+    >>> authorize(vault, actor, patient_id, PatientAction.UPLOAD)      # doctest: +SKIP
+    >>> [p.id for p in list_photos(vault, actor=me, patient_id=me_pid)] # doctest: +SKIP
+
+Each check goes through :func:`skinvault.policy.decide.decide_patient`; a
+refusal is written to the audit log before :class:`AccessDenied` is raised.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from skinvault.actors import Actor
+from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.log import record
+from skinvault.bootstrap import Vault
+from skinvault.db.models import BodySite, CareRelationship, Patient, Photo, User
+from skinvault.errors import AccessDenied, NotFound
+from skinvault.policy.decide import CareFacts, Decision, PatientAction, decide_patient
+from skinvault.services.photos import StoredPhoto, _view
+
+
+def authorize(vault: Vault, actor: Actor, patient_id: str, action: PatientAction) -> Decision:
+    """The decision for ``action`` on the record; raises (after auditing) when refused."""
+    with vault.sessions.begin() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise NotFound(f"there is no patient {patient_id}")
+        relationships = [
+            CareFacts(r.clinician_id, r.since, r.until)
+            for r in session.scalars(
+                select(CareRelationship).where(CareRelationship.patient_id == patient_id)
+            )
+        ]
+        decision = decide_patient(
+            actor,
+            action,
+            patient_user_id=patient.user_id,
+            relationships=relationships,
+            now=vault.clock.now(),
+        )
+        if not decision.allowed:
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=Action.RECORD_ACCESS,
+                object=f"patient:{patient_id}",
+                outcome=Outcome.DENIED,
+                reason=f"{action.value}: {decision.reason}",
+            )
+    if not decision.allowed:
+        raise AccessDenied(decision.reason)
+    return decision
+
+
+def list_photos(vault: Vault, *, actor: Actor, patient_id: str) -> list[StoredPhoto]:
+    """The patient's photos (newest first), for the patient and their care team."""
+    authorize(vault, actor, patient_id, PatientAction.LIST_PHOTOS)
+    with vault.sessions() as session:
+        sites = {
+            s.id: s
+            for s in session.scalars(select(BodySite).where(BodySite.patient_id == patient_id))
+        }
+        rows = session.scalars(
+            select(Photo)
+            .where(Photo.patient_id == patient_id, Photo.deleted_at.is_(None))
+            .order_by(Photo.uploaded_at.desc())
+        )
+        return [_view(p, sites.get(p.site_id or "")) for p in rows]
+
+
+def patient_of_user(vault: Vault, user_id: str) -> str | None:
+    with vault.sessions() as session:
+        patient = session.scalars(select(Patient).where(Patient.user_id == user_id)).first()
+        return patient.id if patient else None
+
+
+def patients_of(vault: Vault, member_id: str) -> list[tuple[str, str]]:
+    """(patient id, display name) of everyone whose care team ``member_id`` is on now."""
+    now = vault.clock.now()
+    with vault.sessions() as session:
+        rows = session.execute(
+            select(Patient.id, Patient.display_name, CareRelationship.until, CareRelationship.since)
+            .join(CareRelationship, CareRelationship.patient_id == Patient.id)
+            .where(CareRelationship.clinician_id == member_id)
+        ).all()
+    return sorted(
+        {
+            (pid, name)
+            for pid, name, until, since in rows
+            if since <= now and (until is None or until > now)
+        },
+        key=lambda x: x[1],
+    )
+
+
+def user_by_email(vault: Vault, email: str) -> User | None:
+    with vault.sessions() as session:
+        return session.scalars(select(User).where(User.email == email.strip().lower())).first()
