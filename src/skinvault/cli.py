@@ -26,6 +26,7 @@ from skinvault.batch import (
     inspect_file,
     scrub_files,
 )
+from skinvault.governance_cli import privacy_app, retention_app
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
 
@@ -39,6 +40,8 @@ app = typer.Typer(
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
+app.add_typer(privacy_app, name="privacy")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -16,6 +16,7 @@ to a problem+json document. Anything else escaping is a bug.
      │    ├── NotFound            no such photo, user or patient (or it was deleted)
      │    ├── BlobUnreadable      blob missing, corrupted or swapped; names the object id
      │    └── KeyUnavailable      the key that wraps a data key is missing or wrong
+     ├── RequestInvalid           a request or decision that cannot be accepted as given
      ├── AccessDenied             the policy decision said no; carries its plain reason
      └── AuditChainBroken         the audit log fails verification at a sequence number
 """
@@ -65,6 +66,10 @@ class BlobUnreadable(VaultError):
 
 class KeyUnavailable(VaultError):
     """The key-encryption key needed to unwrap a data key is missing or wrong."""
+
+
+class RequestInvalid(SkinvaultError):
+    """A request or decision that cannot be accepted as given (wrong state, missing field)."""
 
 
 class AccessDenied(SkinvaultError):
