@@ -10,8 +10,9 @@ into a fresh schema on SKINVAULT_TEST_PG), then times:
 - verify_log on each database (streaming, batched reads);
 - verify_rows on the rows held in memory (no database);
 - verify on (Event, prev_hash, hash) triples (formats each datetime in Python);
-- raw hashlib: sha256(prev || canonical).hexdigest() over the precomputed
-  byte strings — the floor any verifier pays for hashing.
+- raw hashlib: sha256(prev hex || SEP || canonical).hexdigest() over the
+  precomputed byte strings (exactly the bytes every verifier hashes) — the
+  floor any verifier pays for hashing.
 
 "% of raw" is events/s divided by raw events/s; MB/s counts the hashed bytes.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, text
 
-from skinvault.audit.chain import GENESIS, Event, canonical, flat_row, verify, verify_rows
+from skinvault.audit.chain import GENESIS, SEP, Event, canonical, flat_row, verify, verify_rows
 from skinvault.audit.log import verify_log
 from skinvault.db.engine import make_engine, migrate
 from skinvault.db.models import AuditEvent
@@ -54,7 +55,7 @@ def build(n: int) -> tuple[list[Event], list[str], list[str], list[bytes]]:
             outcome="allowed" if seq % 7 else "denied",
             reason=None if seq % 7 else "no consent for this purpose",
         )
-        blob = bytes.fromhex(prev) + canonical(event)
+        blob = (prev + SEP).encode() + canonical(event)  # exactly what link() hashes
         h = hashlib.sha256(blob).hexdigest()
         events.append(event)
         prevs.append(prev)

@@ -17,11 +17,17 @@ to a problem+json document. Anything else escaping is a bug.
      │    ├── BlobUnreadable      blob missing, corrupted or swapped; names the object id
      │    └── KeyUnavailable      the key that wraps a data key is missing or wrong
      ├── RequestInvalid           a request or decision that cannot be accepted as given
+     ├── AuthenticationFailed     sign-in, token, session or setup link refused (never says why
+     │    │                       in a way that reveals whether an e-mail has an account)
+     │    └── AccountLocked       too many failed sign-ins; ``until`` says when it opens again
+     ├── LinkUnavailable          a share link that was withdrawn, expired or used up
      ├── AccessDenied             the policy decision said no; carries its plain reason
      └── AuditChainBroken         the audit log fails verification at a sequence number
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class SkinvaultError(Exception):
@@ -70,6 +76,23 @@ class KeyUnavailable(VaultError):
 
 class RequestInvalid(SkinvaultError):
     """A request or decision that cannot be accepted as given (wrong state, missing field)."""
+
+
+class AuthenticationFailed(SkinvaultError):
+    """Sign-in or a credential (token, session, setup link) was refused; the message is
+    safe to show: it never tells whether an e-mail address has an account."""
+
+
+class AccountLocked(AuthenticationFailed):
+    """Too many failed sign-ins in a row; ``until`` is when the account opens again."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"too many failed sign-ins; try again after {until:%H:%M} UTC")
+        self.until = until
+
+
+class LinkUnavailable(SkinvaultError):
+    """A share link that no longer opens: withdrawn, expired, used, or the photo deleted."""
 
 
 class AccessDenied(SkinvaultError):

@@ -17,6 +17,7 @@ from skinvault.audit import (
     tail,
     verify_log,
 )
+from skinvault.audit.chain import Verifier
 from skinvault.db.engine import make_engine, session_factory
 from skinvault.errors import AuditChainBroken
 
@@ -184,3 +185,83 @@ def test_concurrent_writers_never_fork_the_chain(engine: Engine, database_url: s
         report = verify_log(conn)
     assert seqs == list(range(1, 201))
     assert report.count == 200
+
+
+def test_an_intact_log_verifies_without_reading_rows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append(engine, 30)
+
+    def refuse(self: object, rows: object) -> None:
+        raise AssertionError("the one-string-per-batch path was not taken")
+
+    monkeypatch.setattr(Verifier, "feed", refuse)
+    with engine.connect() as conn:
+        assert verify_log(conn).count == 30
+
+
+EDIT_AT_5 = {
+    "actor": "UPDATE audit_events SET actor = actor || 'x' WHERE seq = 5",
+    "object": "UPDATE audit_events SET object = object || 'x' WHERE seq = 5",
+    "reason": "UPDATE audit_events SET reason = reason || 'x' WHERE seq = 5",
+}
+
+
+@pytest.mark.parametrize("field", sorted(EDIT_AT_5))
+def test_fields_holding_separators_and_backslashes_verify_and_edits_are_caught(
+    engine: Engine, field: str
+) -> None:
+    odd = "a\\b\x1fc\x1ed\x1ae\\z\\u"
+    append(engine, 4)
+    with session_factory(engine).begin() as session:
+        kwargs = {"actor": "user:a", "object": "photo:x", "reason": None} | {field: odd}
+        record(
+            session, clock=StepClock(), action=Action.PHOTO_VIEW, outcome=Outcome.ALLOWED, **kwargs
+        )  # type: ignore[arg-type]
+    append(engine, 4)
+    with engine.connect() as conn:
+        assert verify_log(conn).count == 9
+    execute(engine, EDIT_AT_5[field])
+    assert broken_seq(engine) == 5
+
+
+def test_events_far_after_a_gap_are_caught(engine: Engine) -> None:
+    append(engine, 12)
+    execute(engine, "UPDATE audit_events SET seq = seq + 1000000 WHERE seq > 10")
+    assert broken_seq(engine) == 11
+
+
+def test_a_non_iso_datestyle_on_postgresql_still_verifies(engine: Engine) -> None:
+    append(engine, 12)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET DateStyle = 'SQL, DMY'")
+        assert verify_log(conn).count == 12
+    execute(engine, "UPDATE audit_events SET outcome = 'allowed' WHERE seq = 4")
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET DateStyle = 'SQL, DMY'")
+        with pytest.raises(AuditChainBroken) as info:
+            verify_log(conn)
+    assert info.value.seq == 4
+
+
+def test_a_nul_appended_to_a_field_on_sqlite_is_caught(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL text cannot hold NUL")
+    append(engine, 8)
+    execute(engine, "UPDATE audit_events SET actor = actor || char(0) || 'x' WHERE seq = 6")
+    assert broken_seq(engine) == 6
+
+
+def test_a_character_moved_between_two_stored_hashes_is_caught(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("varchar(64) on PostgreSQL refuses a 65-character hash")
+    append(engine, 6)
+    execute(
+        engine,
+        "UPDATE audit_events SET hash ="
+        " (SELECT substr(hash, 64, 1) FROM audit_events WHERE seq = 3) || hash WHERE seq = 4",
+    )
+    execute(engine, "UPDATE audit_events SET hash = substr(hash, 1, 63) WHERE seq = 3")
+    assert broken_seq(engine) == 3

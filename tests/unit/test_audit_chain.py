@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,9 +12,13 @@ from hypothesis import strategies as st
 
 from skinvault.audit.chain import (
     GENESIS,
+    NULL,
+    ROW,
+    SEP,
     Checkpoint,
     Event,
     canonical,
+    canonical_at,
     link,
     public_key_hex,
     sign_checkpoint,
@@ -80,19 +84,59 @@ def test_an_intact_chain_verifies_and_reports_its_head() -> None:
     assert verify([]).head_hash == GENESIS
 
 
-def test_canonical_is_compact_json_values_one_per_line() -> None:
-    event = make_event(5)
-    values = [json.loads(line) for line in canonical(event).decode().split("\n")]
-    assert values == [
-        5,
-        "2026-03-01T09:00:05.000005Z",
+def test_canonical_is_the_fields_joined_by_sep_with_null_for_none() -> None:
+    event = make_event(4)
+    assert canonical(event).decode().split(SEP) == [
+        "4",
+        "2026-03-01 09:00:04.000004",
         event.actor,
         event.action,
         event.object,
-        event.purpose,
+        NULL,
         event.outcome,
-        event.reason,
+        NULL,
     ]
+    assert (
+        link(GENESIS, event)
+        == hashlib.sha256((GENESIS + SEP).encode() + canonical(event)).hexdigest()
+    )
+
+
+def test_canonical_at_is_postgres_iso_text_without_trailing_zeros() -> None:
+    assert canonical_at(T0) == "2026-03-01 09:00:00"
+    assert canonical_at(T0 + timedelta(microseconds=500_000)) == "2026-03-01 09:00:00.5"
+    assert canonical_at(T0 + timedelta(seconds=10, microseconds=10)) == "2026-03-01 09:00:10.00001"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (("a" + SEP + "b", "c"), ("a", "b" + SEP + "c")),
+        (("a\\", "c"), ("a", "\\c")),
+        ((NULL, "c"), (None, "c")),
+        (("\\z", "c"), (NULL, "c")),
+        (("a" + ROW, "c"), ("a\\r", "c")),
+    ],
+)
+def test_canonical_is_injective_whatever_the_fields_hold(
+    a: tuple[str | None, str], b: tuple[str | None, str]
+) -> None:
+    one = dataclasses.replace(make_event(1), purpose=a[0], reason=a[1])
+    two = dataclasses.replace(make_event(1), purpose=b[0], reason=b[1])
+    assert canonical(one) != canonical(two)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.sampled_from(["a", "\\", SEP, ROW, NULL, "z", "é"])), min_size=3)
+)
+def test_fields_holding_separators_verify_and_edits_are_caught(reasons: list[str]) -> None:
+    events = [dataclasses.replace(make_event(i + 1), reason=r) for i, r in enumerate(reasons)]
+    rows = chain_of(events)
+    assert verify(rows).count == len(rows)
+    event, prev, h = rows[1]
+    rows[1] = (dataclasses.replace(event, reason=(event.reason or "") + SEP), prev, h)
+    assert broken_at(rows) == 2
 
 
 def test_canonical_does_not_depend_on_the_timezone_the_time_was_given_in() -> None:

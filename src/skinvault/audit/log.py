@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, literal_column, select, text
+from sqlalchemy import Connection, TextClause, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from skinvault.audit.actions import Action, Outcome
@@ -35,7 +35,7 @@ from skinvault.audit.chain import (
     Checkpoint,
     Event,
     Verifier,
-    format_at,
+    canonical_at,
     link,
     public_key_hex,
     sign_checkpoint,
@@ -54,15 +54,47 @@ __all__ = [
 
 #: pg_advisory_xact_lock key of the audit appender ("skinvaul" in ASCII, as a signed int64).
 ADVISORY_LOCK_KEY = 0x736B696E7661756C
-_VERIFY_BATCH = 20_000
+_VERIFY_BATCH = 50_000
 
-# How each backend renders the stored UTC time as chain.format_at() does, so the
-# verifier need not build a datetime per event (that alone costs more than a hash).
-_AT_SQL = {
-    # SQLAlchemy stores SQLite datetimes as "YYYY-MM-DD HH:MM:SS.ffffff".
-    "sqlite": "replace(audit_events.at, ' ', 'T') || 'Z'",
-    "postgresql": 'to_char(audit_events.at, \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')',
+
+# Every event of a batch as one string: prev_hash and the eight fields joined by \x1f
+# (absent values as \x1a), events joined by \x1e — chain.Verifier.feed_joined checks
+# that no field needed escaping, so this *is* what was hashed, and Python only hashes.
+def _fields_sql(at: str, null: str, ifnull: str) -> list[str]:
+    return [
+        "prev_hash",
+        "seq",
+        at,
+        "actor",
+        "action",
+        "object",
+        f"{ifnull}(purpose, {null})",
+        "outcome",
+        f"{ifnull}(reason, {null})",
+    ]
+
+
+_JOINED_SQL = {
+    # seq is SQLite's rowid here, so the range scan (and group_concat) runs in seq order.
+    "sqlite": (
+        "SELECT count(*), min(seq), max(seq), 2 * count(*) - count(purpose) - count(reason),"
+        " min(length(hash)),"
+        " group_concat(hash, ''), group_concat({fields}, '\x1e')"
+        " FROM audit_events WHERE seq BETWEEN :lo AND :hi"
+    ),
+    "postgresql": (
+        "SELECT count(*), min(seq), max(seq), 2 * count(*) - count(purpose) - count(reason),"
+        " min(length(hash)),"
+        " string_agg(hash, '' ORDER BY seq), string_agg({fields}, E'\\x1e' ORDER BY seq)"
+        " FROM audit_events WHERE seq BETWEEN :lo AND :hi"
+    ),
 }
+
+# How each backend renders the stored UTC time as chain.canonical_at() does.
+_AT_SQLITE = "rtrim(rtrim(at, '0'), '.')"  # SQLAlchemy stores "YYYY-MM-DD HH:MM:SS.ffffff"
+# UTCDateTime stores UTC in a PostgreSQL "timestamp without time zone" column.
+_AT_PG_ISO = "at::text"  # DateStyle ISO prints canonical_at's form
+_AT_PG = "rtrim(rtrim(to_char(at, 'YYYY-MM-DD HH24\\:MI\\:SS.US'), '0'), '.')"
 
 
 def _lock(session: Session) -> None:
@@ -179,20 +211,44 @@ def tail(session: Session, n: int) -> list[Event]:
     return [Event(*row) for row in reversed(rows)]
 
 
+def _verify_queries(conn: Connection) -> tuple[TextClause | None, TextClause | None]:
+    """(one-string-per-batch query, rows query) for ``conn``'s backend, or ``None``s."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        at = _AT_SQLITE
+        fields = " || '\x1f' || ".join(_fields_sql(at, "'\x1a'", "ifnull"))
+    elif dialect == "postgresql":
+        datestyle = conn.exec_driver_sql("SHOW DateStyle").scalar()
+        at = _AT_PG_ISO if str(datestyle).upper().startswith("ISO") else _AT_PG
+        listed = ", ".join(_fields_sql(at, "E'\\x1a'", "coalesce"))
+        fields = f"concat_ws(E'\\x1f', {listed})"
+    else:
+        return None, None
+    # Built only from the constants above, never from input.
+    rows = text(
+        f"SELECT seq, {at}, actor, action, object, purpose, outcome, reason, prev_hash, hash"  # noqa: S608
+        " FROM audit_events WHERE seq > :after ORDER BY seq LIMIT :n"
+    )
+    return text(_JOINED_SQL[dialect].format(fields=fields)), rows
+
+
 def verify_log(
     session_or_connection: Session | Connection, public_keys: Collection[str] | None = None
 ) -> ChainReport:
     """Verify every event and checkpoint; raise ``AuditChainBroken`` at the first broken link.
 
-    Events are read in seq order in batches (keyset pagination on ``seq``), so
-    memory stays flat however long the log is. ``public_keys`` are the trusted
-    checkpoint keys (hex); ``None`` accepts any key whose signature verifies.
+    Events are read in seq order in batches, so memory stays flat however long
+    the log is. On SQLite and PostgreSQL the database joins each batch into one
+    string (see :meth:`Verifier.feed_joined`); a batch that is not plainly intact
+    is read again row by row, which names the first broken event.
+    ``public_keys`` are the trusted checkpoint keys (hex); ``None`` accepts any
+    key whose signature verifies.
     """
-    db: Any = session_or_connection
-    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
+    db = session_or_connection
+    conn: Connection = db.connection() if isinstance(db, Session) else db
     checkpoints = [
         Checkpoint(seq, hash_, at, key, sig)
-        for seq, hash_, at, key, sig in db.execute(
+        for seq, hash_, at, key, sig in conn.execute(
             select(
                 AuditCheckpoint.seq,
                 AuditCheckpoint.hash,
@@ -203,32 +259,52 @@ def verify_log(
         )
     ]
     verifier = Verifier(checkpoints, public_keys)
-    at_text = _AT_SQL.get(dialect)
-    columns = [
-        AuditEvent.seq,
-        literal_column(at_text) if at_text else AuditEvent.at,
-        AuditEvent.actor,
-        AuditEvent.action,
-        AuditEvent.object,
-        AuditEvent.purpose,
-        AuditEvent.outcome,
-        AuditEvent.reason,
-        AuditEvent.prev_hash,
-        AuditEvent.hash,
-    ]
+    joined_query, rows_query = _verify_queries(conn)
     after = 0
     while True:
-        query = (
-            select(*columns)
-            .where(AuditEvent.seq > after)
-            .order_by(AuditEvent.seq)
-            .limit(_VERIFY_BATCH)
-        )
-        batch: list[Any] = [tuple(row) for row in db.execute(query)]
+        if joined_query is not None:
+            lo, hi = after + 1, after + _VERIFY_BATCH
+            count, first, last, nulls, shortest, hashes, joined = conn.execute(
+                joined_query, {"lo": lo, "hi": hi}
+            ).one()
+            if count == 0:
+                more = conn.execute(
+                    select(func.min(AuditEvent.seq)).where(AuditEvent.seq > after)
+                ).scalar()
+                if more is None:
+                    break  # the end of the log
+            elif shortest == 64 and verifier.feed_joined(  # every hash has 64 characters
+                first, last, count=count, nulls=nulls, hashes=hashes, joined=joined.encode()
+            ):
+                after = last
+                continue
+        # Exact path: rows as they are (a gap, a field needing escapes, a broken link).
+        batch = _rows(conn, rows_query, after)
         if not batch:
             break
-        if not at_text:
-            batch = [(r[0], format_at(r[1]), *r[2:]) for r in batch]
         verifier.feed(batch)
         after = batch[-1][0]
     return verifier.finish()
+
+
+def _rows(conn: Connection, query: TextClause | None, after: int) -> list[Any]:
+    if query is not None:
+        return [tuple(r) for r in conn.execute(query, {"after": after, "n": _VERIFY_BATCH})]
+    rows = conn.execute(
+        select(
+            AuditEvent.seq,
+            AuditEvent.at,
+            AuditEvent.actor,
+            AuditEvent.action,
+            AuditEvent.object,
+            AuditEvent.purpose,
+            AuditEvent.outcome,
+            AuditEvent.reason,
+            AuditEvent.prev_hash,
+            AuditEvent.hash,
+        )
+        .where(AuditEvent.seq > after)
+        .order_by(AuditEvent.seq)
+        .limit(_VERIFY_BATCH)
+    )
+    return [(r[0], canonical_at(r[1]), *r[2:]) for r in rows]

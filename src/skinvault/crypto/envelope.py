@@ -194,3 +194,16 @@ def rewrap(
     """
     dek = _unwrap(wrapped_dek, object_id=object_id, kind=kind, keys=keys)
     return _wrap(dek, object_id=object_id, kind=kind, kek=new, random=random)
+
+
+def pack(sealed: Sealed) -> bytes:
+    """One byte string holding both parts, for small secrets kept in a database column."""
+    return len(sealed.wrapped_dek).to_bytes(2, "big") + sealed.wrapped_dek + sealed.blob
+
+
+def unpack(data: bytes) -> Sealed:
+    """The inverse of :func:`pack`; a damaged value raises ``BlobUnreadable``."""
+    size = int.from_bytes(data[:2], "big")
+    if len(data) < 2 + size:
+        raise BlobUnreadable("a sealed value is truncated")
+    return Sealed(blob=data[2 + size :], wrapped_dek=data[2 : 2 + size])

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
@@ -20,12 +21,12 @@ from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.chain import ChainReport
 from skinvault.audit.log import public_key_hex, record, verify_log
 from skinvault.bootstrap import Vault
-from skinvault.crypto.envelope import rewrap
+from skinvault.crypto.envelope import Sealed, kek_id_of, pack, rewrap, unpack
 from skinvault.db.models import Derivative, Patient, Photo, User
 from skinvault.errors import ConfigError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MIN_PASSWORD = 12
+MIN_PASSWORD_LENGTH = 12
 _ROTATE_BATCH = 500
 #: Blobs younger than this are never swept: their upload may still be committing.
 SWEEP_GRACE = timedelta(minutes=15)
@@ -44,8 +45,8 @@ def create_user(
     email = email.strip().lower()
     if not _EMAIL.match(email):
         raise ConfigError(f"{email!r} is not an e-mail address")
-    if len(password) < _MIN_PASSWORD:
-        raise ConfigError(f"the password must have at least {_MIN_PASSWORD} characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     now = vault.clock.now()
     with vault.sessions.begin() as session:
         if session.scalars(select(User).where(User.email == email)).first():
@@ -89,15 +90,35 @@ class RotationReport:
     resumed: bool
 
 
+# Sealed values kept inside a row rather than as blobs: (model, column, envelope kind).
+_SEALED_COLUMNS = ((User, "totp_secret_enc", "totp"),)
+
+
+def _sealed_values(vault: Vault) -> list[tuple[Any, str, str, str, bytes]]:
+    """(model, column, kind, row id, packed value) of every sealed column value."""
+    found = []
+    with vault.sessions() as session:
+        for model, column, kind in _SEALED_COLUMNS:
+            rows = session.execute(
+                select(model.id, getattr(model, column)).where(getattr(model, column).is_not(None))
+            ).all()
+            found += [(model, column, kind, row_id, value) for row_id, value in rows]
+    return found
+
+
 def _pending(vault: Vault, current: str) -> int:
     with vault.sessions() as session:
-        return sum(
+        blobs = sum(
             session.scalar(
                 select(func.count()).where(model.kek_id.is_not(None), model.kek_id != current)
             )
             or 0
             for model in (Photo, Derivative)
         )
+    sealed = sum(
+        1 for *_, value in _sealed_values(vault) if kek_id_of(unpack(value).wrapped_dek) != current
+    )
+    return blobs + sealed
 
 
 def rotate_key(
@@ -137,6 +158,20 @@ def rotate_key(
                 progress(done, total)
             if not rows:
                 break
+    for model, column, kind, row_id, value in _sealed_values(vault):
+        sealed = unpack(value)
+        if kek_id_of(sealed.wrapped_dek) == new.id:
+            continue
+        fresh = rewrap(sealed.wrapped_dek, object_id=row_id, kind=kind, keys=vault.keys, new=new)
+        with vault.sessions.begin() as session:
+            session.execute(
+                update(model)
+                .where(model.id == row_id)
+                .values({column: pack(Sealed(blob=sealed.blob, wrapped_dek=fresh))})
+            )
+        done += 1
+        if progress:
+            progress(done, total)
     retired = _retire_unused(vault, new.id)
     with vault.sessions.begin() as session:
         record(
@@ -159,6 +194,7 @@ def _retire_unused(vault: Vault, current: str) -> tuple[str, ...]:
             for kek in session.scalars(select(model.kek_id).distinct())
             if kek is not None
         }
+    in_use |= {kek_id_of(unpack(value).wrapped_dek) for *_, value in _sealed_values(vault)}
     retired = []
     for kek_id in vault.keys.known_ids():
         if kek_id != current and kek_id not in in_use:

@@ -1,7 +1,7 @@
 """Care relationships: who is on a patient's care team, and since when.
 
-    >>> start_care(vault, patient_id=p, member_id=dr_lee, actor=admin)   # doctest: +SKIP
-    >>> end_care(vault, patient_id=p, member_id=dr_lee, actor=admin)     # doctest: +SKIP
+>>> start_care(vault, patient_id=p, member_id=dr_lee, actor=admin)   # doctest: +SKIP
+>>> end_care(vault, patient_id=p, member_id=dr_lee, actor=admin)     # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -1,0 +1,445 @@
+"""Share links: a patient (or their care team) sends one photo to someone outside the vault.
+
+    >>> link = create_share_link(vault, photo_id=p, actor=ann, recipient="gp@surgery.example",
+    ...                          expires_in=timedelta(days=2))              # doctest: +SKIP
+    >>> link_status(vault, link.token).state                                # doctest: +SKIP
+    'ok'
+    >>> open_share_link(vault, token=link.token).media_type                 # doctest: +SKIP
+    'image/jpeg'
+    >>> open_share_link(vault, token=link.token)                            # doctest: +SKIP
+    Traceback (most recent call last):
+    LinkUnavailable: this link has already been used
+
+Creating a link is a policy decision (``Access.SHARE``), like any read. The
+token is 32 random bytes, shown once; only its SHA-256 is stored, so a copy of
+the database opens nothing. A single-use link is consumed by a conditional
+``UPDATE … WHERE used_at IS NULL`` in the same transaction as its audit event:
+of two concurrent opens exactly one changes the row, and only that one gets
+bytes. Every open, refusal and withdrawal is audited against ``photo:<id>``,
+so the patient's access history shows it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from skinvault.actors import Actor
+from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.log import record
+from skinvault.bootstrap import Vault
+from skinvault.db.models import Patient, Photo, ShareLink
+from skinvault.errors import (
+    AccessDenied,
+    BlobUnreadable,
+    ConfigError,
+    LinkUnavailable,
+    NotFound,
+    SkinvaultError,
+)
+from skinvault.policy.decide import Access
+
+# The fact-gathering for decide() lives in photos; sharing must decide on exactly the same facts.
+from skinvault.services.photos import (
+    MEDIA_TYPES,
+    PHOTO,
+    PhotoBytes,
+    _decision,
+    _decrypt,
+    _parse_purpose,
+)
+
+MIN_LIFETIME = timedelta(minutes=5)
+MAX_LIFETIME = timedelta(days=30)
+_TOKEN_BYTES = 32
+_MAX_RECIPIENT = 320
+
+
+LINK_OPEN = Action.SHARE_LINK_OPEN
+LINK_REVOKE = Action.SHARE_LINK_REVOKE
+
+State = Literal["ok", "expired", "revoked", "used", "deleted", "missing"]
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """The only moment the token exists outside the recipient's hands: show it once."""
+
+    id: str
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """What the landing page may say before anything is opened (no bytes, nothing consumed)."""
+
+    state: State
+    recipient: str | None
+    expires_at: datetime | None
+    needs_password: bool
+
+
+@dataclass(frozen=True)
+class SentEntry:
+    """One line of the patient's "sent" log."""
+
+    link_id: str
+    photo_id: str
+    recipient: str
+    created_at: datetime
+    expires_at: datetime
+    state: State
+    opened_at: datetime | None
+    channel: str = "link"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%d %B %Y at %H:%M:%S} UTC".lstrip("0")
+
+
+def _state(link: ShareLink, photo: Photo | None, now: datetime) -> State:
+    if link.revoked_at is not None:
+        return "revoked"
+    if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
+        return "deleted"
+    if link.single_use and link.used_at is not None:
+        return "used"
+    if now >= link.expires_at:
+        return "expired"
+    return "ok"
+
+
+def _refusal(link: ShareLink, state: State) -> str:
+    return {
+        "revoked": "this link was withdrawn by the sender",
+        "deleted": "the photo behind this link has been deleted",
+        "expired": f"this link expired on {_when(link.expires_at)}",
+        "used": "this link has already been used",
+    }.get(state, "this link cannot be opened")
+
+
+def _audit_apart(
+    vault: Vault, *, actor: str, action: Action, obj: str, outcome: Outcome, reason: str
+) -> None:
+    """Record an attempt in its own transaction (the attempt's own work rolled back)."""
+    with vault.sessions.begin() as session:
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor,
+            action=action,
+            object=obj,
+            outcome=outcome,
+            reason=reason,
+        )
+
+
+def create_share_link(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    recipient: str,
+    expires_in: timedelta,
+    single_use: bool = True,
+    password: str | None = None,
+    purpose: str = "care",
+) -> NewLink:
+    """A link to one photo for ``recipient``, if the policy lets ``actor`` share it."""
+    obj = f"photo:{photo_id}"
+    recipient = recipient.strip()
+    if not recipient or len(recipient) > _MAX_RECIPIENT:
+        raise ConfigError(f"name the recipient in 1 to {_MAX_RECIPIENT} characters")
+    if not MIN_LIFETIME <= expires_in <= MAX_LIFETIME:
+        raise ConfigError(
+            "a share link must last between 5 minutes and 30 days;"
+            f" {expires_in} is outside that range"
+        )
+    if password is not None and not password:
+        raise ConfigError("a link password cannot be empty; leave it out for no password")
+    token = base64.urlsafe_b64encode(vault.tokens.secret(_TOKEN_BYTES)).rstrip(b"=").decode()
+    password_hash = PasswordHasher().hash(password) if password is not None else None
+    try:
+        chosen = _parse_purpose(purpose)
+        with vault.sessions.begin() as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.deleted_at is not None:
+                raise NotFound(f"there is no photo {photo_id}")
+            decision = _decision(
+                session,
+                vault,
+                photo,
+                actor=actor,
+                access=Access.SHARE,
+                purpose=chosen,
+                break_glass_reason=None,  # an emergency is a reason to look, never to send
+            )
+            if not decision.allowed:
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=actor.audit_name,
+                    action=Action.PHOTO_SHARE,
+                    object=obj,
+                    outcome=Outcome.DENIED,
+                    purpose=chosen.value,
+                    reason=decision.reason,
+                )
+                denied: AccessDenied | None = AccessDenied(decision.reason)
+                new = None
+            else:
+                denied = None
+                now = vault.clock.now()
+                link = ShareLink(
+                    id=vault.tokens.new_id(),
+                    photo_id=photo_id,
+                    recipient=recipient,
+                    token_hash=_token_hash(token),
+                    created_at=now,
+                    created_by=actor.id if actor.role else None,
+                    expires_at=now + expires_in,
+                    single_use=single_use,
+                    used_at=None,
+                    password_hash=password_hash,
+                    revoked_at=None,
+                )
+                session.add(link)
+                session.flush()
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=actor.audit_name,
+                    action=Action.PHOTO_SHARE,
+                    object=obj,
+                    outcome=Outcome.DONE,
+                    purpose=chosen.value,
+                    reason=f"to {recipient}, expires {link.expires_at.isoformat()}",
+                )
+                new = NewLink(link.id, token, link.expires_at)
+    except SkinvaultError as exc:
+        if not isinstance(exc, AccessDenied):
+            _audit_apart(
+                vault,
+                actor=actor.audit_name,
+                action=Action.PHOTO_SHARE,
+                obj=obj,
+                outcome=Outcome.FAILED,
+                reason=str(exc),
+            )
+        raise
+    if denied is not None:
+        raise denied  # the refusal is committed to the audit log first
+    assert new is not None
+    return new
+
+
+def _password_ok(link: ShareLink, password: str | None) -> bool:
+    if link.password_hash is None:
+        return True
+    if not password:
+        return False
+    try:
+        return PasswordHasher().verify(link.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def open_share_link(vault: Vault, *, token: str, password: str | None = None) -> PhotoBytes:
+    """The photo behind ``token`` for its recipient; a refusal is audited and returns no bytes."""
+    refusal: SkinvaultError | None = None
+    who, obj = "link:unknown", "share-link:unknown"
+    try:
+        with vault.sessions.begin() as session:
+            link = session.scalars(
+                select(ShareLink).where(ShareLink.token_hash == _token_hash(token))
+            ).first()
+            if link is None:
+                refusal = NotFound("this link does not exist")
+            else:
+                who, obj = f"link:{link.id} {link.recipient}", f"photo:{link.photo_id}"
+                photo = session.get(Photo, link.photo_id)
+                now = vault.clock.now()
+                state = _state(link, photo, now)
+                if state != "ok":
+                    refusal = LinkUnavailable(_refusal(link, state))
+                elif not _password_ok(link, password):
+                    refusal = LinkUnavailable("this link needs the right password")
+                else:
+                    assert photo is not None and photo.wrapped_dek is not None
+                    refusal = _consume(session, link, now)
+            if refusal is not None:
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=who,
+                    action=LINK_OPEN,
+                    object=obj,
+                    outcome=Outcome.DENIED,
+                    reason=str(refusal),
+                )
+            else:
+                assert link is not None and photo is not None and photo.wrapped_dek is not None
+                data = _decrypt(
+                    vault,
+                    object_id=photo.id,
+                    kind=PHOTO,
+                    blob_key=photo.blob_key,
+                    wrapped=photo.wrapped_dek,
+                )
+                if hashlib.sha256(data).hexdigest() != photo.content_sha256:
+                    raise BlobUnreadable(f"photo {photo.id} does not match its recorded checksum")
+                media_type = MEDIA_TYPES.get(photo.format, "application/octet-stream")
+                photo_id = photo.id
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=who,
+                    action=LINK_OPEN,
+                    object=obj,
+                    outcome=Outcome.ALLOWED,
+                    reason=f"opened through the link sent to {link.recipient}",
+                )
+    except SkinvaultError as exc:
+        # Rolled back, so a single-use link is not consumed by an open that failed.
+        _audit_apart(
+            vault, actor=who, action=LINK_OPEN, obj=obj, outcome=Outcome.FAILED, reason=str(exc)
+        )
+        raise
+    if refusal is not None:
+        raise refusal  # committed to the audit log first
+    return PhotoBytes(photo_id, data, media_type)
+
+
+def _consume(session: Session, link: ShareLink, now: datetime) -> SkinvaultError | None:
+    """Mark the link opened; for a single-use link only if no one else got there first."""
+    if link.single_use:
+        result = session.execute(
+            update(ShareLink)
+            .where(ShareLink.id == link.id, ShareLink.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            return LinkUnavailable("this link has already been used")
+    elif link.used_at is None:
+        # Multi-use links remember their first opening, for the sender's log.
+        session.execute(
+            update(ShareLink)
+            .where(ShareLink.id == link.id, ShareLink.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return None
+
+
+def link_status(vault: Vault, token: str) -> LinkStatus:
+    """What the recipient's landing page shows before opening; consumes nothing, not audited."""
+    with vault.sessions() as session:
+        link = session.scalars(
+            select(ShareLink).where(ShareLink.token_hash == _token_hash(token))
+        ).first()
+        if link is None:
+            return LinkStatus("missing", None, None, needs_password=False)
+        photo = session.get(Photo, link.photo_id)
+        return LinkStatus(
+            _state(link, photo, vault.clock.now()),
+            link.recipient,
+            link.expires_at,
+            needs_password=link.password_hash is not None,
+        )
+
+
+def revoke_share_link(vault: Vault, *, link_id: str, actor: Actor) -> None:
+    """Withdraw a link; only its sender or the photo's patient may. Revoking twice is a no-op."""
+    with vault.sessions.begin() as session:
+        link = session.get(ShareLink, link_id)
+        if link is None:
+            raise NotFound(f"there is no share link {link_id}")
+        obj = f"photo:{link.photo_id}"
+        photo = session.get(Photo, link.photo_id)
+        patient = session.get(Patient, photo.patient_id) if photo is not None else None
+        allowed = actor.role is not None and (
+            (link.created_by is not None and actor.id == link.created_by)
+            or (patient is not None and actor.id == patient.user_id)
+        )
+        if not allowed:
+            reason = "Only the person who sent a link, or the patient, can withdraw it."
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=LINK_REVOKE,
+                object=obj,
+                outcome=Outcome.DENIED,
+                reason=reason,
+            )
+            denied: AccessDenied | None = AccessDenied(reason)
+        else:
+            denied = None
+            if link.revoked_at is None:
+                link.revoked_at = vault.clock.now()
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=actor.audit_name,
+                    action=LINK_REVOKE,
+                    object=obj,
+                    outcome=Outcome.DONE,
+                    reason=f"withdrew the link sent to {link.recipient}",
+                )
+    if denied is not None:
+        raise denied
+
+
+def sent_log(vault: Vault, patient_id: str) -> list[SentEntry]:
+    """Every link to the patient's photos, whoever sent it, oldest first."""
+    with vault.sessions() as session:
+        if session.get(Patient, patient_id) is None:
+            raise NotFound(f"there is no patient {patient_id}")
+        now = vault.clock.now()
+        rows = session.execute(
+            select(ShareLink, Photo)
+            .join(Photo, Photo.id == ShareLink.photo_id)
+            .where(Photo.patient_id == patient_id)
+            .order_by(ShareLink.created_at, ShareLink.id)
+        ).all()
+        return [
+            SentEntry(
+                link_id=link.id,
+                photo_id=link.photo_id,
+                recipient=link.recipient,
+                created_at=link.created_at,
+                expires_at=link.expires_at,
+                state=_state(link, photo, now),
+                opened_at=link.used_at,
+            )
+            for link, photo in rows
+        ]
+
+
+__all__ = [
+    "MAX_LIFETIME",
+    "MIN_LIFETIME",
+    "LinkStatus",
+    "LinkUnavailable",
+    "NewLink",
+    "SentEntry",
+    "create_share_link",
+    "link_status",
+    "open_share_link",
+    "revoke_share_link",
+    "sent_log",
+]
