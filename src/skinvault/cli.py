@@ -29,6 +29,7 @@ from skinvault.batch import (
 from skinvault.governance_cli import privacy_app, retention_app
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
+from skinvault.service_cli import serve
 
 app = typer.Typer(
     name="skinvault",
@@ -42,6 +43,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(privacy_app, name="privacy")
+app.command("serve")(serve)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -1,0 +1,57 @@
+"""``skinvault serve``: the portal and the JSON API on one port (uvicorn).
+
+On a fresh machine with no configuration it creates the data dir, keys and
+database, prints the address and a one-time link that creates the first
+administrator, and serves on 127.0.0.1:8000.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from skinvault.admin_cli import BlobStoreUrl, ConfigFile, DatabaseUrl, DataDir
+from skinvault.errors import SkinvaultError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", envvar="SKINVAULT_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", envvar="SKINVAULT_PORT", help="Port to listen on.")
+    ] = 8000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    blob_store: BlobStoreUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Start the portal and the API (creating the data dir and database on first run)."""
+    import uvicorn
+
+    from skinvault.config import load_settings
+    from skinvault.services import accounts
+    from skinvault.web.app import create_app
+
+    try:
+        settings = load_settings(
+            config, data_dir=data_dir, database_url=database_url, blob_store=blob_store
+        )
+        app = create_app(settings)
+        setup = accounts.create_setup_token(app.state.vault)
+    except SkinvaultError as exc:
+        err.print(f"skinvault: {exc}")
+        raise typer.Exit(1) from exc
+    base = f"http://{host}:{port}"
+    out.print(f"skinvault is serving on {base}  (data: {settings.data_dir})")
+    if setup:
+        out.print(
+            f"Create the first administrator (link works once, for 24 hours): {base}/setup/{setup}"
+        )
+    out.print(f"Privacy facts: {base}/privacy-facts   API: {base}/api/docs")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)

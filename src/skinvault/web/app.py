@@ -1,0 +1,92 @@
+"""The FastAPI application: built from settings, never at import time.
+
+    >>> app = create_app(load_settings(data_dir=Path("/srv/skinvault")))   # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)                       # doctest: +SKIP
+
+One vault per app (the composition root in :mod:`skinvault.bootstrap`), one
+error mapping (:mod:`skinvault.web.problems`), and security headers on every
+answer: a CSP without inline scripts, no framing, no sniffing, no referrer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from skinvault import __version__
+from skinvault.bootstrap import Vault, bootstrap
+from skinvault.config import Settings
+from skinvault.errors import SkinvaultError
+from skinvault.services import privacy, sharing
+from skinvault.web import api, pages, problems
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
+        " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "geolocation=(), microphone=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
+    """The whole service for ``settings`` (creating the data dir and schema if needed)."""
+    app = FastAPI(
+        title="skinvault",
+        version=__version__,
+        description=(
+            "Share skin photos without leaking more than the clinical question needs. Every"
+            " read names a purpose and passes one policy decision; every access is audited."
+        ),
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.vault = vault or bootstrap(settings, create=True)
+    app.state.settings = settings
+    app.add_exception_handler(SkinvaultError, problems.handle)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.scheme == "https":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/healthz", include_in_schema=True)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/privacy-facts.json")
+    def privacy_facts_json() -> JSONResponse:
+        return JSONResponse(privacy.privacy_facts(settings).as_json())
+
+    @app.get("/privacy-facts", response_class=HTMLResponse)
+    def privacy_facts_page(request: Request) -> HTMLResponse:
+        facts = privacy.privacy_facts(settings)
+        return pages.render(request, "privacy_facts.html", facts=facts, text=facts.as_text())
+
+    @app.get("/s/{token}/content", response_class=Response)
+    def share_link_content(token: str, request: Request) -> Response:
+        """The shared image, for the recipient; a withdrawn, expired or used link gets 410."""
+        password = request.headers.get("x-link-password")  # never in the URL, where logs keep it
+        got = sharing.open_share_link(pages.vault(request), token=token, password=password)
+        return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
+
+    return app

@@ -1,0 +1,53 @@
+"""Who is calling: a bearer token (API clients) or a session cookie (the portal).
+
+A cookie-authenticated request that changes something must also carry the
+session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from skinvault.actors import Actor
+from skinvault.bootstrap import Vault
+from skinvault.services import accounts
+
+SESSION_COOKIE = "skinvault_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    actor: Actor
+    csrf_token: str | None  # None for bearer tokens, which are not sent by browsers on their own
+
+
+def vault_of(request: Request) -> Vault:
+    vault = request.app.state.vault
+    assert isinstance(vault, Vault)
+    return vault
+
+
+def caller(request: Request) -> Caller:
+    """The authenticated caller, or :class:`AuthenticationFailed` (answered as 401)."""
+    vault = vault_of(request)
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return Caller(accounts.actor_for_api_token(vault, header[7:].strip()), None)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        info = accounts.actor_for_session(vault, cookie)
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get("x-csrf-token")
+            if sent != info.csrf_token:
+                raise accounts.AuthenticationFailed(
+                    "the form is out of date (missing or wrong CSRF token); reload the page"
+                )
+        return Caller(info.actor, info.csrf_token)
+    raise accounts.AuthenticationFailed("sign in, or send a bearer token from /api/v1/auth/token")
+
+
+def api_actor(request: Request) -> Actor:
+    return caller(request).actor

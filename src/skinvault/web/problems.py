@@ -1,0 +1,65 @@
+"""The one place where errors become HTTP answers: RFC 9457 problem+json documents.
+
+{"type": "https://skinvault.example/problems/access-denied", "title": "Access denied",
+ "status": 403, "detail": "The patient withdrew consent for teaching on 6 May 2026."}
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from skinvault.errors import (
+    AccessDenied,
+    AuditChainBroken,
+    BlobUnreadable,
+    ConfigError,
+    KeyUnavailable,
+    NotFound,
+    PhotoError,
+    SkinvaultError,
+    TooLarge,
+)
+
+PROBLEM = "application/problem+json"
+_BASE = "https://skinvault.dev/problems/"
+
+# (status, slug, title) by error class; the most specific class listed first wins.
+_MAP: list[tuple[type[Exception], int, str, str]] = [
+    (TooLarge, 413, "too-large", "Upload too large"),
+    (PhotoError, 422, "unreadable-photo", "The photo cannot be accepted"),
+    (AccessDenied, 403, "access-denied", "Access denied"),
+    (NotFound, 404, "not-found", "Not found"),
+    (BlobUnreadable, 500, "stored-data-damaged", "Stored data cannot be read"),
+    (KeyUnavailable, 500, "key-unavailable", "Encryption key unavailable"),
+    (AuditChainBroken, 500, "audit-broken", "Audit log broken"),
+    (ConfigError, 400, "invalid-request", "Invalid request"),
+]
+
+
+def problem(status: int, slug: str, title: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"type": _BASE + slug, "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type=PROBLEM,
+        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
+    )
+
+
+def for_error(exc: SkinvaultError) -> JSONResponse:
+    name = type(exc).__name__
+    if name in ("AuthenticationFailed",):
+        return problem(401, "unauthenticated", "Sign-in required", str(exc))
+    if name in ("LinkUnavailable",):
+        return problem(410, "link-unavailable", "This link no longer works", str(exc))
+    if name in ("RequestInvalid",):
+        return problem(400, "invalid-request", "Invalid request", str(exc))
+    for cls, status, slug, title in _MAP:
+        if isinstance(exc, cls):
+            return problem(status, slug, title, str(exc))
+    return problem(500, "error", "Something went wrong", str(exc))
+
+
+async def handle(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SkinvaultError)
+    return for_error(exc)
