@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.state.vault = vault or bootstrap(settings, create=True)
     app.state.settings = settings
     app.add_exception_handler(SkinvaultError, problems.handle)
+    app.add_exception_handler(RequestValidationError, problems.handle_validation)
 
     @app.middleware("http")
     async def security_headers(

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -63,3 +65,16 @@ def for_error(exc: SkinvaultError) -> JSONResponse:
 async def handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SkinvaultError)
     return for_error(exc)
+
+
+async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    """A request that does not match the API's shapes (missing purpose, wrong type)."""
+    errors: list[dict[str, Any]] = list(getattr(exc, "errors", list)())
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(x) for x in error.get("loc", ()) if x not in ("body", "query", "path"))
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    response = problem(
+        422, "invalid-request", "Invalid request", "; ".join(parts) or "invalid request"
+    )
+    return response
