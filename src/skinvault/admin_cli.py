@@ -153,6 +153,38 @@ def create_user_command(
             out.print(f"Patient record: {user.patient_id}")
 
 
+@admin_app.command("relate")
+def relate_command(
+    patient: Annotated[str, typer.Option("--patient", help="The patient's e-mail.")],
+    clinician: Annotated[
+        str, typer.Option("--clinician", help="The clinician's or staff member's e-mail.")
+    ],
+    end: Annotated[bool, typer.Option("--end", help="End the care relationship instead.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    blob_store: BlobStoreUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Put a clinician on a patient's care team (or take them off with --end)."""
+    from skinvault.errors import NotFound
+    from skinvault.services import care, records
+
+    with _vault(config, data_dir, database_url, blob_store) as vault:
+        patient_user = records.user_by_email(vault, patient)
+        member = records.user_by_email(vault, clinician)
+        patient_id = records.patient_of_user(vault, patient_user.id) if patient_user else None
+        if patient_id is None:
+            raise NotFound(f"there is no patient with the e-mail {patient}")
+        if member is None:
+            raise NotFound(f"there is no user with the e-mail {clinician}")
+        if end:
+            care.end_care(vault, patient_id=patient_id, member_id=member.id, actor=OPERATOR)
+            out.print(f"{clinician} is no longer on {patient}'s care team.")
+        else:
+            care.start_care(vault, patient_id=patient_id, member_id=member.id, actor=OPERATOR)
+            out.print(f"{clinician} is now on {patient}'s care team.")
+
+
 @admin_app.command("rotate-key")
 def rotate_key_command(
     data_dir: DataDir = None,
