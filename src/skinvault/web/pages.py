@@ -329,8 +329,10 @@ async def preview(request: Request) -> Response:
     except PhotoError as exc:
         return render(request, "preview.html", status_code=422, error=str(exc), groups={})
     groups: dict[str, list[str]] = {}
-    for finding in report.findings:
-        groups.setdefault(CATEGORY_TITLES[finding.category], []).append(finding.description)
+    for category, title in CATEGORY_TITLES.items():  # most revealing first
+        found = [f.description for f in report.findings if f.category is category]
+        if found:
+            groups[title] = found
     return render(request, "preview.html", error=None, groups=groups)
 
 
