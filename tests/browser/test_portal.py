@@ -165,7 +165,7 @@ def test_a_patient_and_a_clinician_use_the_portal(
 
     page.goto("/portal/history")
     history = page.locator("ol.history").inner_text()
-    assert "opened, through a link you were sent" in history
+    assert "opened, through a share link" in history
     assert "You gave consent for teaching" in history
     assert "You withdrew consent for teaching" in history
     shot(page, "09-who-saw-my-photos")

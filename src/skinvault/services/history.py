@@ -31,7 +31,7 @@ _VERBS = {
     "photo:export": "exported",
     "photo:delete": "deleted",
     "photo:shred": "shredded, as the retention period ended,",
-    "share-link:open": "opened, through a link you were sent,",
+    "share-link:open": "opened, through a share link,",
     "share-link:revoke": "withdrew a share link to",
 }
 _CONSENT = {
