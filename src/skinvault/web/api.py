@@ -81,7 +81,11 @@ class PhotoList(BaseModel):
 
 class ShareLinkRequest(BaseModel):
     recipient: str = Field(min_length=1, max_length=320)
-    expires_in: int = Field(description="Seconds until the link stops working", ge=300)
+    expires_in: int = Field(
+        description="Seconds until the link stops working (5 minutes to 30 days)",
+        ge=300,
+        le=30 * 24 * 3600,
+    )
     single_use: bool = True
     password: str | None = None
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skinvault import __version__
 from skinvault.bootstrap import Vault, bootstrap
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(SkinvaultError, problems.handle)
     app.add_exception_handler(RequestValidationError, problems.handle_validation)
+    app.add_exception_handler(StarletteHTTPException, problems.handle_http)
 
     @app.middleware("http")
     async def security_headers(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -77,4 +78,18 @@ async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
     response = problem(
         422, "invalid-request", "Invalid request", "; ".join(parts) or "invalid request"
     )
+    return response
+
+
+async def handle_http(request: Request, exc: Exception) -> JSONResponse:
+    """Framework-level refusals (an unparsable body, a wrong method) as problem documents too."""
+    assert isinstance(exc, StarletteHTTPException)
+    server_side = exc.status_code >= 500
+    response = problem(
+        exc.status_code,
+        "error" if server_side else "invalid-request",
+        "Something went wrong" if server_side else "Invalid request",
+        str(exc.detail),
+    )
+    response.headers.update(exc.headers or {})
     return response
