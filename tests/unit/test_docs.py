@@ -44,3 +44,22 @@ def test_readme_shows_the_test_command_that_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/test" in ci
     assert re.search(r"^scripts/test\b", README, re.MULTILINE)
+
+
+def test_every_audit_action_is_documented() -> None:
+    from skinvault.audit.actions import Action
+
+    guide = (ROOT / "docs" / "audit.md").read_text()
+    for action in Action:
+        assert f"| `{action.value}` |" in guide, f"audit action {action.value} is undocumented"
+
+
+def test_the_purpose_table_matches_the_code() -> None:
+    from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
+
+    guide = (ROOT / "docs" / "purposes.md").read_text()
+    for purpose in Purpose:
+        row = next(line for line in guide.splitlines() if line.startswith(f"| `{purpose.value}` |"))
+        assert f"`{purpose.hl7_code}`" in row
+        text = PURPOSE_TEXTS[purpose]
+        assert f"| {purpose.value} | {text.version} | {text.text} |" in guide

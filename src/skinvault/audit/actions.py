@@ -20,7 +20,6 @@ class Action(StrEnum):
     PHOTO_THUMBNAIL = "photo:thumbnail"
     PHOTO_DELETE = "photo:delete"
     PHOTO_SHARE = "photo:share"
-    PHOTO_EXPORT = "photo:export"
     PHOTO_DESCRIBE = "photo:describe"
     PHOTO_SHRED = "photo:shred"  # retention: the data key destroyed when the period ended
     COPY_SHRED = "copy:shred"
@@ -49,8 +48,6 @@ class Action(StrEnum):
     USER_CREATE = "user:create"
     KEY_ROTATE = "key:rotate"
     BLOB_SWEEP = "blob:sweep"
-    AUDIT_CHECKPOINT = "audit:checkpoint"
-    AUDIT_VERIFY = "audit:verify"
 
 
 class Outcome(StrEnum):

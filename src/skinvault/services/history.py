@@ -28,7 +28,6 @@ _VERBS = {
     "photo:thumbnail": "viewed a preview of",
     "photo:describe": "looked up the details of",
     "photo:share": "shared",
-    "photo:export": "exported",
     "photo:delete": "deleted",
     "photo:shred": "shredded, as the retention period ended,",
     "share-link:open": "opened, through a share link,",
