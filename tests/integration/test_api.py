@@ -335,3 +335,49 @@ def test_record_routes_answer_as_the_policy_decides(world: World) -> None:
             assert upload.status_code == 201, (who, upload.text)
         else:
             _assert_problem(upload, 403)
+
+
+def test_deletion_requests_are_filed_by_the_patient_and_decided_by_the_privacy_officer(
+    world: World,
+) -> None:
+    ann = world.users["ann"].patient_id
+    filed = world.client.post(
+        f"/api/v1/patients/{ann}/deletion-requests",
+        json={"scope": "photo", "scope_ref": world.photo_id, "reason": "moving away"},
+        headers=world.headers("ann"),
+    )
+    assert filed.status_code == 201, filed.text
+    request_id = filed.json()["id"]
+    _assert_problem(
+        world.client.post(
+            f"/api/v1/patients/{ann}/deletion-requests",
+            json={"scope": "everything"},
+            headers=world.headers("lee"),
+        ),
+        403,
+    )
+    for who in ("ann", "lee"):
+        _assert_problem(
+            world.client.post(
+                f"/api/v1/deletion-requests/{request_id}/decision",
+                json={"decision": "erase", "explanation": "ok"},
+                headers=world.headers(who),
+            ),
+            403,
+        )
+    decided = world.client.post(
+        f"/api/v1/deletion-requests/{request_id}/decision",
+        json={"decision": "erase", "explanation": "Done as you asked."},
+        headers=world.headers("boss"),
+    )
+    assert decided.status_code == 200, decided.text
+    mine = world.client.get(
+        f"/api/v1/patients/{ann}/deletion-requests", headers=world.headers("ann")
+    ).json()["requests"]
+    assert mine[0]["decision"] == "erase" and mine[0]["explanation"] == "Done as you asked."
+    _assert_problem(
+        world.client.get(
+            f"/api/v1/photos/{world.photo_id}/content?purpose=care", headers=world.headers("lee")
+        ),
+        404,
+    )

@@ -18,7 +18,7 @@ from skinvault.crypto.envelope import seal
 from skinvault.db.models import AuditEvent, Derivative, Photo, ShareLink
 from skinvault.errors import NotFound
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, photos
+from skinvault.services import admin, deletion, photos
 from skinvault.services.care import start_care
 from skinvault.services.consents import consent_history, consents_for, record_consent
 from skinvault.services.deletion import (
@@ -66,6 +66,25 @@ def clinician(vault: Vault) -> Actor:
         actor=OPERATOR,
     )
     return Actor(user.user_id, Role.CLINICIAN, "Dr. Lee")
+
+
+def officer(vault: Vault) -> Actor:
+    """The privacy officer (an administrator), created on first use."""
+    from skinvault.services.records import user_by_email
+
+    existing = user_by_email(vault, "privacy@clinic.example")
+    user_id = (
+        existing.id
+        if existing
+        else admin.create_user(
+            vault,
+            role=Role.ADMIN,
+            email="privacy@clinic.example",
+            password="a long passphrase",
+            actor=OPERATOR,
+        ).user_id
+    )
+    return Actor(user_id, Role.ADMIN, "Privacy officer")
 
 
 def _new_patient(vault: Vault, clinician: Actor, email: str) -> tuple[Actor, str]:
@@ -180,12 +199,12 @@ def test_keep_clinical_keeps_the_record_but_stops_every_secondary_use(
         request_id=filed.id,
         decision=DeletionDecision.KEEP_CLINICAL,
         explanation="Medical records must be kept 10 years; nobody else will see them.",
-        actor=clinician,
+        actor=officer(vault),
     )
     trail = events(vault)  # before the care reads below add theirs
     assert decided.status == "decided"
     assert decided.decision is DeletionDecision.KEEP_CLINICAL
-    assert decided.decided_at == clock.at and decided.decided_by == clinician.id
+    assert decided.decided_at == clock.at and decided.decided_by == officer(vault).id
     assert requests_for(vault, patient_id) == [decided]
     assert "secondary use stops" in decided.as_json()["decision_means"]  # type: ignore[operator]
 
@@ -246,7 +265,7 @@ def test_erasing_one_photo_shreds_it_and_leaves_the_others(
         request_id=filed.id,
         decision=DeletionDecision.ERASE,
         explanation="Erased as you asked.",
-        actor=clinician,
+        actor=officer(vault),
     )
     with pytest.raises(NotFound):
         photos.read_photo(vault, photo_id=gone, actor=clinician, purpose="care")
@@ -281,7 +300,7 @@ def test_erasing_everything_shreds_every_photo_of_that_patient_only(
         request_id=filed.id,
         decision=DeletionDecision.ERASE,
         explanation="No legal hold applies.",
-        actor=clinician,
+        actor=officer(vault),
     )
     for photo_id in mine:
         assert row(vault, Photo, photo_id).wrapped_dek is None  # type: ignore[attr-defined]
@@ -309,7 +328,7 @@ def test_a_refusal_changes_nothing_but_the_patient_reads_why(
         request_id=filed.id,
         decision=DeletionDecision.REFUSE,
         explanation="A court order requires us to keep this series.",
-        actor=clinician,
+        actor=officer(vault),
     )
     (seen,) = requests_for(vault, patient_id)
     assert seen.decision is DeletionDecision.REFUSE
@@ -325,6 +344,7 @@ def test_a_decision_needs_an_explanation_and_an_open_request(
     vault: Vault, clinician: Actor, patient: tuple[Actor, str]
 ) -> None:
     pat, patient_id = patient
+    officer(vault)  # made before counting audit events
     photo = store(vault, patient_id, clinician, "left-hand")
     filed = file_request(
         vault,
@@ -341,7 +361,7 @@ def test_a_decision_needs_an_explanation_and_an_open_request(
             request_id=filed.id,
             decision=DeletionDecision.ERASE,
             explanation="  ",
-            actor=clinician,
+            actor=officer(vault),
         )
     assert audit_count(vault) == count
     assert row(vault, Photo, photo).wrapped_dek is not None  # type: ignore[attr-defined]
@@ -350,7 +370,7 @@ def test_a_decision_needs_an_explanation_and_an_open_request(
         request_id=filed.id,
         decision=DeletionDecision.REFUSE,
         explanation="Needed for your ongoing treatment.",
-        actor=clinician,
+        actor=officer(vault),
     )
     count = audit_count(vault)
     with pytest.raises(RequestInvalid, match="already decided"):
@@ -359,7 +379,7 @@ def test_a_decision_needs_an_explanation_and_an_open_request(
             request_id=filed.id,
             decision=DeletionDecision.ERASE,
             explanation="Changed my mind.",
-            actor=clinician,
+            actor=officer(vault),
         )
     with pytest.raises(NotFound):
         decide_request(
@@ -367,7 +387,7 @@ def test_a_decision_needs_an_explanation_and_an_open_request(
             request_id="0" * 32,
             decision=DeletionDecision.ERASE,
             explanation="x",
-            actor=clinician,
+            actor=officer(vault),
         )
     assert audit_count(vault) == count
     assert row(vault, Photo, photo).wrapped_dek is not None  # type: ignore[attr-defined]
@@ -412,3 +432,38 @@ def test_a_request_must_name_something_of_that_patient(
 def _derivatives(vault: Vault, photo_id: str) -> list[Derivative]:
     with vault.sessions() as session:
         return list(session.scalars(select(Derivative).where(Derivative.photo_id == photo_id)))
+
+
+def test_only_a_privacy_officer_decides_and_only_the_patient_files(
+    vault: Vault, clinician: Actor
+) -> None:
+    from skinvault.errors import AccessDenied
+
+    pat, patient_id = _new_patient(vault, clinician, "who@example.org")
+    with pytest.raises(AccessDenied):
+        deletion.file_request(
+            vault,
+            patient_id=patient_id,
+            scope=deletion.DeletionScope.EVERYTHING,
+            scope_ref=None,
+            reason="",
+            actor=clinician,
+        )
+    request = deletion.file_request(
+        vault,
+        patient_id=patient_id,
+        scope=deletion.DeletionScope.EVERYTHING,
+        scope_ref=None,
+        reason="moving away",
+        actor=pat,
+    )
+    for someone in (clinician, pat):
+        with pytest.raises(AccessDenied):
+            deletion.decide_request(
+                vault,
+                request_id=request.id,
+                decision=deletion.DeletionDecision.ERASE,
+                explanation="no",
+                actor=someone,
+            )
+    assert deletion.requests_for(vault, patient_id)[0].status == "open"

@@ -231,9 +231,9 @@ def test_record_level_actions(action: PatientAction, role: Role, rel: str) -> No
         relationships=RELATIONSHIPS[rel], now=NOW,
     )  # fmt: skip
     if role is Role.PATIENT:
-        assert d.allowed
+        assert d.allowed is (action is not PatientAction.DECIDE_DELETION)
     elif role is Role.ADMIN:
-        assert d.allowed is (action is PatientAction.READ_HISTORY)
+        assert d.allowed is (action in (PatientAction.READ_HISTORY, PatientAction.DECIDE_DELETION))
     elif role in (Role.CLINICIAN, Role.STAFF):
         care_action = action in (PatientAction.LIST_PHOTOS, PatientAction.UPLOAD)
         assert d.allowed is (care_action and rel == "current")

@@ -238,6 +238,7 @@ class PatientAction(StrEnum):
     READ_HISTORY = "read-history"
     READ_SENT = "read-sent"
     REQUEST_DELETION = "request-deletion"
+    DECIDE_DELETION = "decide-deletion"
 
 
 _CARE_TEAM_MAY = frozenset({PatientAction.LIST_PHOTOS, PatientAction.UPLOAD})
@@ -253,16 +254,21 @@ def decide_patient(
 ) -> Decision:
     """Whether ``actor`` may do ``action`` on a patient's record (photos are decided one by one).
 
-    The patient may do everything on their own record; the current care team
-    may list and add photos; a privacy officer (admin) may read the access
-    history to answer the patient's questions; nobody else may do anything.
+    The patient may do everything on their own record except decide their own
+    deletion request; the current care team may list and add photos; a privacy
+    officer (admin) may read the access history and decides deletion requests;
+    nobody else may do anything.
     """
     if actor.role is Role.PATIENT:
+        if action is PatientAction.DECIDE_DELETION:
+            return deny("A privacy officer decides deletion requests, not the patient.")
         if patient_user_id is not None and actor.id == patient_user_id:
             return Decision(True, "This is your own record.")
         return deny("Patients can see only their own record.")
     if actor.role is Role.ADMIN and action is PatientAction.READ_HISTORY:
         return Decision(True, f"{actor.name} reviews access as the privacy officer.")
+    if actor.role is Role.ADMIN and action is PatientAction.DECIDE_DELETION:
+        return Decision(True, f"{actor.name} decides deletion requests as the privacy officer.")
     if actor.role in (Role.CLINICIAN, Role.STAFF) and action in _CARE_TEAM_MAY:
         if any(r.member_id == actor.id and r.current(now) for r in relationships):
             return Decision(True, f"{actor.name} is part of the patient's care team.")

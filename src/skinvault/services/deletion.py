@@ -31,8 +31,10 @@ from skinvault.audit.log import maybe_checkpoint, record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import BodySite, DeletionRequest, Derivative, Patient, Photo, ShareLink
 from skinvault.errors import NotFound, RequestInvalid, SkinvaultError
+from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import consents_for, record_consent
+from skinvault.services.records import authorize
 from skinvault.services.retention import _shred_copy, _shred_photo
 
 OPEN = "open"
@@ -152,6 +154,7 @@ def file_request(
     elif not scope_ref:
         what = "photo id" if scope is DeletionScope.PHOTO else "body site"
         raise RequestInvalid(f"a request for one {scope.value} must name the {what}")
+    authorize(vault, actor, patient_id, PatientAction.REQUEST_DELETION)
     with vault.sessions.begin() as session:
         if session.get(Patient, patient_id) is None:
             raise NotFound(f"there is no patient {patient_id}")
@@ -218,6 +221,7 @@ def decide_request(
         raise RequestInvalid("a decision needs an explanation the patient can read")
     with vault.sessions() as session:
         patient_id = _open_request(session, request_id).patient_id
+    authorize(vault, actor, patient_id, PatientAction.DECIDE_DELETION)
     if decision is DeletionDecision.KEEP_CLINICAL:
         # Withdrawn first, in record_consent's own transactions: should the rest fail, the
         # request stays open and secondary use has stopped, never the other way round.

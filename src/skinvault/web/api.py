@@ -19,7 +19,7 @@ from skinvault.errors import ConfigError, NotFound
 from skinvault.photos.findings import Finding
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
-from skinvault.services import accounts, consents, history, photos, records, sharing
+from skinvault.services import accounts, consents, deletion, history, photos, records, sharing
 from skinvault.web.deps import api_actor, vault_of
 from skinvault.web.uploads import read_form
 
@@ -422,3 +422,61 @@ def sent(patient_id: str, actor: ActorDep, request: Request) -> SentList:
             for e in sharing.sent_log(vault, patient_id)
         ]
     )
+
+
+class DeletionRequestIn(BaseModel):
+    scope: deletion.DeletionScope
+    scope_ref: str | None = Field(
+        default=None, description="The photo id (scope photo) or body-site code (scope series)"
+    )
+    reason: str = Field(default="", max_length=2000)
+
+
+class DeletionDecisionIn(BaseModel):
+    decision: deletion.DeletionDecision
+    explanation: str = Field(min_length=1, max_length=4000)
+
+
+@router.post(
+    "/patients/{patient_id}/deletion-requests",
+    status_code=201,
+    responses=PROBLEM_RESPONSES,
+)
+def file_deletion_request(
+    patient_id: str, body: DeletionRequestIn, actor: ActorDep, request: Request
+) -> dict[str, object]:
+    """The patient asks for one photo, a body site's series or everything to be deleted."""
+    filed = deletion.file_request(
+        vault_of(request),
+        patient_id=patient_id,
+        scope=body.scope,
+        scope_ref=body.scope_ref,
+        reason=body.reason,
+        actor=actor,
+    )
+    return filed.as_json()
+
+
+@router.get("/patients/{patient_id}/deletion-requests", responses=PROBLEM_RESPONSES)
+def list_deletion_requests(
+    patient_id: str, actor: ActorDep, request: Request
+) -> dict[str, list[dict[str, object]]]:
+    """The patient's requests with their status, decision and the explanation given."""
+    vault = vault_of(request)
+    records.authorize(vault, actor, patient_id, PatientAction.REQUEST_DELETION)
+    return {"requests": [r.as_json() for r in deletion.requests_for(vault, patient_id)]}
+
+
+@router.post("/deletion-requests/{request_id}/decision", responses=PROBLEM_RESPONSES)
+def decide_deletion_request(
+    request_id: str, body: DeletionDecisionIn, actor: ActorDep, request: Request
+) -> dict[str, object]:
+    """A privacy officer decides: erase, keep-clinical (secondary use stops) or refuse."""
+    decided = deletion.decide_request(
+        vault_of(request),
+        request_id=request_id,
+        decision=body.decision,
+        explanation=body.explanation,
+        actor=actor,
+    )
+    return decided.as_json()
