@@ -275,3 +275,10 @@ def decide_patient(
         return deny(f"{actor.name} has no care relationship with this patient.")
     who = actor.role.value if actor.role else "this account"
     return deny(f"People in the {who} role cannot do this on a patient's record.")
+
+
+def decide_operation(actor: Actor) -> Decision:
+    """Operating the service (users, retention, the audit log, the deletion queue): admins only."""
+    if actor.role is Role.ADMIN:
+        return Decision(True, f"{actor.name} operates the service as an administrator.")
+    return deny("Only administrators operate the service.")

@@ -30,8 +30,8 @@ from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import maybe_checkpoint, record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import BodySite, DeletionRequest, Derivative, Patient, Photo, ShareLink
-from skinvault.errors import NotFound, RequestInvalid, SkinvaultError
-from skinvault.policy.decide import PatientAction
+from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultError
+from skinvault.policy.decide import PatientAction, decide_operation
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import consents_for, record_consent
 from skinvault.services.records import authorize
@@ -330,3 +330,17 @@ __all__ = [
     "file_request",
     "requests_for",
 ]
+
+
+def open_requests(vault: Vault, *, actor: Actor) -> list[RequestView]:
+    """Every request still waiting for a decision, oldest first (the privacy officer's queue)."""
+    decision = decide_operation(actor)
+    if not decision.allowed:
+        raise AccessDenied(decision.reason)
+    with vault.sessions() as session:
+        rows = session.scalars(
+            select(DeletionRequest)
+            .where(DeletionRequest.status == "open")
+            .order_by(DeletionRequest.requested_at)
+        )
+        return [_view(r) for r in rows]

@@ -15,9 +15,20 @@ from skinvault.actors import Actor
 from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
-from skinvault.db.models import BodySite, CareRelationship, Patient, Photo, User
+from skinvault.db.models import BodySite, CareRelationship, Consent, Patient, Photo, User
 from skinvault.errors import AccessDenied, NotFound
-from skinvault.policy.decide import CareFacts, Decision, PatientAction, decide_patient
+from skinvault.policy.decide import (
+    Access,
+    CareFacts,
+    ConsentFacts,
+    Decision,
+    Obligation,
+    PatientAction,
+    PhotoFacts,
+    decide,
+    decide_patient,
+)
+from skinvault.policy.purposes import Purpose, Scope
 from skinvault.services.photos import StoredPhoto, _view
 
 
@@ -99,3 +110,49 @@ def patients_of(vault: Vault, member_id: str) -> list[tuple[str, str]]:
 def user_by_email(vault: Vault, email: str) -> User | None:
     with vault.sessions() as session:
         return session.scalars(select(User).where(User.email == email.strip().lower())).first()
+
+
+def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto]:
+    """Photos ``actor`` may see for a secondary ``purpose``: the teaching or research library.
+
+    Each photo is decided by :func:`skinvault.policy.decide` exactly as a read
+    would be; photos whose consent needs a version that does not exist yet
+    (cropped, no face) are left out, as a read would refuse them.
+    """
+    now = vault.clock.now()
+    with vault.sessions() as session:
+        consents: dict[str, list[ConsentFacts]] = {}
+        for c in session.scalars(select(Consent).where(Consent.purpose == purpose.value)):
+            consents.setdefault(c.patient_id, []).append(
+                ConsentFacts(
+                    purpose,
+                    c.granted,
+                    c.recorded_at,
+                    frozenset(Scope(x) for x in c.scopes.split(",") if x),
+                    c.expires_at,
+                    c.revoked_at,
+                )
+            )
+        users = {p.id: p.user_id for p in session.scalars(select(Patient))}
+        sites = {s.id: s for s in session.scalars(select(BodySite))}
+        rows = session.scalars(
+            select(Photo)
+            .where(Photo.patient_id.in_(list(consents)), Photo.deleted_at.is_(None))
+            .order_by(Photo.uploaded_at.desc())
+        )
+        found = []
+        for photo in rows:
+            facts = PhotoFacts(photo.id, photo.patient_id, users.get(photo.patient_id))
+            decision = decide(
+                actor,
+                Access.VIEW,
+                facts,
+                purpose,
+                consents=consents[photo.patient_id],
+                relationships=[],
+                now=now,
+            )
+            blocked = decision.obligations & {Obligation.CROPPED, Obligation.NO_FACE}
+            if decision.allowed and not blocked:
+                found.append(_view(photo, sites.get(photo.site_id or "")))
+        return found

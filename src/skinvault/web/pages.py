@@ -23,7 +23,7 @@ from skinvault.bootstrap import Vault
 from skinvault.errors import AccessDenied, PhotoError, SkinvaultError
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.scrub import inspect
-from skinvault.policy.decide import PatientAction
+from skinvault.policy.decide import PatientAction, decide_operation
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import (
     accounts,
@@ -294,15 +294,8 @@ def portal(request: Request) -> Response:
             request, "clinician_home.html", info=info, patients=records.patients_of(v, actor.id)
         )
     if actor.role is Role.ADMIN:
-        return render(request, "admin_home.html", info=info, report=None)
-    return render(
-        request,
-        "message.html",
-        info=info,
-        title="Welcome",
-        message="Photos shared with you for teaching or research appear here once"
-        " patients consent; open them from the links you are given.",
-    )
+        return RedirectResponse("/portal/admin", status_code=303)
+    return RedirectResponse("/portal/library", status_code=303)
 
 
 @router.get("/portal/patients/{patient_id}", response_class=HTMLResponse)
@@ -657,11 +650,9 @@ async def file_deletion(request: Request) -> Response:
 
 @router.post("/portal/admin/verify", response_class=HTMLResponse)
 async def admin_verify(request: Request) -> Response:
-    info = _signed_in(request)
+    info = _admin(request)
     f = await _form(request)
     _check_csrf(info, f)
-    if info.actor.role is not Role.ADMIN:
-        return _error_page(request, AccessDenied("Only administrators check the audit log."), 403)
     try:
         report = await run_in_threadpool(admin.verify_audit, vault(request))
         text = (
@@ -670,7 +661,7 @@ async def admin_verify(request: Request) -> Response:
         )
     except SkinvaultError as exc:
         text = f"BROKEN: {exc}"
-    return render(request, "admin_home.html", info=info, report=text)
+    return _admin_page(request, info, report=text)
 
 
 # -- share-link landing -------------------------------------------------------------------------
@@ -717,3 +708,138 @@ async def link_open(token: str, request: Request) -> HTMLResponse:
     return render(
         request, "link.html", info=None, status=status, image=image, error=None, token=token
     )
+
+
+# -- the library, comparison, administration ---------------------------------------------------
+
+_LIBRARY_PURPOSES = {
+    Role.CLINICIAN: [Purpose.TEACHING, Purpose.PUBLICATION],
+    Role.EDUCATOR: [Purpose.TEACHING, Purpose.PUBLICATION],
+    Role.RESEARCHER: [Purpose.RESEARCH, Purpose.AI_TRAINING, Purpose.PUBLICATION],
+}
+
+
+@router.get("/portal/library", response_class=HTMLResponse)
+def library_page(request: Request, purpose: str | None = None) -> Response:
+    """Photos whose patients consented to this use, served only within the consented scope."""
+    info = _signed_in(request)
+    choices = _LIBRARY_PURPOSES.get(info.actor.role) if info.actor.role else None
+    if not choices:
+        return _error_page(request, AccessDenied("Your role has no photo library."), 403)
+    chosen = Purpose(purpose) if purpose in {p.value for p in choices} else choices[0]
+    found = records.library(vault(request), actor=info.actor, purpose=chosen)
+    return render(
+        request,
+        "library.html",
+        info=info,
+        photos=found,
+        purpose=chosen,
+        choices=choices,
+        titles={p: PURPOSE_TEXTS[p].title for p in choices},
+    )
+
+
+@router.get("/portal/compare", response_class=HTMLResponse)
+def compare_page(request: Request, a: str, b: str, purpose: str = "care") -> Response:
+    """Two photos side by side (the same body site on two dates)."""
+    info = _signed_in(request)
+    v = vault(request)
+    try:
+        pair = [
+            photos.describe_photo(v, photo_id=pid, actor=info.actor, purpose=purpose)
+            for pid in (a, b)
+        ]
+    except SkinvaultError as exc:
+        return _error_page(request, exc, 403)
+    return render(request, "compare.html", info=info, pair=pair, purpose=purpose)
+
+
+def _admin(request: Request) -> accounts.SessionInfo:
+    info = _signed_in(request)
+    decision = decide_operation(info.actor)
+    if not decision.allowed:
+        raise AccessDenied(decision.reason)
+    return info
+
+
+def _admin_page(request: Request, info: accounts.SessionInfo, **extra: Any) -> HTMLResponse:
+    v = vault(request)
+    with v.sessions() as session:
+        from skinvault.audit.log import tail  # noqa: PLC0415
+
+        recent = tail(session, 30)
+    return render(
+        request,
+        "admin_home.html",
+        info=info,
+        queue=deletion.open_requests(v, actor=info.actor),
+        events=list(reversed(recent)),
+        roles=[r.value for r in Role],
+        decisions=list(deletion.DeletionDecision),
+        **{"report": None, **extra},
+    )
+
+
+@router.get("/portal/admin", response_class=HTMLResponse)
+def admin_page(request: Request) -> Response:
+    try:
+        info = _admin(request)
+    except AccessDenied as exc:
+        return _error_page(request, exc, 403)
+    return _admin_page(request, info)
+
+
+@router.post("/portal/admin/deletion/{request_id}", response_class=HTMLResponse)
+async def admin_decide(request_id: str, request: Request) -> Response:
+    info = _admin(request)
+    f = await _form(request)
+    _check_csrf(info, f)
+    try:
+        decided = await run_in_threadpool(
+            lambda: deletion.decide_request(
+                vault(request),
+                request_id=request_id,
+                decision=deletion.DeletionDecision(f.get("decision", "")),
+                explanation=f.get("explanation", ""),
+                actor=info.actor,
+            )
+        )
+    except (SkinvaultError, ValueError) as exc:
+        return _admin_page(request, info, report=f"Not decided: {exc}")
+    return _admin_page(request, info, report=f"Decided: {decided.decision} — {decided.explanation}")
+
+
+@router.post("/portal/admin/retention", response_class=HTMLResponse)
+async def admin_retention(request: Request) -> Response:
+    from skinvault.services.retention import run_retention  # noqa: PLC0415
+
+    info = _admin(request)
+    f = await _form(request)
+    _check_csrf(info, f)
+    dry = f.get("mode") != "run"
+    report = await run_in_threadpool(
+        lambda: run_retention(vault(request), actor=info.actor, dry_run=dry)
+    )
+    verb = "Would shred or remove" if dry else "Shredded or removed"
+    return _admin_page(request, info, report=f"{verb} {len(report.actions)} items.")
+
+
+@router.post("/portal/admin/users", response_class=HTMLResponse)
+async def admin_create_user(request: Request) -> Response:
+    info = _admin(request)
+    f = await _form(request)
+    _check_csrf(info, f)
+    try:
+        made = await run_in_threadpool(
+            lambda: admin.create_user(
+                vault(request),
+                role=Role(f.get("role", "")),
+                email=f.get("email", ""),
+                password=f.get("password", ""),
+                actor=info.actor,
+                name=f.get("name", ""),
+            )
+        )
+    except (SkinvaultError, ValueError) as exc:
+        return _admin_page(request, info, report=f"Not created: {exc}")
+    return _admin_page(request, info, report=f"Created user {made.user_id}.")

@@ -1,0 +1,141 @@
+"""Portal pages over HTTP (sessions, CSRF, the library, comparison, administration)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+
+from skinvault.actors import Actor, Role
+from skinvault.bootstrap import Vault
+from skinvault.config import load_settings
+from skinvault.policy.purposes import Purpose
+from skinvault.services import accounts, admin, consents, deletion, photos
+from skinvault.services.care import start_care
+from skinvault.web.app import create_app
+from tests import factories
+
+PASSWORD = "a long enough password"
+OPERATOR = Actor.system("test")
+
+
+@pytest.fixture
+def app_and_vault(tmp_path: Path) -> Iterator[tuple[TestClient, Vault]]:
+    app = create_app(load_settings(data_dir=tmp_path / "data"))
+    with TestClient(app) as client:
+        yield client, app.state.vault
+    app.state.vault.close()
+
+
+def _user(vault: Vault, role: Role, email: str, name: str) -> tuple[Actor, str | None, str | None]:
+    made = admin.create_user(
+        vault, role=role, email=email, password=PASSWORD, actor=OPERATOR, name=name
+    )
+    secret = None
+    if role is not Role.PATIENT:
+        secret = accounts.begin_totp_enrolment(vault, made.user_id).secret
+        assert accounts.confirm_totp(vault, made.user_id, pyotp.TOTP(secret).now())
+    return Actor(made.user_id, role, name), made.patient_id, secret
+
+
+def _sign_in(client: TestClient, email: str, secret: str | None) -> None:
+    form = {"email": email, "password": PASSWORD}
+    if secret:
+        form["totp"] = pyotp.TOTP(secret).now()
+    answer = client.post("/login", data=form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def test_forms_without_the_csrf_token_are_refused(app_and_vault: tuple[TestClient, Vault]) -> None:
+    client, vault = app_and_vault
+    _user(vault, Role.PATIENT, "ann@example.org", "Ann")
+    _sign_in(client, "ann@example.org", None)
+    answer = client.post("/portal/consents/teaching", data={"answer": "yes"})
+    assert answer.status_code == 401 and "out of date" in answer.text
+
+
+def test_the_library_shows_only_consented_photos_and_compare_shows_two(
+    app_and_vault: tuple[TestClient, Vault],
+) -> None:
+    client, vault = app_and_vault
+    ann, ann_pid, _ = _user(vault, Role.PATIENT, "ann@example.org", "Ann")
+    _bob, bob_pid, _ = _user(vault, Role.PATIENT, "bob@example.org", "Bob")
+    lee, _, _ = _user(vault, Role.CLINICIAN, "lee@clinic.example", "Dr. Lee")
+    _ng, _, ng_secret = _user(vault, Role.EDUCATOR, "ng@uni.example", "Prof. Ng")
+    assert ann_pid and bob_pid
+    for pid in (ann_pid, bob_pid):
+        start_care(vault, patient_id=pid, member_id=lee.id, actor=OPERATOR)
+    first = photos.store_photo(
+        vault, patient_id=ann_pid, data=factories.jpeg(), actor=lee, site="left-hand"
+    )
+    second = photos.store_photo(
+        vault, patient_id=ann_pid, data=factories.png(), actor=lee, site="left-hand"
+    )
+    hidden = photos.store_photo(
+        vault, patient_id=bob_pid, data=factories.jpeg(), actor=lee, site="back"
+    )
+    consents.record_consent(
+        vault, patient_id=ann_pid, purpose=Purpose.TEACHING, granted=True, actor=ann
+    )
+
+    _sign_in(client, "ng@uni.example", ng_secret)
+    library = client.get("/portal/library?purpose=teaching")
+    assert library.status_code == 200
+    assert first.id in library.text and second.id in library.text and hidden.id not in library.text
+    thumb = client.get(f"/portal/photos/{first.id}/thumbnail?purpose=teaching")
+    assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8")
+    refused = client.get(f"/portal/photos/{hidden.id}/thumbnail?purpose=teaching")
+    assert refused.status_code == 403 and not refused.content.startswith(b"\xff\xd8")
+    client.post("/logout")
+
+    _sign_in(client, "ann@example.org", None)
+    home = client.get("/portal")
+    assert "Side by side" in home.text
+    pair = client.get(f"/portal/compare?a={first.id}&b={second.id}")
+    assert pair.status_code == 200
+    assert pair.text.count('class="photo"') == 2
+    assert client.get(f"/portal/compare?a={first.id}&b={hidden.id}").status_code == 403
+
+
+def test_the_privacy_officer_decides_a_request_in_the_portal(
+    app_and_vault: tuple[TestClient, Vault],
+) -> None:
+    client, vault = app_and_vault
+    ann, ann_pid, _ = _user(vault, Role.PATIENT, "ann@example.org", "Ann")
+    lee, _, lee_secret = _user(vault, Role.CLINICIAN, "lee@clinic.example", "Dr. Lee")
+    _boss, _, boss_secret = _user(vault, Role.ADMIN, "boss@clinic.example", "Privacy officer")
+    assert ann_pid
+    start_care(vault, patient_id=ann_pid, member_id=lee.id, actor=OPERATOR)
+    photo = photos.store_photo(vault, patient_id=ann_pid, data=factories.jpeg(), actor=lee)
+    filed = deletion.file_request(
+        vault, patient_id=ann_pid, scope=deletion.DeletionScope.PHOTO, scope_ref=photo.id,
+        reason="moving away", actor=ann,
+    )  # fmt: skip
+
+    _sign_in(client, "lee@clinic.example", lee_secret)
+    assert client.get("/portal/admin").status_code == 403
+    client.post("/logout")
+
+    _sign_in(client, "boss@clinic.example", boss_secret)
+    page = client.get("/portal/admin")
+    assert page.status_code == 200 and "moving away" in page.text
+    done = client.post(
+        f"/portal/admin/deletion/{filed.id}",
+        data={"csrf": _csrf(page.text), "decision": "erase", "explanation": "Deleted as asked."},
+    )
+    assert done.status_code == 200 and "Decided: erase" in done.text
+    assert deletion.requests_for(vault, ann_pid)[0].status != "open"
+    checked = client.post("/portal/admin/verify", data={"csrf": _csrf(page.text)})
+    assert "Intact:" in checked.text
+    due = client.post("/portal/admin/retention", data={"csrf": _csrf(page.text), "mode": "dry-run"})
+    assert "Would shred or remove 0 items." in due.text
