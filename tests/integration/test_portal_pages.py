@@ -139,3 +139,43 @@ def test_the_privacy_officer_decides_a_request_in_the_portal(
     assert "Intact:" in checked.text
     due = client.post("/portal/admin/retention", data={"csrf": _csrf(page.text), "mode": "dry-run"})
     assert "Would shred or remove 0 items." in due.text
+
+
+def test_a_clinician_asks_for_a_photo_and_the_patient_answers_it(
+    app_and_vault: tuple[TestClient, Vault],
+) -> None:
+    client, vault = app_and_vault
+    _ann, ann_pid, _ = _user(vault, Role.PATIENT, "ann@example.org", "Ann")
+    lee, _, lee_secret = _user(vault, Role.CLINICIAN, "lee@clinic.example", "Dr. Lee")
+    _kim, _, kim_secret = _user(vault, Role.CLINICIAN, "kim@clinic.example", "Dr. Kim")
+    assert ann_pid
+    start_care(vault, patient_id=ann_pid, member_id=lee.id, actor=OPERATOR)
+
+    _sign_in(client, "kim@clinic.example", kim_secret)
+    page = client.get(f"/portal/patients/{ann_pid}")
+    assert page.status_code == 403  # not on Ann's care team
+    client.post("/logout")
+
+    _sign_in(client, "lee@clinic.example", lee_secret)
+    page = client.get(f"/portal/patients/{ann_pid}")
+    asked = client.post(
+        f"/portal/patients/{ann_pid}/ask",
+        data={"csrf": _csrf(page.text), "site": "left-hand", "note": "Same lamp as last time."},
+    )
+    assert "capture guidance" in asked.text
+    client.post("/logout")
+
+    _sign_in(client, "ann@example.org", None)
+    home = client.get("/portal")
+    assert "Your care team asked for photos" in home.text and "Same lamp as last time." in home.text
+    assert "fingers apart" in home.text  # the site's own guidance
+    request_id = re.search(r'<option value="([0-9a-f]{32})">the request for left hand', home.text)
+    assert request_id
+    stored = client.post(
+        "/portal/upload",
+        data={"csrf": _csrf(home.text), "patient_id": ann_pid, "site": "left-hand",
+              "request_id": request_id.group(1)},
+        files={"file": ("IMG.jpg", factories.jpeg(), "image/jpeg")},
+    )  # fmt: skip
+    assert "Saved. Hidden details were removed" in stored.text
+    assert "Your care team asked for photos" not in client.get("/portal").text

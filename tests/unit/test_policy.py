@@ -235,7 +235,11 @@ def test_record_level_actions(action: PatientAction, role: Role, rel: str) -> No
     elif role is Role.ADMIN:
         assert d.allowed is (action in (PatientAction.READ_HISTORY, PatientAction.DECIDE_DELETION))
     elif role in (Role.CLINICIAN, Role.STAFF):
-        care_action = action in (PatientAction.LIST_PHOTOS, PatientAction.UPLOAD)
+        care_action = action in (
+            PatientAction.LIST_PHOTOS,
+            PatientAction.UPLOAD,
+            PatientAction.REQUEST_PHOTO,
+        )
         assert d.allowed is (care_action and rel == "current")
     else:
         assert not d.allowed

@@ -21,6 +21,7 @@ class Action(StrEnum):
     PHOTO_DELETE = "photo:delete"
     PHOTO_SHARE = "photo:share"
     PHOTO_DESCRIBE = "photo:describe"
+    PHOTO_REQUEST = "photo:request"
     PHOTO_SHRED = "photo:shred"  # retention: the data key destroyed when the period ended
     COPY_SHRED = "copy:shred"
     SHARE_LINK_PURGE = "share-link:purge"

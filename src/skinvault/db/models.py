@@ -270,3 +270,18 @@ class SetupToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PhotoRequest(Base):
+    """A clinician asking the patient for a photo of a body site, with capture guidance."""
+
+    __tablename__ = "photo_requests"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    requested_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    site: Mapped[str] = mapped_column(String(64))
+    guidance: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fulfilled_photo_id: Mapped[str | None] = mapped_column(ForeignKey("photos.id"))
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -239,9 +239,12 @@ class PatientAction(StrEnum):
     READ_SENT = "read-sent"
     REQUEST_DELETION = "request-deletion"
     DECIDE_DELETION = "decide-deletion"
+    REQUEST_PHOTO = "request-photo"
 
 
-_CARE_TEAM_MAY = frozenset({PatientAction.LIST_PHOTOS, PatientAction.UPLOAD})
+_CARE_TEAM_MAY = frozenset(
+    {PatientAction.LIST_PHOTOS, PatientAction.UPLOAD, PatientAction.REQUEST_PHOTO}
+)
 
 
 def decide_patient(
@@ -255,7 +258,7 @@ def decide_patient(
     """Whether ``actor`` may do ``action`` on a patient's record (photos are decided one by one).
 
     The patient may do everything on their own record except decide their own
-    deletion request; the current care team may list and add photos; a privacy
+    deletion request; the current care team may list, add and ask for photos; a privacy
     officer (admin) may read the access history and decides deletion requests;
     nobody else may do anything.
     """

@@ -28,6 +28,7 @@ from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import (
     accounts,
     admin,
+    capture,
     consents,
     deletion,
     history,
@@ -280,6 +281,7 @@ def portal(request: Request) -> Response:
         patient_id = records.patient_of_user(v, actor.id)
         assert patient_id is not None
         mine = records.list_photos(v, actor=actor, patient_id=patient_id)
+        asked = capture.open_requests(v, actor=actor, patient_id=patient_id)
         return render(
             request,
             "patient_home.html",
@@ -288,6 +290,7 @@ def portal(request: Request) -> Response:
             sites=BODY_SITES,
             checklist=CHECKLIST,
             patient_id=patient_id,
+            asked=asked,
         )
     if actor.role in (Role.CLINICIAN, Role.STAFF):
         return render(
@@ -305,7 +308,36 @@ def patient_page(patient_id: str, request: Request) -> Response:
         found = records.list_photos(vault(request), actor=info.actor, patient_id=patient_id)
     except AccessDenied as exc:
         return _error_page(request, exc, 403)
-    return render(request, "patient_photos.html", info=info, photos=found, patient_id=patient_id)
+    return render(
+        request,
+        "patient_photos.html",
+        info=info,
+        photos=found,
+        patient_id=patient_id,
+        sites=BODY_SITES,
+        sent=request.query_params.get("asked") == "1",
+    )
+
+
+@router.post("/portal/patients/{patient_id}/ask", response_class=HTMLResponse)
+async def ask_for_photo(patient_id: str, request: Request) -> Response:
+    """A clinician asks the patient for a photo of a site; the patient gets capture guidance."""
+    info = _signed_in(request)
+    f = await _form(request)
+    _check_csrf(info, f)
+    try:
+        await run_in_threadpool(
+            lambda: capture.ask_for_photo(
+                vault(request),
+                actor=info.actor,
+                patient_id=patient_id,
+                site=f.get("site", "other"),
+                note=f.get("note", ""),
+            )
+        )
+    except SkinvaultError as exc:
+        return _error_page(request, exc, 403)
+    return RedirectResponse(f"/portal/patients/{patient_id}?asked=1", status_code=303)
 
 
 @router.post("/portal/preview", response_class=HTMLResponse)
@@ -350,6 +382,10 @@ async def upload(request: Request) -> Response:
                 note=fields.get("note", "")[:2000],
             )
         )
+        if fields.get("request_id"):
+            await run_in_threadpool(
+                lambda: capture.fulfil(v, request_id=fields["request_id"], photo_id=stored.id)
+            )
     except SkinvaultError as exc:
         return _error_page(request, exc, 422 if isinstance(exc, PhotoError) else 403)
     return RedirectResponse(f"/portal/photos/{stored.id}?purpose=care&stored=1", status_code=303)
