@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skinvault.errors import PhotoError, SkinvaultError
 from skinvault.photos.findings import Cleaned
@@ -27,6 +28,32 @@ from skinvault.photos.limits import check_file_size
 from skinvault.photos.naming import EXTENSIONS, NameTemplate
 from skinvault.photos.scrub import Report, clean, inspect, verify
 from skinvault.photos.sniff import ImageFormat
+
+if TYPE_CHECKING:  # imported lazily: a plain scrub never loads Pillow or a detector
+    from skinvault.photos.clues import Clue
+    from skinvault.photos.redact import Box, Decoded
+
+#: ``--redact`` names and the clue kinds they cover.
+REDACT_KINDS = {"faces": "face", "text": "text"}
+
+
+@dataclass(frozen=True)
+class Covered:
+    """One area covered by ``scrub --redact``: what was found, and what was covered."""
+
+    kind: str
+    box: tuple[int, int, int, int]
+    covered: tuple[int, int, int, int]
+    score: float
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Pixel changes asked of ``scrub``: redact clue kinds, crop, or both."""
+
+    kinds: frozenset[str] = frozenset()  # clue kinds: "face", "text"
+    crop: tuple[int, int, int, int] | None = None
+    mode: str = "fill"
 
 
 @dataclass(frozen=True)
@@ -37,6 +64,8 @@ class FileResult:
     output: Path | None = None
     report: Report | None = None
     error: str | None = None
+    #: Areas covered by ``--redact``/``--crop``; None when the pixels were not edited.
+    redacted: tuple[Covered, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -192,10 +221,37 @@ def _discard(tmp: Path | None) -> None:
             tmp.unlink()
 
 
-Staged = tuple[Path, Path | None, Report | None, str | None]
+Staged = tuple[Path, Path | None, Report | None, str | None, tuple[Covered, ...] | None]
 
 
-def _stage(path: Path, out_dir: Path | None) -> Staged:
+def _find_clues(decoded: Decoded, kinds: frozenset[str]) -> list[Clue]:
+    if not kinds:
+        return []
+    from skinvault.photos.clues import find_clues  # noqa: PLC0415 - loads the detectors
+
+    return find_clues(decoded.image, faces="face" in kinds, text="text" in kinds)
+
+
+def _edited(data: bytes, edit: Edit) -> tuple[Cleaned, Report, tuple[Covered, ...]]:
+    """Redact and/or crop ``data``: a re-encoded, metadata-free copy and its report."""
+    from skinvault.photos import redact  # noqa: PLC0415 - Pillow only when pixels change
+
+    found = inspect(data).findings  # what the input revealed, as for a plain scrub
+    decoded = redact.decode(data)
+    clues = _find_clues(decoded, edit.kinds)
+    covered = []
+    for clue in clues:
+        area = redact.padded(clue.box, decoded.size)
+        if area is not None:
+            covered.append(Covered(clue.kind, clue.box, area, clue.score))
+    result = redact.redact_decoded(
+        decoded, [c.box for c in covered], mode=edit.mode, crop=edit.crop
+    )
+    report = Report(result.format, found, lossless=False, notes=result.notes)
+    return Cleaned.of(result.data, lossless=False, notes=result.notes), report, tuple(covered)
+
+
+def _stage(path: Path, out_dir: Path | None, edit: Edit | None = None) -> Staged:
     """Scrub ``path`` into a complete temporary file beside its destination.
 
     For ``--in-place`` (``out_dir`` None) the temporary file is fsynced and
@@ -206,7 +262,11 @@ def _stage(path: Path, out_dir: Path | None) -> Staged:
     tmp: Path | None = None
     try:
         data = read_photo(path)
-        cleaned, report = clean(data)
+        covered = None
+        if edit is None:
+            cleaned, report = clean(data)
+        else:
+            cleaned, report, covered = _edited(data, edit)
         folder = path.parent if out_dir is None else out_dir
         fd, tmp = _temp_file(folder)
         try:
@@ -220,13 +280,13 @@ def _stage(path: Path, out_dir: Path | None) -> Staged:
             os.replace(tmp, path)
             _fsync_dir(folder)
             tmp = None
-        return path, tmp, report, None
+        return path, tmp, report, None, covered
     except (PhotoError, InputError) as exc:
         _discard(tmp)
-        return path, None, None, str(exc)
+        return path, None, None, str(exc), None
     except OSError as exc:
         _discard(tmp)
-        return path, None, None, f"could not write the cleaned copy: {exc.strerror or exc}"
+        return path, None, None, f"could not write the cleaned copy: {exc.strerror or exc}", None
     except BaseException:
         _discard(tmp)
         raise
@@ -234,11 +294,11 @@ def _stage(path: Path, out_dir: Path | None) -> Staged:
 
 def _publish(staged: Staged, dest: Destination) -> FileResult:
     """Give a staged file its neutral name; never overwrite an existing file."""
-    path, tmp, report, error = staged
+    path, tmp, report, error, covered = staged
     if report is None:
         return FileResult(path, error=error)
     if tmp is None:  # replaced in place already
-        return FileResult(path, path, report)
+        return FileResult(path, path, report, redacted=covered)
     try:
         while True:
             target = dest.claim_name(EXTENSIONS[report.format])
@@ -248,18 +308,18 @@ def _publish(staged: Staged, dest: Destination) -> FileResult:
             except FileExistsError:
                 continue  # appeared meanwhile: take the next number
         os.chmod(target, 0o644)
-        return FileResult(path, target, report)
+        return FileResult(path, target, report, redacted=covered)
     except OSError as exc:
         return FileResult(path, error=f"could not write the cleaned copy: {exc.strerror or exc}")
     finally:
         _discard(tmp)
 
 
-def scrub_file(path: Path, dest: Destination) -> FileResult:
+def scrub_file(path: Path, dest: Destination, edit: Edit | None = None) -> FileResult:
     """Scrub one file into ``dest``; errors come back as a result, the input is untouched."""
     if dest.out_dir is not None:
         dest.out_dir.mkdir(parents=True, exist_ok=True)
-    return _publish(_stage(path, dest.out_dir), dest)
+    return _publish(_stage(path, dest.out_dir, edit), dest)
 
 
 def _reuse_big_buffers() -> None:
@@ -293,12 +353,16 @@ def _die_with_parent() -> None:
 
 
 def scrub_files(
-    paths: list[Path], dest: Destination, on_done: Callable[[FileResult], None] | None = None
+    paths: list[Path],
+    dest: Destination,
+    on_done: Callable[[FileResult], None] | None = None,
+    edit: Edit | None = None,
 ) -> list[FileResult]:
     """Scrub many files, on every core for big batches; results come in input order.
 
     Workers write complete temporary files; this process alone assigns the
     neutral names and publishes them, so numbering follows the input order.
+    With ``edit``, each photo is also redacted and/or cropped (re-encoded).
     """
     if dest.out_dir is not None:
         dest.out_dir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +370,7 @@ def scrub_files(
         sweep_stale_temp_files(folder)
     _reuse_big_buffers()  # before forking: workers inherit it
     workers = min(os.cpu_count() or 1, 8)
-    stage = functools.partial(_stage, out_dir=dest.out_dir)
+    stage = functools.partial(_stage, out_dir=dest.out_dir, edit=edit)
     results: list[FileResult] = []
     if workers < 2 or len(paths) < 2 * workers or "fork" not in mp.get_all_start_methods():
         staged: Iterable[Staged] = map(stage, paths)
