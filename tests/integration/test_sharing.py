@@ -15,11 +15,10 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import AuditEvent, Base, ShareLink
-from skinvault.errors import AccessDenied, ConfigError, NotFound, SkinvaultError
+from skinvault.errors import AccessDenied, ConfigError, LinkUnavailable, NotFound, SkinvaultError
 from skinvault.policy.purposes import Purpose
 from skinvault.services import admin, consents, history, photos, sharing
 from skinvault.services.care import start_care
-from skinvault.services.sharing import LinkUnavailable
 from tests import factories
 
 OPERATOR = Actor.system("test")
@@ -271,3 +270,46 @@ def test_sent_log_and_access_history_show_links_and_their_opens(clinic: Clinic) 
     assert [e.outcome for e in opens] == ["allowed"]
     assert "left hand photo" in opens[0].text
     assert admin.verify_audit(c.vault).count > 0
+
+
+def test_a_clinicians_link_stops_working_when_their_care_ends(
+    database_url: str, tmp_path: Path
+) -> None:
+    from skinvault.services.care import end_care
+
+    clock = Clock()
+    vault = bootstrap(
+        load_settings(data_dir=tmp_path / "d", database_url=database_url), create=True, clock=clock
+    )
+    made = admin.create_user(
+        vault,
+        role=Role.PATIENT,
+        email="p@example.org",
+        password="a long passphrase",
+        actor=OPERATOR,
+    )
+    doc = admin.create_user(
+        vault,
+        role=Role.CLINICIAN,
+        email="d@example.org",
+        password="a long passphrase",
+        actor=OPERATOR,
+    )
+    assert made.patient_id
+    start_care(vault, patient_id=made.patient_id, member_id=doc.user_id, actor=OPERATOR)
+    lee = Actor(doc.user_id, Role.CLINICIAN, "Dr. Lee")
+    photo = photos.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(), actor=lee)
+    link = sharing.create_share_link(
+        vault,
+        photo_id=photo.id,
+        actor=lee,
+        recipient="GP",
+        expires_in=timedelta(days=1),
+        single_use=False,
+    )
+    assert sharing.open_share_link(vault, token=link.token).data
+    end_care(vault, patient_id=made.patient_id, member_id=doc.user_id, actor=OPERATOR)
+    clock.advance(seconds=1)
+    with pytest.raises(LinkUnavailable, match="may no longer share"):
+        sharing.open_share_link(vault, token=link.token)
+    vault.close()

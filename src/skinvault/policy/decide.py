@@ -285,3 +285,16 @@ def decide_operation(actor: Actor) -> Decision:
     if actor.role is Role.ADMIN:
         return Decision(True, f"{actor.name} operates the service as an administrator.")
     return deny("Only administrators operate the service.")
+
+
+def decide_link_revocation(
+    actor: Actor, *, sender_id: str | None, patient_user_id: str | None
+) -> Decision:
+    """Who may withdraw a share link: the person who sent it, and the patient it shows."""
+    if actor.role is None:
+        return deny("Only signed-in people can withdraw a link.")
+    if sender_id is not None and actor.id == sender_id:
+        return Decision(True, "You sent this link.")
+    if patient_user_id is not None and actor.id == patient_user_id:
+        return Decision(True, "The link shows your photo.")
+    return deny("Only the person who sent a link, or the patient, can withdraw it.")

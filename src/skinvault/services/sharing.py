@@ -32,11 +32,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from skinvault.actors import Actor
+from skinvault.actors import Actor, Role
 from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
-from skinvault.db.models import Patient, Photo, ShareLink
+from skinvault.db.models import Patient, Photo, ShareLink, User
 from skinvault.errors import (
     AccessDenied,
     BlobUnreadable,
@@ -45,7 +45,8 @@ from skinvault.errors import (
     NotFound,
     SkinvaultError,
 )
-from skinvault.policy.decide import Access
+from skinvault.policy.decide import Access, decide_link_revocation
+from skinvault.policy.purposes import Purpose
 
 # The fact-gathering for decide() lives in photos; sharing must decide on exactly the same facts.
 from skinvault.services.photos import (
@@ -277,6 +278,10 @@ def open_share_link(vault: Vault, *, token: str, password: str | None = None) ->
                     refusal = LinkUnavailable(_refusal(link, state))
                 elif not _password_ok(link, password):
                     refusal = LinkUnavailable("this link needs the right password")
+                elif not _sender_still_allowed(session, vault, link, photo):
+                    refusal = LinkUnavailable(
+                        "the person who sent this link may no longer share this photo"
+                    )
                 else:
                     assert photo is not None and photo.wrapped_dek is not None
                     refusal = _consume(session, link, now)
@@ -323,6 +328,27 @@ def open_share_link(vault: Vault, *, token: str, password: str | None = None) ->
     return PhotoBytes(photo_id, data, media_type)
 
 
+def _sender_still_allowed(
+    session: Session, vault: Vault, link: ShareLink, photo: Photo | None
+) -> bool:
+    """A link is only as good as its sender's right to share, decided again at every open:
+    a clinician's link stops working when their care relationship ends."""
+    sender = session.get(User, link.created_by) if link.created_by else None
+    if sender is None or photo is None:
+        return False
+    actor = Actor(sender.id, Role(sender.role), sender.display_name)
+    decision = _decision(
+        session,
+        vault,
+        photo,
+        actor=actor,
+        access=Access.SHARE,
+        purpose=Purpose.CARE,
+        break_glass_reason=None,
+    )
+    return decision.allowed
+
+
 def _consume(session: Session, link: ShareLink, now: datetime) -> SkinvaultError | None:
     """Mark the link opened; for a single-use link only if no one else got there first."""
     if link.single_use:
@@ -363,7 +389,10 @@ def link_status(vault: Vault, token: str) -> LinkStatus:
 
 
 def revoke_share_link(vault: Vault, *, link_id: str, actor: Actor) -> None:
-    """Withdraw a link; only its sender or the photo's patient may. Revoking twice is a no-op."""
+    """Withdraw a link, as :func:`~skinvault.policy.decide.decide_link_revocation` allows.
+
+    Revoking twice is a no-op.
+    """
     with vault.sessions.begin() as session:
         link = session.get(ShareLink, link_id)
         if link is None:
@@ -371,12 +400,13 @@ def revoke_share_link(vault: Vault, *, link_id: str, actor: Actor) -> None:
         obj = f"photo:{link.photo_id}"
         photo = session.get(Photo, link.photo_id)
         patient = session.get(Patient, photo.patient_id) if photo is not None else None
-        allowed = actor.role is not None and (
-            (link.created_by is not None and actor.id == link.created_by)
-            or (patient is not None and actor.id == patient.user_id)
+        decision = decide_link_revocation(
+            actor,
+            sender_id=link.created_by,
+            patient_user_id=patient.user_id if patient is not None else None,
         )
-        if not allowed:
-            reason = "Only the person who sent a link, or the patient, can withdraw it."
+        if not decision.allowed:
+            reason = decision.reason
             record(
                 session,
                 clock=vault.clock,
