@@ -137,6 +137,8 @@ def test_the_privacy_officer_decides_a_request_in_the_portal(
     assert deletion.requests_for(vault, ann_pid)[0].status != "open"
     checked = client.post("/portal/admin/verify", data={"csrf": _csrf(page.text)})
     assert "Intact:" in checked.text
+    found = client.get(f"/portal/admin?q=photo:{photo.id}")
+    assert f"photo:{photo.id}" in found.text and "user:create" not in found.text
     due = client.post("/portal/admin/retention", data={"csrf": _csrf(page.text), "mode": "dry-run"})
     assert "Would shred or remove 0 items." in due.text
 

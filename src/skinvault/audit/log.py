@@ -192,22 +192,27 @@ def _checkpoint_of(row: AuditCheckpoint) -> Checkpoint:
     return Checkpoint(row.seq, row.hash, row.at, row.public_key, row.signature)
 
 
-def tail(session: Session, n: int) -> list[Event]:
-    """The last ``n`` events, oldest first."""
-    rows = session.execute(
-        select(
-            AuditEvent.seq,
-            AuditEvent.at,
-            AuditEvent.actor,
-            AuditEvent.action,
-            AuditEvent.object,
-            AuditEvent.purpose,
-            AuditEvent.outcome,
-            AuditEvent.reason,
+def tail(session: Session, n: int, *, containing: str | None = None) -> list[Event]:
+    """The last ``n`` events, oldest first; only those whose actor, action or object
+    contains ``containing`` when it is given (the audit search of the admin page)."""
+    query = select(
+        AuditEvent.seq,
+        AuditEvent.at,
+        AuditEvent.actor,
+        AuditEvent.action,
+        AuditEvent.object,
+        AuditEvent.purpose,
+        AuditEvent.outcome,
+        AuditEvent.reason,
+    )
+    if containing:
+        needle = f"%{containing}%"
+        query = query.where(
+            AuditEvent.actor.ilike(needle)
+            | AuditEvent.action.ilike(needle)
+            | AuditEvent.object.ilike(needle)
         )
-        .order_by(AuditEvent.seq.desc())
-        .limit(n)
-    ).all()
+    rows = session.execute(query.order_by(AuditEvent.seq.desc()).limit(n)).all()
     return [Event(*row) for row in reversed(rows)]
 
 

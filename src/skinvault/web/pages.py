@@ -800,10 +800,11 @@ def _admin(request: Request) -> accounts.SessionInfo:
 
 def _admin_page(request: Request, info: accounts.SessionInfo, **extra: Any) -> HTMLResponse:
     v = vault(request)
+    search = (request.query_params.get("q") or "").strip()[:100]
     with v.sessions() as session:
         from skinvault.audit.log import tail  # noqa: PLC0415
 
-        recent = tail(session, 30)
+        recent = tail(session, 50, containing=search or None)
     return render(
         request,
         "admin_home.html",
@@ -811,6 +812,7 @@ def _admin_page(request: Request, info: accounts.SessionInfo, **extra: Any) -> H
         queue=deletion.open_requests(v, actor=info.actor),
         events=list(reversed(recent)),
         roles=[r.value for r in Role],
+        search=search,
         decisions=list(deletion.DeletionDecision),
         **{"report": None, **extra},
     )
