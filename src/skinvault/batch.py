@@ -31,7 +31,7 @@ from skinvault.photos.sniff import ImageFormat
 
 if TYPE_CHECKING:  # imported lazily: a plain scrub never loads Pillow or a detector
     from skinvault.photos.clues import Clue
-    from skinvault.photos.redact import Box, Decoded
+    from skinvault.photos.redact import Decoded
 
 #: ``--redact`` names and the clue kinds they cover.
 REDACT_KINDS = {"faces": "face", "text": "text"}
@@ -229,7 +229,14 @@ def _find_clues(decoded: Decoded, kinds: frozenset[str]) -> list[Clue]:
         return []
     from skinvault.photos.clues import find_clues  # noqa: PLC0415 - loads the detectors
 
-    return find_clues(decoded.image, faces="face" in kinds, text="text" in kinds)
+    try:
+        return find_clues(decoded.image, faces="face" in kinds, text="text" in kinds)
+    except PhotoError:
+        raise
+    except Exception as exc:
+        # A detector failure must fail this file, not pass it as "nothing found"
+        # (a face would go out) nor end the whole batch.
+        raise PhotoError(f"looking for faces and text failed ({exc!r}); nothing written") from exc
 
 
 def _edited(data: bytes, edit: Edit) -> tuple[Cleaned, Report, tuple[Covered, ...]]:
@@ -239,14 +246,13 @@ def _edited(data: bytes, edit: Edit) -> tuple[Cleaned, Report, tuple[Covered, ..
     found = inspect(data).findings  # what the input revealed, as for a plain scrub
     decoded = redact.decode(data)
     clues = _find_clues(decoded, edit.kinds)
-    covered = []
-    for clue in clues:
-        area = redact.padded(clue.box, decoded.size)
-        if area is not None:
-            covered.append(Covered(clue.kind, clue.box, area, clue.score))
-    result = redact.redact_decoded(
-        decoded, [c.box for c in covered], mode=edit.mode, crop=edit.crop
-    )
+    # Boxes wholly outside the image are skipped by redact; the rest keep their order.
+    inside = [c for c in clues if redact.padded(c.box, decoded.size) is not None]
+    result = redact.redact_decoded(decoded, [c.box for c in inside], mode=edit.mode, crop=edit.crop)
+    covered = [
+        Covered(c.kind, c.box, area, c.score)
+        for c, area in zip(inside, result.boxes_applied, strict=True)
+    ]
     report = Report(result.format, found, lossless=False, notes=result.notes)
     return Cleaned.of(result.data, lossless=False, notes=result.notes), report, tuple(covered)
 
@@ -389,3 +395,59 @@ def scrub_files(
             pool.terminate()
             pool.join()
     return results
+
+
+@dataclass(frozen=True)
+class ClueResult:
+    """What ``skinvault clues`` found in one input, or why it could not look."""
+
+    input: Path
+    clues: tuple[Clue, ...] = ()
+    preview: Path | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _write_new(dest: Destination, data: bytes, extension: str) -> Path:
+    """Write ``data`` under the next free neutral name in ``dest`` (never overwrites)."""
+    assert dest.out_dir is not None
+    fd, tmp = _temp_file(dest.out_dir)
+    try:
+        try:
+            _write(fd, (data,), durable=False)
+        finally:
+            os.close(fd)
+        while True:
+            target = dest.claim_name(extension)
+            try:
+                os.link(tmp, target)
+                break
+            except FileExistsError:
+                continue
+        os.chmod(target, 0o644)
+        return target
+    finally:
+        _discard(tmp)
+
+
+def clues_of_file(path: Path, preview: Destination | None = None) -> ClueResult:
+    """Faces and text found in one photo, and (with ``preview``) a copy with boxes drawn."""
+    from skinvault.photos import redact  # noqa: PLC0415 - Pillow and detectors on demand
+
+    try:
+        decoded = redact.decode(read_photo(path))
+        clues = tuple(_find_clues(decoded, frozenset(REDACT_KINDS.values())))
+        shown = None
+        if preview is not None:
+            assert preview.out_dir is not None
+            preview.out_dir.mkdir(parents=True, exist_ok=True)
+            drawn = redact.outlined(decoded, [(c.kind, c.box) for c in clues])
+            shown = _write_new(preview, drawn, EXTENSIONS[ImageFormat.JPEG])
+        return ClueResult(path, clues, shown)
+    except (PhotoError, InputError) as exc:
+        return ClueResult(path, error=str(exc))
+    except OSError as exc:
+        return ClueResult(path, error=f"could not write the preview: {exc.strerror or exc}")

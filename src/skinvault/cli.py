@@ -19,9 +19,13 @@ from rich.table import Table
 from skinvault import __version__
 from skinvault.admin_cli import admin_app, audit_app
 from skinvault.batch import (
+    REDACT_KINDS,
+    ClueResult,
     Destination,
+    Edit,
     FileResult,
     InputError,
+    clues_of_file,
     collect,
     inspect_file,
     scrub_files,
@@ -143,10 +147,28 @@ def scrub_command(
     ] = "photo-{n:03}",
     site: Annotated[str, typer.Option(help="Body site for {site}, e.g. 'left hand'.")] = "photo",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report to stdout.")] = False,
+    redact: Annotated[
+        str | None,
+        typer.Option(
+            help="Find and cover these clues in the pixels: 'faces', 'text' or 'faces,text'."
+        ),
+    ] = None,
+    crop: Annotated[
+        str | None,
+        typer.Option(help="Keep only this region, 'x,y,w,h' in pixels of the upright photo."),
+    ] = None,
+    blur: Annotated[
+        bool, typer.Option("--blur", help="With --redact: blur heavily instead of filling.")
+    ] = False,
 ) -> None:
     """Remove identifying metadata, writing neutral-named copies (or replacing in place)."""
     if (out_dir is None) == (not in_place):
         raise typer.BadParameter("give exactly one of --out DIR or --in-place")
+    edit = _edit(redact, crop, blur)
+    if edit is not None and in_place:
+        raise typer.BadParameter(
+            "--redact and --crop change pixels for good: use --out DIR so the original stays"
+        )
     try:
         dest = (
             Destination.folder(out_dir, name_template, site) if out_dir else Destination.in_place()
@@ -154,7 +176,7 @@ def scrub_command(
     except TemplateError as exc:
         raise typer.BadParameter(str(exc), param_hint="--name-template") from exc
     files, results = _inputs(paths)
-    results = _scrub_all(files, dest, show_progress=not as_json) + results
+    results = _scrub_all(files, dest, show_progress=not as_json, edit=edit) + results
     if as_json:
         print(
             json.dumps({"files": [_json_result(r) for r in results]}, ensure_ascii=False, indent=2)
@@ -164,9 +186,41 @@ def scrub_command(
     raise typer.Exit(_report_errors(results))
 
 
-def _scrub_all(files: list[Path], dest: Destination, *, show_progress: bool) -> list[FileResult]:
+def _edit(redact: str | None, crop: str | None, blur: bool) -> Edit | None:
+    """The pixel edits asked for, or None for the lossless metadata-only scrub."""
+    if redact is None and crop is None:
+        if blur:
+            raise typer.BadParameter("--blur only applies with --redact")
+        return None
+    kinds: set[str] = set()
+    for raw in redact.split(",") if redact is not None else []:
+        name = raw.strip().lower()
+        if name not in REDACT_KINDS:
+            raise typer.BadParameter(
+                f"unknown clue {name!r}; use faces, text or faces,text", param_hint="--redact"
+            )
+        kinds.add(REDACT_KINDS[name])
+    box = None
+    if crop is not None:
+        try:
+            x, y, w, h = (int(v) for v in crop.split(","))
+        except ValueError:
+            raise typer.BadParameter(
+                f"{crop!r} is not x,y,w,h (four whole numbers)", param_hint="--crop"
+            ) from None
+        if x < 0 or y < 0 or w <= 0 or h <= 0:
+            raise typer.BadParameter(
+                f"{crop!r}: x and y must be ≥ 0, width and height > 0", param_hint="--crop"
+            )
+        box = (x, y, w, h)
+    return Edit(frozenset(kinds), box, "blur" if blur else "fill")
+
+
+def _scrub_all(
+    files: list[Path], dest: Destination, *, show_progress: bool, edit: Edit | None = None
+) -> list[FileResult]:
     if not show_progress or len(files) < 2:
-        return scrub_files(files, dest)
+        return scrub_files(files, dest, edit=edit)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     # No refresh thread (auto_refresh=False): the batch forks worker processes,
@@ -185,7 +239,7 @@ def _scrub_all(files: list[Path], dest: Destination, *, show_progress: bool) -> 
             progress.advance(task)
             progress.refresh()
 
-        return scrub_files(files, dest, on_done=advance)
+        return scrub_files(files, dest, on_done=advance, edit=edit)
 
 
 def _json_result(r: FileResult) -> dict[str, object]:
@@ -203,6 +257,10 @@ def _json_result(r: FileResult) -> dict[str, object]:
                 for f in r.report.findings
             ],
         )
+        if r.redacted is not None:
+            entry["redacted"] = [
+                {"kind": c.kind, "box": list(c.box), "covered": list(c.covered)} for c in r.redacted
+            ]
     else:
         entry["error"] = r.error
     return entry
@@ -228,6 +286,60 @@ def _print_summary(results: list[FileResult]) -> None:
     out.print(table)
     done = sum(r.ok for r in results)
     out.print(f"{done} of {len(results)} files scrubbed.")
+
+
+@app.command("clues")
+def clues_command(
+    files: Annotated[list[Path], typer.Argument(help="Photos to look at. Never modified.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    preview: Annotated[
+        Path | None,
+        typer.Option(
+            "--preview",
+            help="Folder for copies with the boxes drawn (neutral names, no metadata).",
+        ),
+    ] = None,
+) -> None:
+    """Find faces and readable text in the pixels: what metadata scrubbing cannot remove."""
+    paths, missing = _inputs(files)
+    dest = Destination.folder(preview, "clues-{n:03}") if preview is not None else None
+    results = [clues_of_file(p, dest) for p in paths]
+    results += [ClueResult(m.input, error=m.error) for m in missing]
+    if as_json:
+        payload = []
+        for r in results:
+            entry: dict[str, object] = {"input": str(r.input)}
+            if r.ok:
+                entry["clues"] = [
+                    {"kind": c.kind, "box": list(c.box), "score": round(c.score, 3)}
+                    for c in r.clues
+                ]
+                if r.preview is not None:
+                    entry["preview"] = str(r.preview)
+            else:
+                entry["error"] = r.error
+            payload.append(entry)
+        print(json.dumps({"files": payload}, ensure_ascii=False, indent=2))
+    else:
+        for r in results:
+            if r.ok:
+                _print_clues(r)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        err.print(f"[red]skinvault: {r.input}: {r.error}[/red]", soft_wrap=True)
+    raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def _print_clues(result: ClueResult) -> None:
+    out.print(f"[bold]{result.input}[/bold]")
+    if not result.clues:
+        out.print("  No faces or readable text found.")
+    for c in result.clues:
+        x, y, w, h = c.box
+        out.print(f"  • {c.kind} at x={x} y={y}, {w} × {h} px (score {c.score:.2f})")
+    if result.preview is not None:
+        out.print(f"  [dim]boxes drawn in {result.preview}[/dim]")
+    out.print()
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ to a problem+json document. Anything else escaping is a bug.
           ├── DamagedFile         truncated, lengths past the end, broken structure
           ├── TooLarge            declared pixel count or file size over the limit
           │                       (decompression-bomb guard)
-          └── ScrubFailed         cleaning would leave metadata behind; nothing written
+          ├── ScrubFailed         cleaning would leave metadata behind; nothing written
+          └── RegionOutside       a crop or box that does not overlap the image
      ├── ConfigError              settings, data dir or key files unusable
      ├── VaultError               stored data that cannot be found or trusted
      │    ├── NotFound            no such photo, user or patient (or it was deleted)
@@ -52,6 +53,10 @@ class TooLarge(PhotoError):
 
 class ScrubFailed(PhotoError):
     """Cleaning produced output that still carries metadata; nothing is written."""
+
+
+class RegionOutside(PhotoError):
+    """A crop (or box) that does not overlap the image at all."""
 
 
 class ConfigError(SkinvaultError):

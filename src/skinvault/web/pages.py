@@ -22,7 +22,6 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.errors import AccessDenied, PhotoError, SkinvaultError
 from skinvault.photos.findings import CATEGORY_TITLES
-from skinvault.photos.scrub import inspect
 from skinvault.policy.decide import PatientAction, decide_operation
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import (
@@ -36,6 +35,7 @@ from skinvault.services import (
     records,
     sharing,
 )
+from skinvault.services.preview import CHECKLIST, privacy_preview
 from skinvault.web.deps import SESSION_COOKIE
 from skinvault.web.uploads import read_form
 
@@ -59,12 +59,6 @@ BODY_SITES = [
     "right-foot",
     "genital-area",
     "other",
-]
-CHECKLIST = [
-    "Only the body area the question is about is in the picture.",
-    "A plain, neutral background: no room, no window, no mirror.",
-    "No documents, screens, badges, tattoos or jewellery that could identify you.",
-    "No face, unless the question is about the face.",
 ]
 
 
@@ -350,15 +344,32 @@ async def preview(request: Request) -> Response:
     if "file" not in files:
         return HTMLResponse("<p>Choose a photo first.</p>", status_code=400)
     try:
-        report = await run_in_threadpool(inspect, files["file"].data)
+        found = await run_in_threadpool(
+            lambda: privacy_preview(files["file"].data, max_bytes=v.settings.max_upload_bytes)
+        )
     except PhotoError as exc:
-        return render(request, "preview.html", status_code=422, error=str(exc), groups={})
+        return render(
+            request,
+            "preview.html",
+            status_code=422,
+            error=str(exc),
+            groups={},
+            clues=[],
+            checklist=[],
+        )
     groups: dict[str, list[str]] = {}
     for category, title in CATEGORY_TITLES.items():  # most revealing first
-        found = [f.description for f in report.findings if f.category is category]
-        if found:
-            groups[title] = found
-    return render(request, "preview.html", error=None, groups=groups)
+        descriptions = [f.description for f in found.findings if f.category is category]
+        if descriptions:
+            groups[title] = descriptions
+    return render(
+        request,
+        "preview.html",
+        error=None,
+        groups=groups,
+        clues=found.clues,
+        checklist=[item for item in found.checklist if item.found],
+    )
 
 
 @router.post("/portal/upload", response_class=HTMLResponse)

