@@ -206,6 +206,7 @@ def test_an_enrolled_clinician_needs_a_valid_code(vault: Vault, clock: MovableCl
         with pytest.raises(AuthenticationFailed, match=r"^wrong e-mail, password or code$"):
             accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
     # A code from long ago is no longer valid; one step of drift is.
+    clock.advance(minutes=2)
     with pytest.raises(AuthenticationFailed):
         accounts.authenticate(
             vault,
@@ -425,3 +426,15 @@ def test_key_rotation_rewraps_totp_secrets_so_sign_in_still_works(
         totp=pyotp.TOTP(secret).at(clock.now()),
     )
     assert signed.actor.id == user_id
+
+
+def test_a_totp_code_works_once(vault: Vault, clock: MovableClock) -> None:
+    user_id = make_user(vault, Role.CLINICIAN)
+    secret = enrol(vault, user_id, clock)
+    code = pyotp.TOTP(secret).at(clock.now())
+    assert accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
+    with pytest.raises(AuthenticationFailed):
+        accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
+    clock.t += timedelta(seconds=30)
+    later = pyotp.TOTP(secret).at(clock.now())
+    assert accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=later)

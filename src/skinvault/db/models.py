@@ -73,6 +73,8 @@ class User(Base):
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: True once the user proved a TOTP code at enrolment; before that the secret is pending.
     totp_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The 30-second step of the last accepted code: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -206,13 +207,23 @@ def _open_totp_secret(vault: Vault, user_id: str, stored: bytes) -> str:
     return secret.decode("ascii")
 
 
-def _totp_ok(vault: Vault, user: User, code: str | None, now: datetime) -> bool:
+def _totp_ok(
+    vault: Vault, user: User, code: str | None, now: datetime, *, consume: bool = True
+) -> bool:
+    """Whether ``code`` is valid now; a code accepted at sign-in (``consume``) never works again."""
     if not code or user.totp_secret_enc is None:
         return False
     secret = _open_totp_secret(vault, user.id, user.totp_secret_enc)
-    return bool(
-        pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=TOTP_VALID_WINDOW)
-    )
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    for step in range(current - TOTP_VALID_WINDOW, current + TOTP_VALID_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+            if user.totp_last_step is not None and step <= user.totp_last_step:
+                return False  # replayed: this code (or a later one) was already used
+            if consume:
+                user.totp_last_step = step
+            return True
+    return False
 
 
 # --- passwords and TOTP ------------------------------------------------------------
@@ -373,7 +384,8 @@ def confirm_totp(vault: Vault, user_id: str, code: str) -> bool:
         user = _user(session, user_id, for_update=True)
         if user.totp_secret_enc is None:
             raise NotFound("no two-step sign-in setup is pending for this account")
-        valid = _totp_ok(vault, user, code, now)
+        # Confirming proves the app works; the code is not spent, so signing in right after works.
+        valid = _totp_ok(vault, user, code, now, consume=False)
         if valid:
             user.totp_confirmed = True
         _audit(
