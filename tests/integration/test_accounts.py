@@ -257,7 +257,7 @@ def test_an_api_token_round_trips_expires_and_only_its_hash_is_stored(
         assert row is not None
         stored = [str(v) for v in vars(row).values()]
     assert not any(issued.token in v or issued.token[4:] in v for v in stored)
-    assert row.scopes == "api"
+    assert row.scopes == ",".join(sorted(accounts.API_SCOPES))  # all scopes unless fewer are asked
 
     clock.advance(minutes=29, seconds=59)
     assert accounts.actor_for_api_token(vault, issued.token) == actor
@@ -270,7 +270,7 @@ def test_a_revoked_or_unknown_api_token_is_refused(vault: Vault) -> None:
     user_id = make_user(vault, Role.CLINICIAN)
     other_id = make_user(vault, Role.CLINICIAN, email="kim@clinic.example")
     actor = Actor(user_id, Role.CLINICIAN, "Lee")
-    issued = accounts.issue_api_token(vault, actor=actor, scopes={"api", "photos:read"})
+    issued = accounts.issue_api_token(vault, actor=actor, scopes={"share", "photos:read"})
     with pytest.raises(AccessDenied):
         accounts.revoke_api_token(
             vault, actor=Actor(other_id, Role.CLINICIAN, "Kim"), token_id=issued.token_id

@@ -381,3 +381,30 @@ def test_deletion_requests_are_filed_by_the_patient_and_decided_by_the_privacy_o
         ),
         404,
     )
+
+
+def test_a_token_does_only_what_its_scopes_allow(world: World) -> None:
+    answer = world.client.post(
+        "/api/v1/auth/token",
+        json={"email": "ann@example.org", "password": PASSWORD, "scopes": ["photos:read"]},
+    )
+    assert answer.status_code == 200, answer.text
+    read_only = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    content = world.client.get(
+        f"/api/v1/photos/{world.photo_id}/content?purpose=care", headers=read_only
+    )
+    assert content.status_code == 200
+    refused = world.client.post(
+        f"/api/v1/patients/{world.users['ann'].patient_id}/photos",
+        headers=read_only,
+        files={"file": ("a.jpg", factories.jpeg(), "image/jpeg")},
+    )
+    _assert_problem(refused, 403)
+    assert "photos:write" in refused.json()["detail"]
+    _assert_problem(
+        world.client.post(
+            "/api/v1/auth/token",
+            json={"email": "ann@example.org", "password": PASSWORD, "scopes": ["everything"]},
+        ),
+        400,
+    )

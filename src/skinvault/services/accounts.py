@@ -74,6 +74,8 @@ SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 #: A setup token nobody used stops working (and a new one may be made) after this long.
 SETUP_TOKEN_TTL = timedelta(hours=24)
 API_TOKEN_PREFIX = "svk_"
+#: What an API token may be used for; a token carries a subset (all by default).
+API_SCOPES = frozenset({"photos:read", "photos:write", "share", "consents", "history", "deletion"})
 DEFAULT_API_TTL = timedelta(hours=1)
 TOTP_ISSUER = "skinvault"
 #: Codes of the previous and next 30-second step are accepted too (clock drift).
@@ -449,14 +451,17 @@ def issue_api_token(
     vault: Vault,
     *,
     actor: Actor,
-    scopes: frozenset[str] | set[str] = frozenset({"api"}),
+    scopes: frozenset[str] | set[str] = API_SCOPES,
     ttl: timedelta = DEFAULT_API_TTL,
 ) -> IssuedToken:
     """A bearer token for ``actor``: shown once, only its SHA-256 is kept."""
     if ttl <= timedelta(0):
         raise ConfigError("an API token must live for a positive time")
-    if any("," in scope or not scope for scope in scopes):
-        raise ConfigError("a scope is a non-empty word without commas")
+    unknown = set(scopes) - API_SCOPES
+    if unknown or not scopes:
+        raise ConfigError(
+            f"unknown or missing scopes {sorted(unknown)}; choose from {sorted(API_SCOPES)}"
+        )
     token = API_TOKEN_PREFIX + _urlsafe(vault.tokens.secret(32))
     now = vault.clock.now()
     with vault.sessions.begin() as session:
@@ -488,6 +493,11 @@ def issue_api_token(
 def actor_for_api_token(vault: Vault, token: str) -> Actor:
     """Who holds ``token``; an unknown, expired or revoked token (or a disabled user's)
     raises :class:`AuthenticationFailed`."""
+    return token_holder(vault, token)[0]
+
+
+def token_holder(vault: Vault, token: str) -> tuple[Actor, frozenset[str]]:
+    """Who holds ``token`` and the scopes it was issued with."""
     if not token.startswith(API_TOKEN_PREFIX):
         raise AuthenticationFailed(INVALID_TOKEN)
     now = vault.clock.now()
@@ -502,7 +512,7 @@ def actor_for_api_token(vault: Vault, token: str) -> Actor:
         api_token, user = row[0], row[1]
         if api_token.revoked_at is not None or api_token.expires_at <= now or user.disabled:
             raise AuthenticationFailed(INVALID_TOKEN)
-        return _actor_of(user)
+        return _actor_of(user), frozenset(x for x in api_token.scopes.split(",") if x)
 
 
 def revoke_api_token(vault: Vault, *, actor: Actor, token_id: str) -> None:

@@ -20,11 +20,16 @@ from skinvault.photos.findings import Finding
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import accounts, consents, deletion, history, photos, records, sharing
-from skinvault.web.deps import api_actor, vault_of
+from skinvault.web.deps import scoped, vault_of
 from skinvault.web.uploads import read_form
 
 router = APIRouter(prefix="/api/v1")
-ActorDep = Annotated[Actor, Depends(api_actor)]
+ReadPhotos = Annotated[Actor, Depends(scoped("photos:read"))]
+WritePhotos = Annotated[Actor, Depends(scoped("photos:write"))]
+Share = Annotated[Actor, Depends(scoped("share"))]
+Consents = Annotated[Actor, Depends(scoped("consents"))]
+History = Annotated[Actor, Depends(scoped("history"))]
+Deletion = Annotated[Actor, Depends(scoped("deletion"))]
 PurposeQuery = Annotated[
     Purpose, Query(description="Why the photo is needed: care, teaching, research, …")
 ]
@@ -43,6 +48,11 @@ class TokenRequest(BaseModel):
     email: str
     password: str
     totp: str | None = None
+    scopes: list[str] | None = Field(
+        default=None,
+        description="What the token may do: photos:read, photos:write, share, consents,"
+        " history, deletion (default: all)",
+    )
 
 
 class TokenResponse(BaseModel):
@@ -160,7 +170,8 @@ def token(body: TokenRequest, request: Request) -> TokenResponse:
         raise accounts.AuthenticationFailed(
             "this account must enrol a second factor (TOTP) in the portal before using the API"
         )
-    issued = accounts.issue_api_token(vault, actor=signed_in.actor)
+    scopes = frozenset(body.scopes) if body.scopes is not None else accounts.API_SCOPES
+    issued = accounts.issue_api_token(vault, actor=signed_in.actor, scopes=scopes)
     return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
 
 
@@ -180,7 +191,7 @@ def _photo_out(p: photos.StoredPhoto) -> PhotoOut:
 
 
 @router.get("/patients/{patient_id}/photos", response_model=PhotoList, responses=PROBLEM_RESPONSES)
-def list_photos(patient_id: str, actor: ActorDep, request: Request) -> PhotoList:
+def list_photos(patient_id: str, actor: ReadPhotos, request: Request) -> PhotoList:
     """The patient's photos: for the patient and their current care team."""
     found = records.list_photos(vault_of(request), actor=actor, patient_id=patient_id)
     return PhotoList(photos=[_photo_out(p) for p in found])
@@ -214,7 +225,7 @@ def list_photos(patient_id: str, actor: ActorDep, request: Request) -> PhotoList
         }
     },
 )
-async def upload_photo(patient_id: str, actor: ActorDep, request: Request) -> PhotoOut:
+async def upload_photo(patient_id: str, actor: WritePhotos, request: Request) -> PhotoOut:
     """Upload a photo (multipart: ``file``, ``site``, ``note``). It is scrubbed before storage."""
     vault = vault_of(request)
     await run_in_threadpool(records.authorize, vault, actor, patient_id, PatientAction.UPLOAD)
@@ -236,7 +247,7 @@ async def upload_photo(patient_id: str, actor: ActorDep, request: Request) -> Ph
 
 @router.get("/photos/{photo_id}", response_model=PhotoOut, responses=PROBLEM_RESPONSES)
 def photo_details(
-    photo_id: str, purpose: PurposeQuery, actor: ActorDep, request: Request
+    photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> PhotoOut:
     """A photo's details, as the decision for ``purpose`` allows (de-identified when required)."""
     d = photos.describe_photo(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
@@ -259,7 +270,7 @@ def photo_details(
     responses={**PROBLEM_RESPONSES, 200: {"content": {"image/*": {}}, "description": "The image"}},
 )
 def photo_content(
-    photo_id: str, purpose: PurposeQuery, actor: ActorDep, request: Request
+    photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> Response:
     """The scrubbed image bytes, after the policy decision and the audit record."""
     got = photos.read_photo(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
@@ -276,7 +287,7 @@ def photo_content(
     responses={**PROBLEM_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "Preview"}},
 )
 def photo_thumbnail(
-    photo_id: str, purpose: PurposeQuery, actor: ActorDep, request: Request
+    photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> Response:
     got = photos.read_thumbnail(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
     return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
@@ -289,7 +300,7 @@ def photo_thumbnail(
     responses=PROBLEM_RESPONSES,
 )
 def create_share_link(
-    photo_id: str, body: ShareLinkRequest, actor: ActorDep, request: Request
+    photo_id: str, body: ShareLinkRequest, actor: Share, request: Request
 ) -> ShareLinkOut:
     """A link for a named recipient: unguessable, expiring, optionally single-use and locked."""
     link = sharing.create_share_link(
@@ -306,7 +317,7 @@ def create_share_link(
 
 
 @router.delete("/share-links/{link_id}", status_code=204, responses=PROBLEM_RESPONSES)
-def revoke_share_link(link_id: str, actor: ActorDep, request: Request) -> Response:
+def revoke_share_link(link_id: str, actor: Share, request: Request) -> Response:
     sharing.revoke_share_link(vault_of(request), link_id=link_id, actor=actor)
     return Response(status_code=204)
 
@@ -338,7 +349,7 @@ def _consent_list(vault: Any, patient_id: str) -> ConsentList:
 @router.get(
     "/patients/{patient_id}/consents", response_model=ConsentList, responses=PROBLEM_RESPONSES
 )
-def list_consents(patient_id: str, actor: ActorDep, request: Request) -> ConsentList:
+def list_consents(patient_id: str, actor: Consents, request: Request) -> ConsentList:
     vault = vault_of(request)
     records.authorize(vault, actor, patient_id, PatientAction.MANAGE_CONSENT)
     return _consent_list(vault, patient_id)
@@ -350,7 +361,7 @@ def list_consents(patient_id: str, actor: ActorDep, request: Request) -> Consent
     responses=PROBLEM_RESPONSES,
 )
 def put_consent(
-    patient_id: str, purpose: Purpose, body: ConsentRequest, actor: ActorDep, request: Request
+    patient_id: str, purpose: Purpose, body: ConsentRequest, actor: Consents, request: Request
 ) -> ConsentOut:
     """Grant or refuse one purpose; ``granted: false`` after a grant withdraws it at once."""
     vault = vault_of(request)
@@ -370,7 +381,7 @@ def put_consent(
 
 @router.get("/patients/{patient_id}/consents/{purpose}/receipt", responses=PROBLEM_RESPONSES)
 def consent_receipt(
-    patient_id: str, purpose: Purpose, actor: ActorDep, request: Request
+    patient_id: str, purpose: Purpose, actor: Consents, request: Request
 ) -> dict[str, object]:
     vault = vault_of(request)
     records.authorize(vault, actor, patient_id, PatientAction.MANAGE_CONSENT)
@@ -383,7 +394,7 @@ def consent_receipt(
 @router.get(
     "/patients/{patient_id}/access-history", response_model=HistoryOut, responses=PROBLEM_RESPONSES
 )
-def access_history(patient_id: str, actor: ActorDep, request: Request) -> HistoryOut:
+def access_history(patient_id: str, actor: History, request: Request) -> HistoryOut:
     """Every access to the patient's photos, in plain words (their accounting of disclosures)."""
     vault = vault_of(request)
     records.authorize(vault, actor, patient_id, PatientAction.READ_HISTORY)
@@ -403,7 +414,7 @@ def access_history(patient_id: str, actor: ActorDep, request: Request) -> Histor
 
 
 @router.get("/patients/{patient_id}/sent", response_model=SentList, responses=PROBLEM_RESPONSES)
-def sent(patient_id: str, actor: ActorDep, request: Request) -> SentList:
+def sent(patient_id: str, actor: History, request: Request) -> SentList:
     """The patient's sent log: what was sent, when, to whom, through which channel."""
     vault = vault_of(request)
     records.authorize(vault, actor, patient_id, PatientAction.READ_SENT)
@@ -443,7 +454,7 @@ class DeletionDecisionIn(BaseModel):
     responses=PROBLEM_RESPONSES,
 )
 def file_deletion_request(
-    patient_id: str, body: DeletionRequestIn, actor: ActorDep, request: Request
+    patient_id: str, body: DeletionRequestIn, actor: Deletion, request: Request
 ) -> dict[str, object]:
     """The patient asks for one photo, a body site's series or everything to be deleted."""
     filed = deletion.file_request(
@@ -459,7 +470,7 @@ def file_deletion_request(
 
 @router.get("/patients/{patient_id}/deletion-requests", responses=PROBLEM_RESPONSES)
 def list_deletion_requests(
-    patient_id: str, actor: ActorDep, request: Request
+    patient_id: str, actor: Deletion, request: Request
 ) -> dict[str, list[dict[str, object]]]:
     """The patient's requests with their status, decision and the explanation given."""
     vault = vault_of(request)
@@ -469,7 +480,7 @@ def list_deletion_requests(
 
 @router.post("/deletion-requests/{request_id}/decision", responses=PROBLEM_RESPONSES)
 def decide_deletion_request(
-    request_id: str, body: DeletionDecisionIn, actor: ActorDep, request: Request
+    request_id: str, body: DeletionDecisionIn, actor: Deletion, request: Request
 ) -> dict[str, object]:
     """A privacy officer decides: erase, keep-clinical (secondary use stops) or refuse."""
     decided = deletion.decide_request(

@@ -6,12 +6,14 @@ session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from skinvault.actors import Actor
 from skinvault.bootstrap import Vault
+from skinvault.errors import AccessDenied
 from skinvault.services import accounts
 
 SESSION_COOKIE = "skinvault_session"
@@ -22,6 +24,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Caller:
     actor: Actor
     csrf_token: str | None  # None for bearer tokens, which are not sent by browsers on their own
+    scopes: frozenset[str] = accounts.API_SCOPES  # a portal session may do all a token may
 
 
 def vault_of(request: Request) -> Vault:
@@ -35,7 +38,8 @@ def caller(request: Request) -> Caller:
     vault = vault_of(request)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return Caller(accounts.actor_for_api_token(vault, header[7:].strip()), None)
+        actor, scopes = accounts.token_holder(vault, header[7:].strip())
+        return Caller(actor, None, scopes)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         info = accounts.actor_for_session(vault, cookie)
@@ -51,3 +55,16 @@ def caller(request: Request) -> Caller:
 
 def api_actor(request: Request) -> Actor:
     return caller(request).actor
+
+
+def scoped(scope: str) -> Callable[[Request], Actor]:
+    """A dependency: the caller, if their token carries ``scope`` (answered 403 otherwise)."""
+    assert scope in accounts.API_SCOPES, scope
+
+    def dependency(request: Request) -> Actor:
+        who = caller(request)
+        if scope not in who.scopes:
+            raise AccessDenied(f"this access token was not issued for “{scope}”")
+        return who.actor
+
+    return dependency
