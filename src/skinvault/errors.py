@@ -20,7 +20,8 @@ to a problem+json document. Anything else escaping is a bug.
      ├── RequestInvalid           a request or decision that cannot be accepted as given
      ├── AuthenticationFailed     sign-in, token, session or setup link refused (never says why
      │    │                       in a way that reveals whether an e-mail has an account)
-     │    └── AccountLocked       too many failed sign-ins; ``until`` says when it opens again
+     │    ├── AccountLocked       too many failed sign-ins; ``until`` says when it opens again
+     │    └── TooManyAttempts     too many sign-in attempts from one address
      ├── LinkUnavailable          a share link that was withdrawn, expired or used up
      ├── AccessDenied             the policy decision said no; carries its plain reason
      └── AuditChainBroken         the audit log fails verification at a sequence number
@@ -94,6 +95,10 @@ class AccountLocked(AuthenticationFailed):
     def __init__(self, until: datetime) -> None:
         super().__init__(f"too many failed sign-ins; try again after {until:%H:%M} UTC")
         self.until = until
+
+
+class TooManyAttempts(AuthenticationFailed):
+    """Too many sign-in attempts from one address in a short time."""
 
 
 class LinkUnavailable(SkinvaultError):

@@ -408,3 +408,16 @@ def test_a_token_does_only_what_its_scopes_allow(world: World) -> None:
         ),
         400,
     )
+
+
+def test_one_address_cannot_keep_trying_passwords(world: World) -> None:
+    # The fixture already signed in 8 users from this address; 20 attempts per 5 minutes.
+    answers = [
+        world.client.post(
+            "/api/v1/auth/token", json={"email": f"x{i}@example.org", "password": "guess"}
+        )
+        for i in range(13)
+    ]
+    assert [a.status_code for a in answers] == [401] * 12 + [429]
+    assert "too many sign-in attempts" in answers[-1].json()["detail"]
+    assert "too many sign-in attempts" not in answers[-2].json()["detail"]

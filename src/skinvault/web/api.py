@@ -163,6 +163,7 @@ class SentList(BaseModel):
 def token(body: TokenRequest, request: Request) -> TokenResponse:
     """Exchange e-mail, password (and TOTP code where required) for a bearer token."""
     vault = vault_of(request)
+    request.app.state.sign_in_limiter.check(request.client.host if request.client else "?")
     signed_in = accounts.authenticate(
         vault, email=body.email, password=body.password, totp=body.totp
     )

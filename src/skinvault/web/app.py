@@ -11,6 +11,7 @@ answer: a CSP without inline scripts, no framing, no sniffing, no referrer.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -25,6 +26,7 @@ from skinvault.config import Settings
 from skinvault.errors import SkinvaultError
 from skinvault.services import privacy, sharing
 from skinvault.web import api, pages, problems
+from skinvault.web.ratelimit import AttemptLimiter
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {
@@ -54,6 +56,10 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     )
     app.state.vault = vault or bootstrap(settings, create=True)
     app.state.settings = settings
+    # 20 sign-in attempts per address per 5 minutes (accounts lock after 5 failures).
+    app.state.sign_in_limiter = AttemptLimiter(
+        limit=20, window=timedelta(minutes=5), clock=app.state.vault.clock
+    )
     app.add_exception_handler(SkinvaultError, problems.handle)
     app.add_exception_handler(RequestValidationError, problems.handle_validation)
     app.add_exception_handler(StarletteHTTPException, problems.handle_http)

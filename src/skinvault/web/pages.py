@@ -146,6 +146,7 @@ async def login(request: Request) -> Response:
     f = await _form(request)
     v = vault(request)
     try:
+        request.app.state.sign_in_limiter.check(request.client.host if request.client else "?")
         signed = await run_in_threadpool(
             lambda: accounts.authenticate(
                 v,

@@ -14,14 +14,19 @@ from starlette.responses import JSONResponse
 
 from skinvault.errors import (
     AccessDenied,
+    AccountLocked,
     AuditChainBroken,
+    AuthenticationFailed,
     BlobUnreadable,
     ConfigError,
     KeyUnavailable,
+    LinkUnavailable,
     NotFound,
     PhotoError,
+    RequestInvalid,
     SkinvaultError,
     TooLarge,
+    TooManyAttempts,
 )
 
 PROBLEM = "application/problem+json"
@@ -29,6 +34,11 @@ _BASE = "https://skinvault.dev/problems/"
 
 # (status, slug, title) by error class; the most specific class listed first wins.
 _MAP: list[tuple[type[Exception], int, str, str]] = [
+    (AccountLocked, 429, "locked", "Too many failed sign-ins"),
+    (TooManyAttempts, 429, "too-many-attempts", "Too many sign-in attempts"),
+    (AuthenticationFailed, 401, "unauthenticated", "Sign-in required"),
+    (LinkUnavailable, 410, "link-unavailable", "This link no longer works"),
+    (RequestInvalid, 400, "invalid-request", "Invalid request"),
     (TooLarge, 413, "too-large", "Upload too large"),
     (PhotoError, 422, "unreadable-photo", "The photo cannot be accepted"),
     (AccessDenied, 403, "access-denied", "Access denied"),
@@ -50,13 +60,6 @@ def problem(status: int, slug: str, title: str, detail: str) -> JSONResponse:
 
 
 def for_error(exc: SkinvaultError) -> JSONResponse:
-    name = type(exc).__name__
-    if name in ("AuthenticationFailed",):
-        return problem(401, "unauthenticated", "Sign-in required", str(exc))
-    if name in ("LinkUnavailable",):
-        return problem(410, "link-unavailable", "This link no longer works", str(exc))
-    if name in ("RequestInvalid",):
-        return problem(400, "invalid-request", "Invalid request", str(exc))
     for cls, status, slug, title in _MAP:
         if isinstance(exc, cls):
             return problem(status, slug, title, str(exc))
