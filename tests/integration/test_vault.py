@@ -256,7 +256,8 @@ def test_key_rotation_rewraps_every_key_without_touching_blobs(vault: Vault, pat
     blobs_before = {k: hashlib.sha256(vault.blobs.get(k)).hexdigest() for k in vault.blobs.keys()}
     old = vault.keys.current().id
     report = admin.rotate_key(vault, actor=OPERATOR)
-    assert report.new_kek != old and report.rewrapped == 6 and not report.resumed
+    # 3 photos, 3 thumbnails and their 3 sealed notes
+    assert report.new_kek != old and report.rewrapped == 9 and not report.resumed
     assert old in report.retired
     assert {
         k: hashlib.sha256(vault.blobs.get(k)).hexdigest() for k in vault.blobs.keys()
@@ -279,7 +280,9 @@ def test_an_interrupted_rotation_is_finished_by_running_it_again(
     with pytest.raises(KeyboardInterrupt):
         admin.rotate_key(vault, actor=OPERATOR, progress=crash)
     report = admin.rotate_key(vault, actor=OPERATOR)
-    assert report.resumed and report.rewrapped == 6
+    assert (
+        report.resumed and report.rewrapped == 10
+    )  # 12 keys (4 photos, 4 thumbnails, 4 notes), 2 done before
     for s in stored:
         photos.read_photo(vault, photo_id=s.id, actor=_clinician(vault), purpose="care")
     assert len(vault.keys.known_ids()) == 1
@@ -333,3 +336,28 @@ def test_on_s3_the_bucket_holds_only_ciphertext_and_photos_read_back(
         assert not any(data[i : i + 32] in chunks for i in range(len(data) - 31)), key
     assert not (settings.data_dir / "blobs").exists()  # nothing fell back to the local folder
     vault.close()
+
+
+def test_a_photo_note_is_stored_encrypted_and_survives_key_rotation(
+    vault: Vault, patient: str
+) -> None:
+    note = "treated with tacrolimus 0.1% since March, lamp at 30 cm"
+    stored = photos.store_photo(
+        vault, patient_id=patient, data=factories.jpeg(), actor=_clinician(vault), note=note
+    )
+    assert stored.note == note
+    if vault.engine.dialect.name == "sqlite":
+        for file in vault.settings.data_dir.rglob("*"):
+            if file.is_file():
+                assert b"tacrolimus" not in file.read_bytes(), file
+    with vault.sessions() as session:
+        raw = session.get(Photo, stored.id)
+        assert raw is not None and raw.note_enc and b"tacrolimus" not in raw.note_enc
+    old = vault.keys.current().id
+    report = admin.rotate_key(vault, actor=OPERATOR)
+    assert old in report.retired
+    assert photos.get_photo(vault, stored.id).note == note
+    photos.delete_photo(vault, photo_id=stored.id, actor=_clinician(vault), reason="asked")
+    with vault.sessions() as session:
+        gone = session.get(Photo, stored.id)
+        assert gone is not None and gone.note_enc is None

@@ -118,7 +118,8 @@ class Photo(Base):
     taken_on: Mapped[date | None] = mapped_column(Date)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     uploaded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
-    note: Mapped[str] = mapped_column(Text, default="")
+    #: The note (treatment, lighting, …) sealed like the photo itself (kind "note"); None if empty.
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     content_sha256: Mapped[str] = mapped_column(String(64))
     blob_key: Mapped[str] = mapped_column(String(200), unique=True)
     #: None once shredded: the blob can never be decrypted again.

@@ -91,7 +91,7 @@ class RotationReport:
 
 
 # Sealed values kept inside a row rather than as blobs: (model, column, envelope kind).
-_SEALED_COLUMNS = ((User, "totp_secret_enc", "totp"),)
+_SEALED_COLUMNS = ((User, "totp_secret_enc", "totp"), (Photo, "note_enc", "note"))
 
 
 def _sealed_values(vault: Vault) -> list[tuple[Any, str, str, str, bytes]]:

@@ -29,7 +29,7 @@ from skinvault.actors import Actor
 from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import maybe_checkpoint, record
 from skinvault.bootstrap import Vault
-from skinvault.crypto.envelope import open_blob, seal
+from skinvault.crypto.envelope import open_blob, pack, seal, unpack
 from skinvault.db.models import (
     BodySite,
     CareRelationship,
@@ -101,6 +101,25 @@ class PhotoBytes:
     obligations: frozenset[Obligation] = frozenset()
 
 
+NOTE = "note"
+
+
+def seal_note(vault: Vault, photo_id: str, note: str) -> bytes | None:
+    """The photo's note encrypted like the photo (its own data key, bound to the photo id)."""
+    if not note:
+        return None
+    return pack(seal(note.encode("utf-8"), object_id=photo_id, kind=NOTE, kek=vault.keys.current()))
+
+
+def open_note(vault: Vault, photo: Photo) -> str:
+    if photo.note_enc is None:
+        return ""
+    sealed = unpack(photo.note_enc)
+    return open_blob(
+        sealed.blob, sealed.wrapped_dek, object_id=photo.id, kind=NOTE, keys=vault.keys
+    ).decode("utf-8")
+
+
 def _blob_key(vault: Vault, kind: str) -> str:
     # The time prefix lets a sweep tell an orphan from an upload still in progress.
     return f"{kind}/{vault.clock.now():%Y%m%d%H%M%S}-{vault.tokens.new_id()}"
@@ -126,7 +145,7 @@ def _report_json(findings: tuple[Finding, ...], lossless: bool, notes: tuple[str
     )
 
 
-def _view(photo: Photo, site: BodySite | None) -> StoredPhoto:
+def _view(vault: Vault, photo: Photo, site: BodySite | None) -> StoredPhoto:
     from skinvault.photos.findings import Category  # noqa: PLC0415
 
     report = json.loads(photo.scrub_report_json)
@@ -144,7 +163,7 @@ def _view(photo: Photo, site: BodySite | None) -> StoredPhoto:
         size=photo.size,
         uploaded_at=photo.uploaded_at,
         taken_on=photo.taken_on,
-        note=photo.note,
+        note=open_note(vault, photo),
         findings=findings,
         lossless=bool(report["lossless"]),
         notes=tuple(report["notes"]),
@@ -212,7 +231,7 @@ def store_photo(
                 taken_on=taken_on,
                 uploaded_at=now,
                 uploaded_by=actor.id if actor.role else None,
-                note=note,
+                note_enc=seal_note(vault, photo_id, note),
                 content_sha256=hashlib.sha256(scrubbed).hexdigest(),
                 blob_key=photo_key,
                 wrapped_dek=sealed.wrapped_dek,
@@ -256,7 +275,7 @@ def store_photo(
                 signing_key=vault.keys.signing_key(),
                 every=vault.settings.audit_checkpoint_every,
             )
-            stored = _view(photo, body_site)
+            stored = _view(vault, photo, body_site)
     except BaseException:
         # Not listed, so not needed: remove now rather than waiting for a sweep.
         for key in (photo_key, thumb_key):
@@ -273,7 +292,7 @@ def get_photo(vault: Vault, photo_id: str) -> StoredPhoto:
         if photo is None or photo.deleted_at is not None:
             raise NotFound(f"there is no photo {photo_id}")
         site = session.get(BodySite, photo.site_id) if photo.site_id else None
-        return _view(photo, site)
+        return _view(vault, photo, site)
 
 
 def _decrypt(vault: Vault, *, object_id: str, kind: str, blob_key: str, wrapped: bytes) -> bytes:
@@ -507,7 +526,7 @@ def describe_photo(
                 height=photo.height,
                 site=site.label if site else None,
                 patient_id=None if hidden else photo.patient_id,
-                note=None if hidden else photo.note,
+                note=None if hidden else open_note(vault, photo),
                 taken_on=None if hidden else photo.taken_on,
                 uploaded_at=None if hidden else photo.uploaded_at,
                 obligations=decision.obligations,
@@ -575,6 +594,7 @@ def delete_photo(vault: Vault, *, photo_id: str, actor: Actor, reason: str) -> N
         blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives)]
         # The data keys are gone: no copy of these blobs opens again.
         photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
+        photo.note_enc = None
         for derivative in derivatives:
             derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now
         record(

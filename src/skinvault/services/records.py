@@ -79,7 +79,7 @@ def list_photos(vault: Vault, *, actor: Actor, patient_id: str) -> list[StoredPh
             .where(Photo.patient_id == patient_id, Photo.deleted_at.is_(None))
             .order_by(Photo.uploaded_at.desc())
         )
-        return [_view(p, sites.get(p.site_id or "")) for p in rows]
+        return [_view(vault, p, sites.get(p.site_id or "")) for p in rows]
 
 
 def patient_of_user(vault: Vault, user_id: str) -> str | None:
@@ -154,5 +154,5 @@ def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto
             )
             blocked = decision.obligations & {Obligation.CROPPED, Obligation.NO_FACE}
             if decision.allowed and not blocked:
-                found.append(_view(photo, sites.get(photo.site_id or "")))
+                found.append(_view(vault, photo, sites.get(photo.site_id or "")))
         return found

@@ -98,6 +98,7 @@ def _shred_photo(
     blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives if d.deleted_at is None)]
     # The data keys are gone: no copy of these blobs opens again.
     photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
+    photo.note_enc = None  # the note goes with the photo
     for derivative in derivatives:
         if derivative.deleted_at is None:
             derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now
