@@ -298,3 +298,12 @@ def decide_link_revocation(
     if patient_user_id is not None and actor.id == patient_user_id:
         return Decision(True, "The link shows your photo.")
     return deny("Only the person who sent a link, or the patient, can withdraw it.")
+
+
+def decide_token_revocation(actor: Actor, *, owner_id: str) -> Decision:
+    """An API token is ended by its owner, or by an administrator (a lost laptop, a leaver)."""
+    if actor.role is not None and actor.id == owner_id:
+        return Decision(True, "This is your own token.")
+    if actor.role is Role.ADMIN:
+        return Decision(True, f"{actor.name} revokes tokens as an administrator.")
+    return deny("Only the token's owner or an administrator can revoke it.")

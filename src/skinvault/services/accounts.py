@@ -48,6 +48,7 @@ from skinvault.errors import (
     ConfigError,
     NotFound,
 )
+from skinvault.policy.decide import decide_token_revocation
 from skinvault.services.admin import MIN_PASSWORD_LENGTH, create_user
 
 LOGIN = Action.AUTH_LOGIN
@@ -522,8 +523,9 @@ def revoke_api_token(vault: Vault, *, actor: Actor, token_id: str) -> None:
         row = session.get(ApiToken, token_id, with_for_update=True)
         if row is None:
             raise NotFound(f"there is no API token {token_id}")
-        if row.user_id != actor.id and actor.role is not Role.ADMIN:
-            raise AccessDenied("only the token's owner or an administrator can revoke it")
+        decision = decide_token_revocation(actor, owner_id=row.user_id)
+        if not decision.allowed:
+            raise AccessDenied(decision.reason)
         if row.revoked_at is None:
             row.revoked_at = now
         _audit(
