@@ -234,8 +234,40 @@ def sweep_command(
     )
 
 
+@audit_app.command("checkpoint")
+def checkpoint_command(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the signed head to this file.")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    blob_store: BlobStoreUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Sign the log's current head and print it (JSON) for an outside party to keep."""
+    from skinvault.audit.chain import checkpoint_json
+    from skinvault.services.admin import sign_head
+
+    with _vault(config, data_dir, database_url, blob_store) as vault:
+        try:
+            signed = sign_head(vault)
+        except ValueError as exc:
+            err.print(f"skinvault: {exc}")
+            raise typer.Exit(1) from exc
+    text = json.dumps(checkpoint_json(signed), indent=2)
+    if out_file is not None:
+        out_file.write_text(text + "\n")
+    print(text)
+
+
 @audit_app.command("verify")
 def verify_command(
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against", help="A signed head from `skinvault audit checkpoint` to prove against."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -243,12 +275,20 @@ def verify_command(
     config: ConfigFile = None,
 ) -> None:
     """Re-compute the hash chain and check signed checkpoints; exit 1 at the first broken link."""
+    from skinvault.audit.chain import checkpoint_from_json
     from skinvault.errors import AuditChainBroken
-    from skinvault.services.admin import verify_audit
+    from skinvault.services.admin import verify_against, verify_audit
 
+    held = None
+    if against is not None:
+        try:
+            held = checkpoint_from_json(json.loads(against.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            err.print(f"skinvault: {against} is not a checkpoint from `skinvault audit checkpoint`")
+            raise typer.Exit(2) from exc
     with _vault(config, data_dir, database_url, blob_store) as vault:
         try:
-            report = verify_audit(vault)
+            report = verify_audit(vault) if held is None else verify_against(vault, held)
         except AuditChainBroken as exc:
             if as_json:
                 print(json.dumps({"intact": False, "broken_at": exc.seq, "message": str(exc)}))

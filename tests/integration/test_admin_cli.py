@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 
@@ -112,3 +113,47 @@ def test_rotate_key_and_sweep_run_from_the_command_line(tmp_path: Path) -> None:
     assert "Rotated to key" in rotated.stdout
     swept = run("admin", "sweep", env=env)
     assert swept.returncode == 0 and "Removed 0 orphaned blobs" in swept.stdout
+
+
+def test_a_held_checkpoint_proves_a_rewritten_log_even_with_recomputed_hashes(
+    tmp_path: Path,
+) -> None:
+    from datetime import datetime
+
+    from skinvault.audit.chain import GENESIS, Event, link
+
+    data = tmp_path / "v"
+    env = {"SKINVAULT_DATA_DIR": str(data)}
+    run("admin", "init", env=env)
+    for i in range(3):
+        run("admin", "create-user", "--role", "patient", "--email", f"p{i}@example.org",
+            "--password-stdin", stdin="a long enough password\n", env=env)  # fmt: skip
+    held = tmp_path / "head.json"
+    signed = run("audit", "checkpoint", "--out", str(held), env=env)
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(held.read_text())["seq"] == 3
+    ok = run("audit", "verify", "--against", str(held), "--json", env=env)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["intact"] is True
+
+    # An insider edits event 2 and recomputes every hash after it, and drops the stored
+    # checkpoints: the chain alone looks intact, but the held head no longer matches.
+    with sqlite3.connect(data / "skinvault.db") as db:
+        db.execute("DELETE FROM audit_checkpoints")
+        db.execute("UPDATE audit_events SET reason = 'role admin' WHERE seq = 2")
+        prev = GENESIS
+        rows = db.execute(
+            "SELECT seq, at, actor, action, object, purpose, outcome, reason FROM audit_events"
+            " ORDER BY seq"
+        ).fetchall()
+        for seq, at, actor, action, obj, purpose, outcome, reason in rows:
+            moment = datetime.fromisoformat(at).replace(tzinfo=UTC)
+            event = Event(seq, moment, actor, action, obj, purpose, outcome, reason)
+            new = link(prev, event)
+            db.execute(
+                "UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, new, seq)
+            )
+            prev = new
+    assert run("audit", "verify", env=env).returncode == 0  # self-consistent again
+    caught = run("audit", "verify", "--against", str(held), "--json", env=env)
+    assert caught.returncode == 1
+    assert json.loads(caught.stdout)["broken_at"] == 3

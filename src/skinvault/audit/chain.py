@@ -407,3 +407,33 @@ class Verifier:
         return ChainReport(
             count=head, head_seq=head, head_hash=self.prev, checkpoints_checked=self.next_cp
         )
+
+
+def signature_ok(cp: Checkpoint) -> bool:
+    """Whether ``cp`` was signed by the key it names (say nothing yet about whose key it is)."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(cp.public_key_hex))
+        key.verify(bytes.fromhex(cp.signature_hex), checkpoint_message(cp.seq, cp.hash, cp.at))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def checkpoint_json(cp: Checkpoint) -> dict[str, object]:
+    """A signed head an outside party keeps, to prove later that nothing before it changed."""
+    return {
+        "seq": cp.seq,
+        "hash": cp.hash,
+        "at": format_at(cp.at),
+        "public_key": cp.public_key_hex,
+        "signature": cp.signature_hex,
+    }
+
+
+def checkpoint_from_json(data: dict[str, object]) -> Checkpoint:
+    """The inverse of :func:`checkpoint_json`; a malformed document raises ``ValueError``."""
+    at = datetime.fromisoformat(str(data["at"]).replace("Z", "+00:00"))
+    seq = data["seq"]
+    if not isinstance(seq, int):
+        raise ValueError("seq must be a number")
+    return Checkpoint(seq, str(data["hash"]), at, str(data["public_key"]), str(data["signature"]))

@@ -18,12 +18,12 @@ from sqlalchemy import func, select, update
 
 from skinvault.actors import Actor, Role
 from skinvault.audit.actions import Action, Outcome
-from skinvault.audit.chain import ChainReport
-from skinvault.audit.log import public_key_hex, record, verify_log
+from skinvault.audit.chain import ChainReport, Checkpoint, signature_ok
+from skinvault.audit.log import checkpoint, public_key_hex, record, verify_log
 from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import Sealed, kek_id_of, pack, rewrap, unpack
-from skinvault.db.models import Derivative, Patient, Photo, User
-from skinvault.errors import ConfigError
+from skinvault.db.models import AuditEvent, Derivative, Patient, Photo, User
+from skinvault.errors import AuditChainBroken, ConfigError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 12
@@ -254,6 +254,31 @@ def sweep(vault: Vault, *, actor: Actor, grace: timedelta = SWEEP_GRACE) -> Swee
                 reason=f"{len(removed)} orphaned blobs removed",
             )
     return SweepReport(tuple(removed), recent)
+
+
+def sign_head(vault: Vault) -> Checkpoint:
+    """Sign the audit log's current head now, for an outside party to keep."""
+    with vault.sessions.begin() as session:
+        return checkpoint(session, clock=vault.clock, signing_key=vault.keys.signing_key())
+
+
+def verify_against(vault: Vault, held: Checkpoint) -> ChainReport:
+    """Prove to the holder of ``held`` that nothing up to it changed: its signature is
+    this vault's, the event it names still has that hash, and the whole chain verifies."""
+    if not signature_ok(held) or held.public_key_hex != public_key_hex(vault.keys.signing_key()):
+        raise AuditChainBroken(held.seq, "the checkpoint you hold was not signed by this vault")
+    report = verify_audit(vault)
+    with vault.sessions() as session:
+        stored = session.get(AuditEvent, held.seq)
+    if stored is None:
+        raise AuditChainBroken(
+            held.seq, f"event {held.seq}, which you hold a checkpoint for, is gone"
+        )
+    if stored.hash != held.hash:
+        raise AuditChainBroken(
+            held.seq, f"event {held.seq} no longer has the hash you hold: the log was rewritten"
+        )
+    return report
 
 
 def verify_audit(vault: Vault) -> ChainReport:
