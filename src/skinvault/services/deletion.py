@@ -34,8 +34,9 @@ from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultEr
 from skinvault.policy.decide import PatientAction, decide_operation
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import consents_for, record_consent
+from skinvault.services.photos import shred_photo
 from skinvault.services.records import authorize
-from skinvault.services.retention import _shred_copy, _shred_photo
+from skinvault.services.retention import _shred_copy
 
 OPEN = "open"
 DECIDED = "decided"
@@ -247,7 +248,7 @@ def decide_request(
             erased = _photos_in_scope(session, row.patient_id, scope, row.scope_ref)
             done = f" ({_count(len(erased), 'photo')} shredded)"
             for photo in erased:
-                blob_keys += _shred_photo(
+                blob_keys += shred_photo(
                     session, vault, photo, why, actor=actor, action=Action.PHOTO_DELETE
                 )
         elif decision is DeletionDecision.KEEP_CLINICAL:

@@ -581,30 +581,50 @@ def read_thumbnail(
     )
 
 
+def shred_photo(
+    session: Session,
+    vault: Vault,
+    photo: Photo,
+    reason: str,
+    *,
+    actor: Actor,
+    action: Action = Action.PHOTO_SHRED,
+) -> list[str]:
+    """Destroy the data keys of ``photo``, its note and its derivatives, and audit it, in the
+    caller's transaction; returns the blob keys to delete once that transaction commits.
+
+    The one implementation of crypto-shredding: deletion on request, deletion
+    decisions and retention all call it.
+    """
+    now = vault.clock.now()
+    derivatives = list(session.scalars(select(Derivative).where(Derivative.photo_id == photo.id)))
+    blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives if d.deleted_at is None)]
+    # The data keys are gone: no copy of these blobs opens again.
+    photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
+    photo.note_enc = None  # the note goes with the photo
+    for derivative in derivatives:
+        if derivative.deleted_at is None:
+            derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now
+    record(
+        session,
+        clock=vault.clock,
+        actor=actor.audit_name,
+        action=action,
+        object=f"photo:{photo.id}",
+        outcome=Outcome.DONE,
+        reason=reason,
+    )
+    return blob_keys
+
+
 def delete_photo(vault: Vault, *, photo_id: str, actor: Actor, reason: str) -> None:
     """Crypto-shred a photo and its derivatives, audit it, then remove the blobs."""
-    now = vault.clock.now()
     with vault.sessions.begin() as session:
         photo = session.get(Photo, photo_id)
         if photo is None or photo.deleted_at is not None:
             raise NotFound(f"there is no photo {photo_id}")
-        derivatives = list(
-            session.scalars(select(Derivative).where(Derivative.photo_id == photo_id))
-        )
-        blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives)]
-        # The data keys are gone: no copy of these blobs opens again.
-        photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
-        photo.note_enc = None
-        for derivative in derivatives:
-            derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now
-        record(
-            session,
-            clock=vault.clock,
-            actor=actor.audit_name,
-            action=Action.PHOTO_DELETE,
-            object=f"photo:{photo_id}",
-            outcome=Outcome.DONE,
-            reason=reason,
+        blob_keys = shred_photo(
+            session, vault, photo, reason, actor=actor, action=Action.PHOTO_DELETE
         )
     for key in blob_keys:
         vault.blobs.delete(key)  # a crash here leaves only unreadable blobs for the sweep
@@ -617,5 +637,6 @@ __all__ = [
     "get_photo",
     "read_photo",
     "read_thumbnail",
+    "shred_photo",
     "store_photo",
 ]

@@ -39,6 +39,7 @@ from skinvault.audit.log import maybe_checkpoint, record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import Derivative, Photo, ShareLink
 from skinvault.errors import SkinvaultError
+from skinvault.services.photos import shred_photo
 
 #: Derivatives made for secondary use; the teaching-copy period applies to them.
 SECONDARY_COPY_KINDS = ("teaching", "deidentified")
@@ -80,38 +81,6 @@ class RetentionReport:
                 for a in self.actions
             ],
         }
-
-
-def _shred_photo(
-    session: Session,
-    vault: Vault,
-    photo: Photo,
-    reason: str,
-    *,
-    actor: Actor,
-    action: Action = Action.PHOTO_SHRED,
-) -> list[str]:
-    """Destroy the data keys of ``photo`` and its derivatives and audit it; the blob keys to
-    delete after the commit. The same steps as ``photos.delete_photo`` (to be shared)."""
-    now = vault.clock.now()
-    derivatives = list(session.scalars(select(Derivative).where(Derivative.photo_id == photo.id)))
-    blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives if d.deleted_at is None)]
-    # The data keys are gone: no copy of these blobs opens again.
-    photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
-    photo.note_enc = None  # the note goes with the photo
-    for derivative in derivatives:
-        if derivative.deleted_at is None:
-            derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now
-    record(
-        session,
-        clock=vault.clock,
-        actor=actor.audit_name,
-        action=action,
-        object=f"photo:{photo.id}",
-        outcome=Outcome.DONE,
-        reason=reason,
-    )
-    return blob_keys
 
 
 def _shred_copy(
@@ -208,7 +177,7 @@ def run_retention(vault: Vault, *, actor: Actor, dry_run: bool = False) -> Reten
         )
         for photo in photos:
             if not dry_run:
-                blob_keys += _shred_photo(session, vault, photo, photo_reason, actor=actor)
+                blob_keys += shred_photo(session, vault, photo, photo_reason, actor=actor)
             actions.append(
                 RetentionAction(
                     RetentionKind.CLINICAL_PHOTO,
