@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from skinvault.config import Settings
 from skinvault.crypto.keys import EnvKeySource, FileKeySource
-from skinvault.db.engine import make_engine, migrate, schema_is_current, session_factory
+from skinvault.db.engine import (
+    make_engine,
+    migrate,
+    reader_factory,
+    schema_is_current,
+    session_factory,
+)
 from skinvault.errors import ConfigError
 from skinvault.ports import BlobStore, Clock, KeySource, SystemClock, SystemTokens, TokenSource
 from skinvault.storage import open_blob_store
@@ -34,6 +40,10 @@ class Vault:
     keys: KeySource
     clock: Clock = field(default_factory=SystemClock)
     tokens: TokenSource = field(default_factory=SystemTokens)
+
+    def reading(self) -> Session:
+        """A session for work that only reads (on SQLite it takes no write lock)."""
+        return reader_factory(self.engine)()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -33,3 +33,19 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_readers_are_not_held_up_by_a_writer(engine: Engine) -> None:
+    """On SQLite a writer holds the one write lock; a reading session still answers."""
+    import time
+
+    from skinvault.db.engine import reader_factory, session_factory
+    from skinvault.db.models import User
+
+    writers = session_factory(engine)
+    with writers.begin() as writing:
+        writing.execute(text("SELECT 1"))  # the write transaction (and its lock) is open now
+        started = time.monotonic()
+        with reader_factory(engine)() as reading:
+            assert reading.query(User).count() == 0
+        assert time.monotonic() - started < 5  # a second writer would wait for the 30 s timeout

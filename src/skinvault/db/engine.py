@@ -4,14 +4,15 @@
     >>> migrate(engine)                                            # doctest: +SKIP
     >>> with session_factory(engine)() as session: ...             # doctest: +SKIP
 
-On SQLite every transaction starts with ``BEGIN IMMEDIATE``: writers queue for
-the one write lock *before* they read, so two processes appending to the audit
+On SQLite every writing transaction starts with ``BEGIN IMMEDIATE``: writers
+queue for the one write lock *before* they read, so two processes appending to the audit
 chain can never both read the same head (PostgreSQL uses an advisory lock, see
 :mod:`skinvault.audit.log`). The journal is WAL so readers do not block writers.
 """
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from skinvault.errors import ConfigError
 
 _SQLITE_BUSY_MS = 30_000
+#: Execution option marking connections that only read (see :func:`reader_factory`).
+READ_ONLY = "skinvault_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -60,11 +63,21 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (READ_ONLY below) need no write lock: in WAL mode they see a snapshot.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@functools.cache
+def reader_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that only reads: on SQLite they do not queue for the write lock."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def _alembic_config() -> Config:

@@ -502,7 +502,7 @@ def token_holder(vault: Vault, token: str) -> tuple[Actor, frozenset[str]]:
     if not token.startswith(API_TOKEN_PREFIX):
         raise AuthenticationFailed(INVALID_TOKEN)
     now = vault.clock.now()
-    with vault.sessions() as session:
+    with vault.reading() as session:
         row = session.execute(
             select(ApiToken, User)
             .join(User, User.id == ApiToken.user_id)

@@ -22,6 +22,7 @@ from skinvault.audit.chain import ChainReport, Checkpoint, signature_ok
 from skinvault.audit.log import checkpoint, public_key_hex, record, verify_log
 from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import Sealed, kek_id_of, pack, rewrap, unpack
+from skinvault.db.engine import READ_ONLY
 from skinvault.db.models import AuditEvent, Derivative, Patient, Photo, User
 from skinvault.errors import AuditChainBroken, ConfigError
 
@@ -97,7 +98,7 @@ _SEALED_COLUMNS = ((User, "totp_secret_enc", "totp"), (Photo, "note_enc", "note"
 def _sealed_values(vault: Vault) -> list[tuple[Any, str, str, str, bytes]]:
     """(model, column, kind, row id, packed value) of every sealed column value."""
     found = []
-    with vault.sessions() as session:
+    with vault.reading() as session:
         for model, column, kind in _SEALED_COLUMNS:
             rows = session.execute(
                 select(model.id, getattr(model, column)).where(getattr(model, column).is_not(None))
@@ -107,7 +108,7 @@ def _sealed_values(vault: Vault) -> list[tuple[Any, str, str, str, bytes]]:
 
 
 def _pending(vault: Vault, current: str) -> int:
-    with vault.sessions() as session:
+    with vault.reading() as session:
         blobs = sum(
             session.scalar(
                 select(func.count()).where(model.kek_id.is_not(None), model.kek_id != current)
@@ -187,7 +188,7 @@ def rotate_key(
 
 
 def _retire_unused(vault: Vault, current: str) -> tuple[str, ...]:
-    with vault.sessions() as session:
+    with vault.reading() as session:
         in_use = {
             kek
             for model in (Photo, Derivative)
@@ -222,7 +223,7 @@ def _blob_time(key: str) -> datetime | None:
 
 def sweep(vault: Vault, *, actor: Actor, grace: timedelta = SWEEP_GRACE) -> SweepReport:
     """Remove blobs no live photo lists: left by a crash mid-upload or mid-delete."""
-    with vault.sessions() as session:
+    with vault.reading() as session:
         live = {
             key
             for model in (Photo, Derivative)
@@ -268,7 +269,7 @@ def verify_against(vault: Vault, held: Checkpoint) -> ChainReport:
     if not signature_ok(held) or held.public_key_hex != public_key_hex(vault.keys.signing_key()):
         raise AuditChainBroken(held.seq, "the checkpoint you hold was not signed by this vault")
     report = verify_audit(vault)
-    with vault.sessions() as session:
+    with vault.reading() as session:
         stored = session.get(AuditEvent, held.seq)
     if stored is None:
         raise AuditChainBroken(
@@ -284,7 +285,8 @@ def verify_against(vault: Vault, held: Checkpoint) -> ChainReport:
 def verify_audit(vault: Vault) -> ChainReport:
     """Re-compute the whole chain and check every signed checkpoint."""
     keys = {public_key_hex(vault.keys.signing_key())}
-    with vault.engine.connect() as connection:
+    # A reader: verifying a long log must not hold the write lock (on SQLite) meanwhile.
+    with vault.engine.execution_options(**{READ_ONLY: True}).connect() as connection:
         return verify_log(connection, keys)
 
 

@@ -81,7 +81,7 @@ def ask_for_photo(
 def open_requests(vault: Vault, *, actor: Actor, patient_id: str) -> list[PhotoRequestView]:
     """Requests not yet answered with a photo, oldest first."""
     authorize(vault, actor, patient_id, PatientAction.LIST_PHOTOS)
-    with vault.sessions() as session:
+    with vault.reading() as session:
         rows = session.execute(
             select(PhotoRequest, User.display_name)
             .join(User, User.id == PhotoRequest.requested_by, isouter=True)

@@ -79,7 +79,7 @@ def end_care(vault: Vault, *, patient_id: str, member_id: str, actor: Actor) -> 
 
 
 def care_facts(vault: Vault, patient_id: str) -> list[CareFacts]:
-    with vault.sessions() as session:
+    with vault.reading() as session:
         rows = session.scalars(
             select(CareRelationship).where(CareRelationship.patient_id == patient_id)
         )

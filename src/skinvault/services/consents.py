@@ -146,7 +146,7 @@ def record_consent(
 
 def consent_history(vault: Vault, patient_id: str) -> list[ConsentView]:
     """Every answer the patient gave, oldest first."""
-    with vault.sessions() as session:
+    with vault.reading() as session:
         rows = session.scalars(
             select(Consent).where(Consent.patient_id == patient_id).order_by(Consent.recorded_at)
         )

@@ -220,7 +220,7 @@ def decide_request(
     explanation = explanation.strip()
     if not explanation:
         raise RequestInvalid("a decision needs an explanation the patient can read")
-    with vault.sessions() as session:
+    with vault.reading() as session:
         patient_id = _open_request(session, request_id).patient_id
     authorize(vault, actor, patient_id, PatientAction.DECIDE_DELETION)
     if decision is DeletionDecision.KEEP_CLINICAL:
@@ -313,7 +313,7 @@ def decide_request(
 
 def requests_for(vault: Vault, patient_id: str) -> list[RequestView]:
     """Every deletion request of a patient, oldest first, with each decision and explanation."""
-    with vault.sessions() as session:
+    with vault.reading() as session:
         rows = session.scalars(
             select(DeletionRequest)
             .where(DeletionRequest.patient_id == patient_id)
@@ -338,7 +338,7 @@ def open_requests(vault: Vault, *, actor: Actor) -> list[RequestView]:
     decision = decide_operation(actor)
     if not decision.allowed:
         raise AccessDenied(decision.reason)
-    with vault.sessions() as session:
+    with vault.reading() as session:
         rows = session.scalars(
             select(DeletionRequest)
             .where(DeletionRequest.status == "open")

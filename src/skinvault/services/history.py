@@ -96,7 +96,7 @@ def _sentence(event: AuditEvent, photo_words: str, who: str) -> str:
 
 def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
     """Every recorded access to the patient's photos and every consent answer, oldest first."""
-    with vault.sessions() as session:
+    with vault.reading() as session:
         patient = session.get(Patient, patient_id)
         if patient is None:
             raise NotFound(f"there is no patient {patient_id}")

@@ -287,7 +287,7 @@ def store_photo(
 
 def get_photo(vault: Vault, photo_id: str) -> StoredPhoto:
     """Metadata of a photo (no bytes, not audited: it reveals nothing the caller did not store)."""
-    with vault.sessions() as session:
+    with vault.reading() as session:
         photo = session.get(Photo, photo_id)
         if photo is None or photo.deleted_at is not None:
             raise NotFound(f"there is no photo {photo_id}")

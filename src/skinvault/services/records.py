@@ -69,7 +69,7 @@ def authorize(vault: Vault, actor: Actor, patient_id: str, action: PatientAction
 def list_photos(vault: Vault, *, actor: Actor, patient_id: str) -> list[StoredPhoto]:
     """The patient's photos (newest first), for the patient and their care team."""
     authorize(vault, actor, patient_id, PatientAction.LIST_PHOTOS)
-    with vault.sessions() as session:
+    with vault.reading() as session:
         sites = {
             s.id: s
             for s in session.scalars(select(BodySite).where(BodySite.patient_id == patient_id))
@@ -83,7 +83,7 @@ def list_photos(vault: Vault, *, actor: Actor, patient_id: str) -> list[StoredPh
 
 
 def patient_of_user(vault: Vault, user_id: str) -> str | None:
-    with vault.sessions() as session:
+    with vault.reading() as session:
         patient = session.scalars(select(Patient).where(Patient.user_id == user_id)).first()
         return patient.id if patient else None
 
@@ -91,7 +91,7 @@ def patient_of_user(vault: Vault, user_id: str) -> str | None:
 def patients_of(vault: Vault, member_id: str) -> list[tuple[str, str]]:
     """(patient id, display name) of everyone whose care team ``member_id`` is on now."""
     now = vault.clock.now()
-    with vault.sessions() as session:
+    with vault.reading() as session:
         rows = session.execute(
             select(Patient.id, Patient.display_name, CareRelationship.until, CareRelationship.since)
             .join(CareRelationship, CareRelationship.patient_id == Patient.id)
@@ -108,7 +108,7 @@ def patients_of(vault: Vault, member_id: str) -> list[tuple[str, str]]:
 
 
 def user_by_email(vault: Vault, email: str) -> User | None:
-    with vault.sessions() as session:
+    with vault.reading() as session:
         return session.scalars(select(User).where(User.email == email.strip().lower())).first()
 
 
@@ -120,7 +120,7 @@ def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto
     (cropped, no face) are left out, as a read would refuse them.
     """
     now = vault.clock.now()
-    with vault.sessions() as session:
+    with vault.reading() as session:
         consents: dict[str, list[ConsentFacts]] = {}
         for c in session.scalars(select(Consent).where(Consent.purpose == purpose.value)):
             consents.setdefault(c.patient_id, []).append(

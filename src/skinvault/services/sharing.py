@@ -373,7 +373,7 @@ def _consume(session: Session, link: ShareLink, now: datetime) -> SkinvaultError
 
 def link_status(vault: Vault, token: str) -> LinkStatus:
     """What the recipient's landing page shows before opening; consumes nothing, not audited."""
-    with vault.sessions() as session:
+    with vault.reading() as session:
         link = session.scalars(
             select(ShareLink).where(ShareLink.token_hash == _token_hash(token))
         ).first()
@@ -436,7 +436,7 @@ def revoke_share_link(vault: Vault, *, link_id: str, actor: Actor) -> None:
 
 def sent_log(vault: Vault, patient_id: str) -> list[SentEntry]:
     """Every link to the patient's photos, whoever sent it, oldest first."""
-    with vault.sessions() as session:
+    with vault.reading() as session:
         if session.get(Patient, patient_id) is None:
             raise NotFound(f"there is no patient {patient_id}")
         now = vault.clock.now()

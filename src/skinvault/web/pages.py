@@ -813,7 +813,7 @@ def _admin(request: Request) -> accounts.SessionInfo:
 def _admin_page(request: Request, info: accounts.SessionInfo, **extra: Any) -> HTMLResponse:
     v = vault(request)
     search = (request.query_params.get("q") or "").strip()[:100]
-    with v.sessions() as session:
+    with v.reading() as session:
         from skinvault.audit.log import tail  # noqa: PLC0415
 
         recent = tail(session, 50, containing=search or None)
