@@ -80,15 +80,26 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = _config_file.get("path")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
+        return (init_settings, env_settings)
 
 
-# The TOML file for the Settings() call in progress (set only inside load_settings).
-_config_file: dict[str, Path | None] = {}
+def _with_file(path: Path) -> type[Settings]:
+    """Settings that also read ``path`` (TOML), below the environment in priority."""
+
+    class FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+            return (init_settings, env_settings, toml)
+
+    return FileSettings
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -97,10 +108,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or (Path(env_file) if env_file else None)
     if path is not None and not path.is_file():
         raise ConfigError(f"the configuration file {path} does not exist")
-    _config_file["path"] = path
+    chosen = Settings if path is None else _with_file(path)
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return chosen(**{k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
-    finally:
-        _config_file.clear()
