@@ -18,13 +18,14 @@ from sqlalchemy import func, select, update
 
 from skinvault.actors import Actor, Role
 from skinvault.audit.actions import Action, Outcome
-from skinvault.audit.chain import ChainReport, Checkpoint, signature_ok
-from skinvault.audit.log import checkpoint, public_key_hex, record, verify_log
+from skinvault.audit.chain import ChainReport, Checkpoint, Event, signature_ok
+from skinvault.audit.log import checkpoint, public_key_hex, record, tail, verify_log
 from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import Sealed, kek_id_of, pack, rewrap, unpack
 from skinvault.db.engine import READ_ONLY
 from skinvault.db.models import AuditEvent, Derivative, Patient, Photo, User
-from skinvault.errors import AuditChainBroken, ConfigError
+from skinvault.errors import AccessDenied, AuditChainBroken, ConfigError
+from skinvault.policy.decide import decide_operation
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 12
@@ -255,6 +256,17 @@ def sweep(vault: Vault, *, actor: Actor, grace: timedelta = SWEEP_GRACE) -> Swee
                 reason=f"{len(removed)} orphaned blobs removed",
             )
     return SweepReport(tuple(removed), recent)
+
+
+def audit_events(
+    vault: Vault, *, actor: Actor, containing: str | None = None, limit: int = 50
+) -> list[Event]:
+    """The latest audit events, newest first, optionally only those naming ``containing``."""
+    decision = decide_operation(actor)
+    if not decision.allowed:
+        raise AccessDenied(decision.reason)
+    with vault.reading() as session:
+        return list(reversed(tail(session, limit, containing=containing)))
 
 
 def sign_head(vault: Vault) -> Checkpoint:

@@ -813,16 +813,13 @@ def _admin(request: Request) -> accounts.SessionInfo:
 def _admin_page(request: Request, info: accounts.SessionInfo, **extra: Any) -> HTMLResponse:
     v = vault(request)
     search = (request.query_params.get("q") or "").strip()[:100]
-    with v.reading() as session:
-        from skinvault.audit.log import tail  # noqa: PLC0415
-
-        recent = tail(session, 50, containing=search or None)
+    recent = admin.audit_events(v, actor=info.actor, containing=search or None)
     return render(
         request,
         "admin_home.html",
         info=info,
         queue=deletion.open_requests(v, actor=info.actor),
-        events=list(reversed(recent)),
+        events=recent,
         roles=[r.value for r in Role],
         search=search,
         decisions=list(deletion.DeletionDecision),
