@@ -82,6 +82,11 @@ def _view(row: Consent) -> ConsentView:
     )
 
 
+def facts_of(row: Consent) -> ConsentFacts:
+    """The policy's view of one stored answer (the one conversion every service uses)."""
+    return _view(row).facts()
+
+
 def record_consent(
     vault: Vault,
     *,

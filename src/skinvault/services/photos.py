@@ -52,13 +52,13 @@ from skinvault.photos.thumbnail import thumbnail
 from skinvault.policy.decide import (
     Access,
     CareFacts,
-    ConsentFacts,
     Decision,
     Obligation,
     PhotoFacts,
     decide,
 )
-from skinvault.policy.purposes import Purpose, Scope
+from skinvault.policy.purposes import Purpose
+from skinvault.services.consents import facts_of
 
 PHOTO = "photo"
 THUMBNAIL = "thumbnail"
@@ -316,14 +316,7 @@ def _decision(
     """Gather the facts for :func:`skinvault.policy.decide` inside the caller's transaction."""
     patient = session.get(Patient, photo.patient_id)
     consents = [
-        ConsentFacts(
-            Purpose(c.purpose),
-            c.granted,
-            c.recorded_at,
-            frozenset(Scope(x) for x in c.scopes.split(",") if x),
-            c.expires_at,
-            c.revoked_at,
-        )
+        facts_of(c)
         for c in session.scalars(select(Consent).where(Consent.patient_id == photo.patient_id))
     ]
     relationships = [

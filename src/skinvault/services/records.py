@@ -28,7 +28,8 @@ from skinvault.policy.decide import (
     decide,
     decide_patient,
 )
-from skinvault.policy.purposes import Purpose, Scope
+from skinvault.policy.purposes import Purpose
+from skinvault.services.consents import facts_of
 from skinvault.services.photos import StoredPhoto, _view
 
 
@@ -123,16 +124,7 @@ def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto
     with vault.reading() as session:
         consents: dict[str, list[ConsentFacts]] = {}
         for c in session.scalars(select(Consent).where(Consent.purpose == purpose.value)):
-            consents.setdefault(c.patient_id, []).append(
-                ConsentFacts(
-                    purpose,
-                    c.granted,
-                    c.recorded_at,
-                    frozenset(Scope(x) for x in c.scopes.split(",") if x),
-                    c.expires_at,
-                    c.revoked_at,
-                )
-            )
+            consents.setdefault(c.patient_id, []).append(facts_of(c))
         users = {p.id: p.user_id for p in session.scalars(select(Patient))}
         sites = {s.id: s for s in session.scalars(select(BodySite))}
         rows = session.scalars(
