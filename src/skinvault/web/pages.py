@@ -103,6 +103,16 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+def _own_record(request: Request, info: accounts.SessionInfo, action: PatientAction) -> str:
+    """The signed-in patient's own record id, after the record-level policy decision."""
+    v = vault(request)
+    patient_id = records.patient_of_user(v, info.actor.id)
+    if patient_id is None:
+        raise AccessDenied("This page is for patients: it shows a patient's own record.")
+    records.authorize(v, info.actor, patient_id, action)
+    return patient_id
+
+
 def _error_page(request: Request, exc: SkinvaultError, status: int) -> HTMLResponse:
     return render(
         request,
@@ -548,9 +558,10 @@ async def share(photo_id: str, request: Request) -> Response:
 def consents_page(request: Request) -> Response:
     info = _signed_in(request)
     v = vault(request)
-    patient_id = records.patient_of_user(v, info.actor.id)
-    if patient_id is None:
-        return _error_page(request, AccessDenied("Only patients have a consent dashboard."), 403)
+    try:
+        patient_id = _own_record(request, info, PatientAction.MANAGE_CONSENT)
+    except AccessDenied as exc:
+        return _error_page(request, exc, 403)
     current = consents.consents_for(v, patient_id)
     now = v.clock.now()
     rows = [
@@ -580,9 +591,10 @@ async def set_consent(purpose: Purpose, request: Request) -> Response:
     f = {k: v for k, v in form.items() if isinstance(v, str)}
     _check_csrf(info, f)
     v = vault(request)
-    patient_id = records.patient_of_user(v, info.actor.id)
-    if patient_id is None:
-        return _error_page(request, AccessDenied("Only patients have a consent dashboard."), 403)
+    try:
+        patient_id = _own_record(request, info, PatientAction.MANAGE_CONSENT)
+    except AccessDenied as exc:
+        return _error_page(request, exc, 403)
     scopes = frozenset(Scope(s) for s in form.getlist("scope") if s in {x.value for x in Scope})
     try:
         await run_in_threadpool(
@@ -615,9 +627,10 @@ def consent_receipt(purpose: Purpose, request: Request) -> Response:
 def history_page(request: Request) -> Response:
     info = _signed_in(request)
     v = vault(request)
-    patient_id = records.patient_of_user(v, info.actor.id)
-    if patient_id is None:
-        return _error_page(request, AccessDenied("Only patients have an access history."), 403)
+    try:
+        patient_id = _own_record(request, info, PatientAction.READ_HISTORY)
+    except AccessDenied as exc:
+        return _error_page(request, exc, 403)
     return render(
         request,
         "history.html",
@@ -630,9 +643,10 @@ def history_page(request: Request) -> Response:
 def sent_page(request: Request) -> Response:
     info = _signed_in(request)
     v = vault(request)
-    patient_id = records.patient_of_user(v, info.actor.id)
-    if patient_id is None:
-        return _error_page(request, AccessDenied("Only patients have a sent log."), 403)
+    try:
+        patient_id = _own_record(request, info, PatientAction.READ_SENT)
+    except AccessDenied as exc:
+        return _error_page(request, exc, 403)
     return render(request, "sent.html", info=info, entries=sharing.sent_log(v, patient_id))
 
 
@@ -651,9 +665,10 @@ async def revoke_link(link_id: str, request: Request) -> Response:
 def deletion_page(request: Request) -> Response:
     info = _signed_in(request)
     v = vault(request)
-    patient_id = records.patient_of_user(v, info.actor.id)
-    if patient_id is None:
-        return _error_page(request, AccessDenied("Only patients file deletion requests."), 403)
+    try:
+        patient_id = _own_record(request, info, PatientAction.REQUEST_DELETION)
+    except AccessDenied as exc:
+        return _error_page(request, exc, 403)
     return render(
         request,
         "deletion.html",
@@ -669,9 +684,10 @@ async def file_deletion(request: Request) -> Response:
     f = await _form(request)
     _check_csrf(info, f)
     v = vault(request)
-    patient_id = records.patient_of_user(v, info.actor.id)
-    if patient_id is None:
-        return _error_page(request, AccessDenied("Only patients file deletion requests."), 403)
+    try:
+        patient_id = _own_record(request, info, PatientAction.REQUEST_DELETION)
+    except AccessDenied as exc:
+        return _error_page(request, exc, 403)
     try:
         scope = deletion.DeletionScope(f.get("scope", "everything"))
         await run_in_threadpool(
