@@ -421,3 +421,50 @@ def test_one_address_cannot_keep_trying_passwords(world: World) -> None:
     assert [a.status_code for a in answers] == [401] * 12 + [429]
     assert "too many sign-in attempts" in answers[-1].json()["detail"]
     assert "too many sign-in attempts" not in answers[-2].json()["detail"]
+
+
+def test_an_upload_cut_off_mid_way_stores_nothing(world: World) -> None:
+    """The client disconnects half-way through the body: nothing is stored, nothing is left."""
+    import asyncio
+
+    from starlette.requests import ClientDisconnect
+
+    ann = world.users["ann"]
+    body = (
+        b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+        + factories.jpeg() + b"\r\n--B--\r\n"
+    )  # fmt: skip
+    half = body[: len(body) // 2]
+    messages = [
+        {"type": "http.request", "body": half, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": f"/api/v1/patients/{ann.patient_id}/photos", "raw_path": b"",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {ann.token}".encode()),
+            (b"content-type", b"multipart/form-data; boundary=B"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }  # fmt: skip
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(world.client.app(scope, receive, send))  # type: ignore[arg-type]
+    listed = world.client.get(
+        f"/api/v1/patients/{ann.patient_id}/photos", headers=world.headers("ann")
+    ).json()["photos"]
+    assert [p["id"] for p in listed] == [world.photo_id]
+    vault = world.client.app.state.vault  # type: ignore[attr-defined]
+    assert len(list(vault.blobs.keys())) == 4  # the two fixture photos and their thumbnails
