@@ -295,12 +295,24 @@ def get_photo(vault: Vault, photo_id: str) -> StoredPhoto:
         return _view(vault, photo, site)
 
 
-def _decrypt(vault: Vault, *, object_id: str, kind: str, blob_key: str, wrapped: bytes) -> bytes:
+def _decrypt(
+    vault: Vault,
+    *,
+    object_id: str,
+    kind: str,
+    blob_key: str,
+    wrapped: bytes,
+    sha256: str | None = None,
+) -> bytes:
+    """The plaintext of a stored blob; with ``sha256``, also checked against the recorded hash."""
     try:
         blob = vault.blobs.get(blob_key)
     except BlobUnreadable as exc:
         raise BlobUnreadable(f"{kind} {object_id} cannot be read: its blob is missing") from exc
-    return open_blob(blob, wrapped, object_id=object_id, kind=kind, keys=vault.keys)
+    data = open_blob(blob, wrapped, object_id=object_id, kind=kind, keys=vault.keys)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise BlobUnreadable(f"{kind} {object_id} does not match its recorded checksum")
+    return data
 
 
 def _decision(
@@ -449,9 +461,14 @@ def _read(
             raise denied  # the refusal is committed to the audit log first
         # Decrypt outside the transaction: on SQLite it holds the one write lock.
         assert wrapped is not None
-        data = _decrypt(vault, object_id=object_id, kind=kind, blob_key=blob_key, wrapped=wrapped)
-        if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
-            raise BlobUnreadable(f"photo {photo_id} does not match its recorded checksum")
+        data = _decrypt(
+            vault,
+            object_id=object_id,
+            kind=kind,
+            blob_key=blob_key,
+            wrapped=wrapped,
+            sha256=expected_sha,
+        )
     except SkinvaultError as exc:
         if exc is not denied:  # a refusal was recorded with the decision already
             _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
