@@ -1,0 +1,19 @@
+"""The portal: server-rendered pages, one module per audience.
+
+Pages are thin: each one calls a service and renders a template. Forms carry
+the session's CSRF token; the one script (``static/portal.js``) only adds the
+privacy preview before an upload and works without inline code.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from skinvault.web.pages import admin, clinician, patient, public
+from skinvault.web.pages.common import render, vault
+
+router = APIRouter(include_in_schema=False)
+for _module in (public, patient, clinician, admin):
+    router.include_router(_module.router)
+
+__all__ = ["render", "router", "vault"]

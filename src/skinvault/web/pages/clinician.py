@@ -1,0 +1,256 @@
+"""Pages of the care team and of educators and researchers: a patient's photos, one photo
+(with break-glass and sharing), comparison, the consented library."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from skinvault.actors import Role
+from skinvault.errors import AccessDenied, SkinvaultError
+from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
+from skinvault.services import (
+    capture,
+    photos,
+    records,
+    sharing,
+)
+from skinvault.web.pages.common import (
+    BODY_SITES,
+    check_csrf,
+    error_page,
+    form_fields,
+    render,
+    signed_in,
+    vault,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/portal/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(patient_id: str, request: Request) -> Response:
+    info = signed_in(request)
+    try:
+        found = records.list_photos(vault(request), actor=info.actor, patient_id=patient_id)
+    except AccessDenied as exc:
+        return error_page(request, exc, 403)
+    return render(
+        request,
+        "patient_photos.html",
+        info=info,
+        photos=found,
+        patient_id=patient_id,
+        sites=BODY_SITES,
+        sent=request.query_params.get("asked") == "1",
+    )
+
+
+@router.post("/portal/patients/{patient_id}/ask", response_class=HTMLResponse)
+async def ask_for_photo(patient_id: str, request: Request) -> Response:
+    """A clinician asks the patient for a photo of a site; the patient gets capture guidance."""
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    try:
+        await run_in_threadpool(
+            lambda: capture.ask_for_photo(
+                vault(request),
+                actor=info.actor,
+                patient_id=patient_id,
+                site=f.get("site", "other"),
+                note=f.get("note", ""),
+            )
+        )
+    except SkinvaultError as exc:
+        return error_page(request, exc, 403)
+    return RedirectResponse(f"/portal/patients/{patient_id}?asked=1", status_code=303)
+
+
+@router.get("/portal/photos/{photo_id}", response_class=HTMLResponse)
+def photo_page(photo_id: str, request: Request, purpose: str = "care") -> Response:
+    info = signed_in(request)
+    v = vault(request)
+    try:
+        details = photos.describe_photo(v, photo_id=photo_id, actor=info.actor, purpose=purpose)
+    except AccessDenied as exc:
+        return render(
+            request,
+            "denied.html",
+            status_code=403,
+            info=info,
+            reason=exc.reason,
+            photo_id=photo_id,
+            purpose=purpose,
+            can_break_glass=info.actor.role is Role.CLINICIAN and purpose == "care",
+        )
+    stored = None
+    if details.patient_id:
+        try:
+            stored = photos.get_photo(v, photo_id)
+        except SkinvaultError:
+            stored = None
+    return render(
+        request,
+        "photo.html",
+        info=info,
+        details=details,
+        stored=stored,
+        purpose=purpose,
+        just_stored=request.query_params.get("stored") == "1",
+        link=None,
+        break_glass=None,
+    )
+
+
+@router.post("/portal/photos/{photo_id}/break-glass", response_class=HTMLResponse)
+async def break_glass(photo_id: str, request: Request) -> Response:
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    v = vault(request)
+    reason = f.get("reason", "")
+    try:
+        details = await run_in_threadpool(
+            lambda: photos.describe_photo(
+                v, photo_id=photo_id, actor=info.actor, purpose="care", break_glass_reason=reason
+            )
+        )
+        got = await run_in_threadpool(
+            lambda: photos.read_photo(
+                v, photo_id=photo_id, actor=info.actor, purpose="care", break_glass_reason=reason
+            )
+        )
+    except AccessDenied as exc:
+        return render(
+            request,
+            "denied.html",
+            status_code=403,
+            info=info,
+            reason=exc.reason,
+            photo_id=photo_id,
+            purpose="care",
+            can_break_glass=True,
+        )
+    data_uri = f"data:{got.media_type};base64,{base64.b64encode(got.data).decode()}"
+    return render(
+        request,
+        "photo.html",
+        info=info,
+        details=details,
+        stored=None,
+        purpose="care",
+        just_stored=False,
+        link=None,
+        break_glass=data_uri,
+    )
+
+
+@router.get("/portal/photos/{photo_id}/image")
+def photo_image(photo_id: str, request: Request, purpose: str = "care") -> Response:
+    info = signed_in(request)
+    got = photos.read_photo(vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose)
+    return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/portal/photos/{photo_id}/thumbnail")
+def photo_thumb(photo_id: str, request: Request, purpose: str = "care") -> Response:
+    info = signed_in(request)
+    got = photos.read_thumbnail(
+        vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose
+    )
+    return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/portal/photos/{photo_id}/share", response_class=HTMLResponse)
+async def share(photo_id: str, request: Request) -> Response:
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    v = vault(request)
+    try:
+        hours = max(1, min(int(f.get("hours", "72") or 72), 24 * 30))
+        link = await run_in_threadpool(
+            lambda: sharing.create_share_link(
+                v,
+                photo_id=photo_id,
+                actor=info.actor,
+                recipient=f.get("recipient", "").strip(),
+                expires_in=timedelta(hours=hours),
+                single_use=f.get("single_use") == "on",
+                password=f.get("password") or None,
+            )
+        )
+        details = await run_in_threadpool(
+            lambda: photos.describe_photo(v, photo_id=photo_id, actor=info.actor, purpose="care")
+        )
+    except (SkinvaultError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, SkinvaultError) else "hours must be a number"
+        return render(
+            request,
+            "message.html",
+            status_code=400,
+            info=info,
+            title="The link was not made",
+            message=message,
+        )
+    url = str(request.base_url).rstrip("/") + f"/s/{link.token}"
+    return render(
+        request,
+        "photo.html",
+        info=info,
+        details=details,
+        stored=None,
+        purpose="care",
+        just_stored=False,
+        link={"url": url, "expires_at": link.expires_at},
+        break_glass=None,
+    )
+
+
+# -- the library, comparison, administration ---------------------------------------------------
+
+_LIBRARY_PURPOSES = {
+    Role.CLINICIAN: [Purpose.TEACHING, Purpose.PUBLICATION],
+    Role.EDUCATOR: [Purpose.TEACHING, Purpose.PUBLICATION],
+    Role.RESEARCHER: [Purpose.RESEARCH, Purpose.AI_TRAINING, Purpose.PUBLICATION],
+}
+
+
+@router.get("/portal/library", response_class=HTMLResponse)
+def library_page(request: Request, purpose: str | None = None) -> Response:
+    """Photos whose patients consented to this use, served only within the consented scope."""
+    info = signed_in(request)
+    choices = _LIBRARY_PURPOSES.get(info.actor.role) if info.actor.role else None
+    if not choices:
+        return error_page(request, AccessDenied("Your role has no photo library."), 403)
+    chosen = Purpose(purpose) if purpose in {p.value for p in choices} else choices[0]
+    found = records.library(vault(request), actor=info.actor, purpose=chosen)
+    return render(
+        request,
+        "library.html",
+        info=info,
+        photos=found,
+        purpose=chosen,
+        choices=choices,
+        titles={p: PURPOSE_TEXTS[p].title for p in choices},
+    )
+
+
+@router.get("/portal/compare", response_class=HTMLResponse)
+def compare_page(request: Request, a: str, b: str, purpose: str = "care") -> Response:
+    """Two photos side by side (the same body site on two dates)."""
+    info = signed_in(request)
+    v = vault(request)
+    try:
+        pair = [
+            photos.describe_photo(v, photo_id=pid, actor=info.actor, purpose=purpose)
+            for pid in (a, b)
+        ]
+    except SkinvaultError as exc:
+        return error_page(request, exc, 403)
+    return render(request, "compare.html", info=info, pair=pair, purpose=purpose)

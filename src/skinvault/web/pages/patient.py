@@ -1,0 +1,295 @@
+"""A patient's own pages: home with upload and preview, consents, history, sent log, deletion."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from skinvault.actors import Role
+from skinvault.errors import AccessDenied, PhotoError, SkinvaultError
+from skinvault.photos.findings import CATEGORY_TITLES
+from skinvault.policy.decide import PatientAction
+from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
+from skinvault.services import (
+    capture,
+    consents,
+    deletion,
+    history,
+    photos,
+    records,
+    sharing,
+)
+from skinvault.services.preview import CHECKLIST, privacy_preview
+from skinvault.web.pages.common import (
+    BODY_SITES,
+    check_csrf,
+    current_session,
+    error_page,
+    form_fields,
+    own_record,
+    render,
+    signed_in,
+    vault,
+)
+from skinvault.web.uploads import read_form
+
+router = APIRouter(include_in_schema=False)
+
+# -- the portal -------------------------------------------------------------------------------
+
+
+@router.get("/portal", response_class=HTMLResponse)
+def portal(request: Request) -> Response:
+    info = current_session(request)
+    if info is None:
+        return RedirectResponse("/login", status_code=303)
+    v, actor = vault(request), info.actor
+    if actor.role is Role.PATIENT:
+        patient_id = records.patient_of_user(v, actor.id)
+        assert patient_id is not None
+        mine = records.list_photos(v, actor=actor, patient_id=patient_id)
+        asked = capture.open_requests(v, actor=actor, patient_id=patient_id)
+        return render(
+            request,
+            "patient_home.html",
+            info=info,
+            photos=mine,
+            sites=BODY_SITES,
+            checklist=CHECKLIST,
+            patient_id=patient_id,
+            asked=asked,
+        )
+    if actor.role in (Role.CLINICIAN, Role.STAFF):
+        return render(
+            request, "clinician_home.html", info=info, patients=records.patients_of(v, actor.id)
+        )
+    if actor.role is Role.ADMIN:
+        return RedirectResponse("/portal/admin", status_code=303)
+    return RedirectResponse("/portal/library", status_code=303)
+
+
+@router.post("/portal/preview", response_class=HTMLResponse)
+async def preview(request: Request) -> Response:
+    """What the scrub will remove, before anything is stored (nothing is kept)."""
+    info = signed_in(request)
+    v = vault(request)
+    fields, files = await read_form(request, v.settings.max_upload_bytes)
+    check_csrf(info, fields)
+    if "file" not in files:
+        return HTMLResponse("<p>Choose a photo first.</p>", status_code=400)
+    try:
+        found = await run_in_threadpool(
+            lambda: privacy_preview(files["file"].data, max_bytes=v.settings.max_upload_bytes)
+        )
+    except PhotoError as exc:
+        return render(
+            request,
+            "preview.html",
+            status_code=422,
+            error=str(exc),
+            groups={},
+            clues=[],
+            checklist=[],
+        )
+    groups: dict[str, list[str]] = {}
+    for category, title in CATEGORY_TITLES.items():  # most revealing first
+        descriptions = [f.description for f in found.findings if f.category is category]
+        if descriptions:
+            groups[title] = descriptions
+    return render(
+        request,
+        "preview.html",
+        error=None,
+        groups=groups,
+        clues=found.clues,
+        checklist=[item for item in found.checklist if item.found],
+    )
+
+
+@router.post("/portal/upload", response_class=HTMLResponse)
+async def upload(request: Request) -> Response:
+    info = signed_in(request)
+    v = vault(request)
+    try:
+        fields, files = await read_form(request, v.settings.max_upload_bytes)
+        check_csrf(info, fields)
+        patient_id = fields.get("patient_id", "")
+        if "file" not in files or not files["file"].data:
+            raise PhotoError("choose a photo to upload")
+        await run_in_threadpool(records.authorize, v, info.actor, patient_id, PatientAction.UPLOAD)
+        stored = await run_in_threadpool(
+            lambda: photos.store_photo(
+                v,
+                patient_id=patient_id,
+                data=files["file"].data,
+                actor=info.actor,
+                site=fields.get("site") or None,
+                note=fields.get("note", "")[:2000],
+            )
+        )
+        if fields.get("request_id"):
+            await run_in_threadpool(
+                lambda: capture.fulfil(v, request_id=fields["request_id"], photo_id=stored.id)
+            )
+    except SkinvaultError as exc:
+        return error_page(request, exc, 422 if isinstance(exc, PhotoError) else 403)
+    return RedirectResponse(f"/portal/photos/{stored.id}?purpose=care&stored=1", status_code=303)
+
+
+@router.get("/portal/consents", response_class=HTMLResponse)
+def consents_page(request: Request) -> Response:
+    info = signed_in(request)
+    v = vault(request)
+    try:
+        patient_id = own_record(request, info, PatientAction.MANAGE_CONSENT)
+    except AccessDenied as exc:
+        return error_page(request, exc, 403)
+    current = consents.consents_for(v, patient_id)
+    now = v.clock.now()
+    rows = [
+        {
+            "purpose": p,
+            "text": PURPOSE_TEXTS[p],
+            "view": current.get(p),
+            "on": bool(current.get(p) and current[p].in_force(now)),
+        }
+        for p in Purpose
+        if p is not Purpose.CARE
+    ]
+    return render(
+        request,
+        "consents.html",
+        info=info,
+        rows=rows,
+        scopes=list(Scope),
+        care=PURPOSE_TEXTS[Purpose.CARE],
+    )
+
+
+@router.post("/portal/consents/{purpose}", response_class=HTMLResponse)
+async def set_consent(purpose: Purpose, request: Request) -> Response:
+    info = signed_in(request)
+    form = await request.form()
+    f = {k: v for k, v in form.items() if isinstance(v, str)}
+    check_csrf(info, f)
+    v = vault(request)
+    try:
+        patient_id = own_record(request, info, PatientAction.MANAGE_CONSENT)
+    except AccessDenied as exc:
+        return error_page(request, exc, 403)
+    scopes = frozenset(Scope(s) for s in form.getlist("scope") if s in {x.value for x in Scope})
+    try:
+        await run_in_threadpool(
+            lambda: consents.record_consent(
+                v,
+                patient_id=patient_id,
+                purpose=purpose,
+                granted=f.get("answer") == "yes",
+                scopes=scopes,
+                actor=info.actor,
+            )
+        )
+    except SkinvaultError as exc:
+        return error_page(request, exc, 400)
+    return RedirectResponse("/portal/consents", status_code=303)
+
+
+@router.get("/portal/consents/{purpose}/receipt", response_class=HTMLResponse)
+def consent_receipt(purpose: Purpose, request: Request) -> Response:
+    info = signed_in(request)
+    v = vault(request)
+    patient_id = records.patient_of_user(v, info.actor.id)
+    view = consents.consents_for(v, patient_id).get(purpose) if patient_id else None
+    if view is None:
+        return error_page(request, AccessDenied("No answer has been recorded yet."), 404)
+    return HTMLResponse(consents.receipt_html(view))
+
+
+@router.get("/portal/history", response_class=HTMLResponse)
+def history_page(request: Request) -> Response:
+    info = signed_in(request)
+    v = vault(request)
+    try:
+        patient_id = own_record(request, info, PatientAction.READ_HISTORY)
+    except AccessDenied as exc:
+        return error_page(request, exc, 403)
+    return render(
+        request,
+        "history.html",
+        info=info,
+        events=list(reversed(history.access_history(v, patient_id))),
+    )
+
+
+@router.get("/portal/sent", response_class=HTMLResponse)
+def sent_page(request: Request) -> Response:
+    info = signed_in(request)
+    v = vault(request)
+    try:
+        patient_id = own_record(request, info, PatientAction.READ_SENT)
+    except AccessDenied as exc:
+        return error_page(request, exc, 403)
+    return render(request, "sent.html", info=info, entries=sharing.sent_log(v, patient_id))
+
+
+@router.post("/portal/share-links/{link_id}/revoke")
+async def revoke_link(link_id: str, request: Request) -> Response:
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    await run_in_threadpool(
+        lambda: sharing.revoke_share_link(vault(request), link_id=link_id, actor=info.actor)
+    )
+    return RedirectResponse("/portal/sent", status_code=303)
+
+
+@router.get("/portal/deletion", response_class=HTMLResponse)
+def deletion_page(request: Request) -> Response:
+    info = signed_in(request)
+    v = vault(request)
+    try:
+        patient_id = own_record(request, info, PatientAction.REQUEST_DELETION)
+    except AccessDenied as exc:
+        return error_page(request, exc, 403)
+    return render(
+        request,
+        "deletion.html",
+        info=info,
+        requests=deletion.requests_for(v, patient_id),
+        photos=records.list_photos(v, actor=info.actor, patient_id=patient_id),
+    )
+
+
+@router.post("/portal/deletion", response_class=HTMLResponse)
+async def file_deletion(request: Request) -> Response:
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    v = vault(request)
+    try:
+        patient_id = own_record(request, info, PatientAction.REQUEST_DELETION)
+    except AccessDenied as exc:
+        return error_page(request, exc, 403)
+    try:
+        scope = deletion.DeletionScope(f.get("scope", "everything"))
+        await run_in_threadpool(
+            lambda: deletion.file_request(
+                v,
+                patient_id=patient_id,
+                scope=scope,
+                scope_ref=f.get("scope_ref") or None,
+                reason=f.get("reason", ""),
+                actor=info.actor,
+            )
+        )
+    except (SkinvaultError, ValueError) as exc:
+        return render(
+            request,
+            "message.html",
+            status_code=400,
+            info=info,
+            title="The request was not filed",
+            message=str(exc),
+        )
+    return RedirectResponse("/portal/deletion", status_code=303)
