@@ -47,6 +47,13 @@ class Action(StrEnum):
     SHARE_LINK_OPEN = "share-link:open"
     SHARE_LINK_REVOKE = "share-link:revoke"
     USER_CREATE = "user:create"
+    USER_DISABLE = "user:disable"
+    USER_ENABLE = "user:enable"
+    USER_UNLOCK = "user:unlock"
+    USER_RESET_PASSWORD = "user:reset-password"  # a one-time link to choose a new password
+    USER_RESET_TOTP = "user:reset-totp"  # the second factor cleared; re-enrolment by link
+    ACCOUNT_LINK_ISSUE = "account-link:issue"
+    ACCOUNT_LINK_USE = "account-link:use"
     KEY_ROTATE = "key:rotate"
     BLOB_SWEEP = "blob:sweep"
 

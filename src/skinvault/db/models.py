@@ -79,6 +79,7 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Patient(Base):
@@ -263,6 +264,37 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Signed in with the password only, by a role that needs a second factor it has not
+    #: set up: such a session may only see the enrolment page or sign out.
+    second_factor_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AccountLink(Base):
+    """A one-time, expiring link an administrator hands to a user: set up the account
+    (choose a password, enrol the second factor), reset the password, or re-enrol TOTP.
+    Only the token's SHA-256 is stored."""
+
+    __tablename__ = "account_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInFailure(Base):
+    """One failed sign-in (or sign-up) attempt, keyed by what it limits: a client address,
+    or an account name together with an address. Kept in the database so every worker
+    counts the same attempts."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class SetupToken(Base):
