@@ -60,6 +60,21 @@ class Settings(BaseSettings):
     retention_teaching_copy_days: int = Field(default=1825, ge=1)
     #: Days an expired or revoked share link's record is kept before it is removed.
     retention_share_link_days: int = Field(default=90, ge=1)
+    #: Failed sign-ins from one client address, within the window, before it must wait.
+    sign_in_failures_per_address: int = Field(default=20, ge=1)
+    #: Minutes over which failed sign-ins of one address are counted.
+    sign_in_window_minutes: int = Field(default=5, ge=1)
+    #: Failed sign-ins for one account from one address that lock that pair.
+    lockout_failures: int = Field(default=5, ge=1)
+    #: Minutes the pair stays locked; doubles with every further run of failures that day.
+    lockout_minutes: int = Field(default=15, ge=1)
+    #: New patient accounts one client address may create per hour.
+    signups_per_address_per_hour: int = Field(default=10, ge=1)
+    #: Hours a one-time account link (set up, password reset, TOTP reset) stays valid.
+    account_link_hours: int = Field(default=72, ge=1, le=24 * 30)
+    #: Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are trusted
+    #: (e.g. ["127.0.0.1"] behind a local nginx). Empty: forwarded headers are ignored.
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: Who runs this service, as the privacy facts name it.
     organisation: str = "This clinic"
     #: Where patients send privacy questions and deletion requests (e-mail or URL).

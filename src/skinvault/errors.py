@@ -21,7 +21,9 @@ to a problem+json document. Anything else escaping is a bug.
      ├── AuthenticationFailed     sign-in, token, session or setup link refused (never says why
      │    │                       in a way that reveals whether an e-mail has an account)
      │    ├── AccountLocked       too many failed sign-ins; ``until`` says when it opens again
-     │    └── TooManyAttempts     too many sign-in attempts from one address
+     │    ├── TooManyAttempts     too many sign-in attempts from one address
+     │    └── SecondFactorPending signed in with a password only; the role's second factor
+     │                            is not set up, so the session may only enrol or sign out
      ├── LinkUnavailable          a share link that was withdrawn, expired or used up
      ├── AccessDenied             the policy decision said no; carries its plain reason
      └── AuditChainBroken         the audit log fails verification at a sequence number
@@ -99,6 +101,11 @@ class AccountLocked(AuthenticationFailed):
 
 class TooManyAttempts(AuthenticationFailed):
     """Too many sign-in attempts from one address in a short time."""
+
+
+class SecondFactorPending(AuthenticationFailed):
+    """A session of a role that needs a second factor it has not set up: only the
+    enrolment page and sign-out accept it."""
 
 
 class LinkUnavailable(SkinvaultError):

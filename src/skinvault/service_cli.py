@@ -54,4 +54,15 @@ def serve(
             f"Create the first administrator (link works once, for 24 hours): {base}/setup/{setup}"
         )
     out.print(f"Privacy facts: {base}/privacy-facts   API: {base}/api/docs")
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+    # Forwarded headers are believed only from the proxies named in trusted_proxies: from
+    # anyone else, X-Forwarded-For would let a client choose its address (and so reset
+    # the per-address sign-in limit).
+    proxies = settings.trusted_proxies
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else None,
+    )

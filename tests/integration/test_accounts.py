@@ -95,23 +95,57 @@ def test_an_unknown_email_gets_the_same_message_as_a_wrong_password(vault: Vault
     assert messages[0] == messages[1]
 
 
-def test_five_failures_lock_the_account_for_fifteen_minutes(
+HOME, STRANGER = "198.51.100.7", "203.0.113.9"
+
+
+def test_five_failures_lock_the_account_from_that_address_and_the_lock_grows(
     vault: Vault, clock: MovableClock
 ) -> None:
-    user_id = make_user(vault, Role.PATIENT)
+    make_user(vault, Role.PATIENT)
+
+    def sign_in(password: str, address: str) -> accounts.SignIn:
+        return accounts.authenticate(
+            vault, email="lee@clinic.example", password=password, totp=None, address=address
+        )
+
     for _ in range(accounts.MAX_FAILED_LOGINS):
         with pytest.raises(AuthenticationFailed, match="wrong e-mail"):
-            accounts.authenticate(vault, email="lee@clinic.example", password="x" * 12, totp=None)
-    assert user_row(vault, user_id).locked_until == START + timedelta(minutes=15)
+            sign_in("x" * 12, STRANGER)
     clock.advance(minutes=14, seconds=59)
     with pytest.raises(
         AccountLocked, match=r"^too many failed sign-ins; try again after 09:15 UTC$"
     ):
-        accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
+        sign_in(PASSWORD, STRANGER)
+    # The stranger's guesses do not lock the owner out from their own address.
+    assert sign_in(PASSWORD, HOME).actor.role is Role.PATIENT
     clock.advance(seconds=2)
-    assert accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
-    row = user_row(vault, user_id)
-    assert (row.failed_logins, row.locked_until) == (0, None)
+    for _ in range(accounts.MAX_FAILED_LOGINS):  # the lock is over: the guessing goes on
+        with pytest.raises(AuthenticationFailed, match="wrong e-mail"):
+            sign_in("y" * 12, STRANGER)
+    clock.advance(minutes=29)  # a second run of failures locks for twice as long
+    with pytest.raises(AccountLocked):
+        sign_in(PASSWORD, STRANGER)
+    clock.advance(minutes=1, seconds=1)
+    assert sign_in(PASSWORD, STRANGER)  # a success clears the count
+    with pytest.raises(AuthenticationFailed, match="wrong e-mail"):
+        sign_in("y" * 12, STRANGER)
+    assert sign_in(PASSWORD, STRANGER)
+
+
+def test_an_unknown_email_locks_exactly_like_a_known_one(vault: Vault) -> None:
+    """Otherwise the lock message would tell a stranger which e-mails have accounts."""
+    make_user(vault, Role.PATIENT)
+    answers = []
+    for email in ("lee@clinic.example", "nobody@clinic.example"):
+        for _ in range(accounts.MAX_FAILED_LOGINS):
+            with pytest.raises(AuthenticationFailed):
+                accounts.authenticate(
+                    vault, email=email, password="z" * 12, totp=None, address=STRANGER
+                )
+        with pytest.raises(AccountLocked) as locked:
+            accounts.authenticate(vault, email=email, password="z" * 12, totp=None, address=STRANGER)
+        answers.append(str(locked.value))
+    assert answers[0] == answers[1]
 
 
 def test_a_success_resets_the_count_of_failures(vault: Vault) -> None:

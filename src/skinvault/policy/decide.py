@@ -287,6 +287,17 @@ def decide_operation(actor: Actor) -> Decision:
     return deny("Only administrators operate the service.")
 
 
+def decide_account_management(actor: Actor, *, target_id: str, action: str) -> Decision:
+    """Managing accounts (create, disable, unlock, reset): administrators, and the operator
+    at the server's console (a system actor, who holds the keys anyway). Nobody disables
+    or resets their own account this way: an administrator cannot lock the last door."""
+    if actor.role is not Role.ADMIN and not actor.id.startswith("system:"):
+        return deny("Only administrators manage accounts.")
+    if actor.id == target_id and action in {"disable", "reset-totp"}:
+        return deny("You cannot do this to your own account; ask another administrator.")
+    return Decision(True, f"{actor.name} manages accounts as an administrator.")
+
+
 def decide_link_revocation(
     actor: Actor, *, sender_id: str | None, patient_user_id: str | None
 ) -> Decision:

@@ -30,7 +30,6 @@ from typing import Any, cast
 
 import pyotp
 import segno
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
@@ -47,9 +46,13 @@ from skinvault.errors import (
     AuthenticationFailed,
     ConfigError,
     NotFound,
+    TooManyAttempts,
 )
 from skinvault.policy.decide import decide_token_revocation
-from skinvault.services.admin import MIN_PASSWORD_LENGTH, create_user
+from skinvault.services import signin_limits as limits_mod
+from skinvault.services.admin import create_user
+from skinvault.services.passwords import HASHER, MAX_PASSWORD_LENGTH, problem_with
+from skinvault.services.signin_limits import Limits
 
 LOGIN = Action.AUTH_LOGIN
 LOGOUT = Action.AUTH_LOGOUT
@@ -90,8 +93,7 @@ INVALID_SETUP_TOKEN = "this setup link is invalid, expired or already used"
 #: Envelope kind of sealed TOTP secrets (key rotation re-wraps them too).
 TOTP_KIND = "totp"
 _ANONYMOUS = "anonymous"
-# The same Argon2id settings as services.admin.create_user (the library defaults).
-_HASHER = PasswordHasher()
+_HASHER = HASHER
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class SignIn:
 
     actor: Actor
     needs_totp_enrolment: bool
+    rehash: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,9 @@ class SessionInfo:
     actor: Actor
     csrf_token: str
     session_id: str
+    #: Signed in with the password only; the role needs a second factor not set up yet.
+    #: Such a session may see the enrolment page and sign out, nothing else.
+    second_factor_pending: bool = False
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -210,42 +216,81 @@ def _open_totp_secret(vault: Vault, user_id: str, stored: bytes) -> str:
     return secret.decode("ascii")
 
 
-def _totp_ok(
+def _totp_check(
     vault: Vault, user: User, code: str | None, now: datetime, *, consume: bool = True
-) -> bool:
-    """Whether ``code`` is valid now; a code accepted at sign-in (``consume``) never works again."""
+) -> str:
+    """"ok", "replayed" (valid but already used) or "wrong". A code accepted at sign-in
+    (``consume``) never works again."""
     if not code or user.totp_secret_enc is None:
-        return False
+        return "wrong"
     secret = _open_totp_secret(vault, user.id, user.totp_secret_enc)
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now)
     for step in range(current - TOTP_VALID_WINDOW, current + TOTP_VALID_WINDOW + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+        if hmac.compare_digest(totp.generate_otp(step), code.strip()[:10]):
             if user.totp_last_step is not None and step <= user.totp_last_step:
-                return False  # replayed: this code (or a later one) was already used
+                return "replayed"  # this code (or a later one) was already used
             if consume:
                 user.totp_last_step = step
-            return True
-    return False
+            return "ok"
+    return "wrong"
+
+
+def _totp_ok(
+    vault: Vault, user: User, code: str | None, now: datetime, *, consume: bool = True
+) -> bool:
+    return _totp_check(vault, user, code, now, consume=consume) == "ok"
 
 
 # --- passwords and TOTP ------------------------------------------------------------
 
 
-def authenticate(vault: Vault, *, email: str, password: str, totp: str | None) -> SignIn:
+def authenticate(
+    vault: Vault, *, email: str, password: str, totp: str | None, address: str = "?"
+) -> SignIn:
     """Check e-mail, password and (for roles in ``NEEDS_TOTP`` once enrolled) a TOTP code.
 
-    Raises :class:`AuthenticationFailed` with one message for every wrong input, or
-    :class:`AccountLocked` after ``MAX_FAILED_LOGINS`` failures in a row. The failure
-    is committed (counter and audit event) before the error is raised.
+    ``address`` is the client's address: failures are limited per address and per
+    (account, address) pair (:mod:`skinvault.services.signin_limits`). Raises
+    :class:`TooManyAttempts` when the address must wait, :class:`AccountLocked` when the
+    pair is locked (the same for an unknown e-mail), else :class:`AuthenticationFailed`
+    with one message for every wrong input. A failure is committed (count and audit
+    event) before the error is raised. The Argon2 check runs outside any write
+    transaction, so a slow hash never holds the database's write lock.
     """
-    email = email.strip().lower()
+    email = email.strip().lower()[:320]
     now = vault.clock.now()
+    limits = Limits.of(vault.settings)
+    with vault.reading() as session:
+        if limits_mod.address_blocked(session, limits, address, now):
+            raise TooManyAttempts(
+                "too many failed sign-ins from your address;"
+                f" wait {int(limits.window.total_seconds() // 60)} minutes"
+            )
+        until = limits_mod.locked_until(session, limits, email, address, now)
+        user = session.scalars(select(User).where(User.email == email)).first()
+        stored_hash = user.password_hash if user else None
+        user_id = user.id if user else None
+    if until is not None:
+        with vault.sessions.begin() as session:
+            _audit(
+                session,
+                vault,
+                actor=_ANONYMOUS if user_id is None else f"user:{user_id}",
+                action=LOGIN,
+                object=f"user:{user_id or '?'}",
+                outcome=Outcome.DENIED,
+                reason=f"locked for this address ({address}) until {until:%H:%M} UTC",
+            )
+        raise AccountLocked(until)
+    password_ok = _password_ok(stored_hash, password[:MAX_PASSWORD_LENGTH])
     error: AuthenticationFailed | None = None
     result: SignIn | None = None
     with vault.sessions.begin() as session:
         user = _lock_user_row(session, email)
-        password_ok = _password_ok(user.password_hash if user else None, password)
+        if user is None or user.id != user_id or user.password_hash != stored_hash:
+            # Unknown, or the password changed between the read and now: a failure either way.
+            password_ok = password_ok and user is not None and user.password_hash == stored_hash
         if user is None:
             _audit(
                 session,
@@ -256,6 +301,7 @@ def authenticate(vault: Vault, *, email: str, password: str, totp: str | None) -
                 outcome=Outcome.DENIED,
                 reason="unknown e-mail",
             )
+            _count_failure(session, email, address, now)
             error = AuthenticationFailed(WRONG_CREDENTIALS)
         else:
             error, result = _check_user(
@@ -266,11 +312,28 @@ def authenticate(vault: Vault, *, email: str, password: str, totp: str | None) -
                 password_ok=password_ok,
                 totp=totp,
                 now=now,
+                address=address,
             )
     if error is not None:
         raise error
     assert result is not None
+    if result.rehash:
+        _rehash(vault, result.actor.id, password)
     return result
+
+
+def _count_failure(session: Session, email: str, address: str, now: datetime) -> None:
+    limits_mod.note_failure(session, limits_mod.address_key(address), now)
+    limits_mod.note_failure(session, limits_mod.account_key(email, address), now)
+
+
+def _rehash(vault: Vault, user_id: str, password: str) -> None:
+    """The Argon2 parameters changed since this hash was made: store a fresh one."""
+    fresh = _HASHER.hash(password)
+    with vault.sessions.begin() as session:
+        user = _user(session, user_id, for_update=True)
+        if user.password_hash and _HASHER.check_needs_rehash(user.password_hash):
+            user.password_hash = fresh
 
 
 def _check_user(
@@ -282,8 +345,10 @@ def _check_user(
     password_ok: bool,
     totp: str | None,
     now: datetime,
+    address: str,
 ) -> tuple[AuthenticationFailed | None, SignIn | None]:
     actor = _actor_of(user)
+    limits = Limits.of(vault.settings)
 
     def deny(reason: str) -> None:
         _audit(
@@ -296,25 +361,34 @@ def _check_user(
             reason=reason,
         )
 
-    if user.locked_until is not None and user.locked_until > now:
-        deny("account locked")
-        return AccountLocked(user.locked_until), None
-    if user.disabled:
-        deny("account disabled")
+    if user.disabled or user.password_hash is None:
+        deny("account disabled" if user.disabled else "account not set up yet")
+        _count_failure(session, user.email, address, now)
         return AuthenticationFailed(WRONG_CREDENTIALS), None
     enrolled = bool(user.totp_confirmed and user.totp_secret_enc)
     needs_totp = Role(user.role) in NEEDS_TOTP
     reason = None
     if not password_ok:
         reason = "wrong password"
-    elif enrolled and not _totp_ok(vault, user, totp, now):
-        reason = "missing TOTP code" if not totp else "wrong TOTP code"
+    elif enrolled:
+        check = _totp_check(vault, user, totp, now)
+        if check == "replayed":
+            # A code seen before: someone may be replaying what they saw. It counts against
+            # the address but never locks the account, so a replay cannot lock the owner out.
+            limits_mod.note_failure(session, limits_mod.address_key(address), now)
+            deny("replayed TOTP code (already used; not counted towards the account lock)")
+            return AuthenticationFailed(WRONG_CREDENTIALS), None
+        if check != "ok":
+            reason = "missing TOTP code" if not totp else "wrong TOTP code"
     if reason is not None:
-        user.failed_logins = (user.failed_logins or 0) + 1
-        deny(f"{reason} (failure {user.failed_logins} of {MAX_FAILED_LOGINS})")
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.failed_logins = 0
-            user.locked_until = now + LOCKOUT_PERIOD
+        _count_failure(session, user.email, address, now)
+        session.flush()
+        failures = limits_mod.count_since(
+            session, limits_mod.account_key(user.email, address), now - timedelta(days=1)
+        )
+        deny(f"{reason} (failure {failures} for this account from {address})")
+        until = limits_mod.locked_until(session, limits, user.email, address, now)
+        if until is not None and failures % limits.lockout_failures == 0:
             _audit(
                 session,
                 vault,
@@ -322,14 +396,12 @@ def _check_user(
                 action=LOCKOUT,
                 object=f"user:{user.id}",
                 outcome=Outcome.DONE,
-                reason=f"locked until {user.locked_until:%Y-%m-%d %H:%M} UTC",
+                reason=f"sign-in from {address} locked until {until:%Y-%m-%d %H:%M} UTC",
             )
         return AuthenticationFailed(WRONG_CREDENTIALS), None
-    assert user.password_hash is not None
-    if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)  # Argon2 parameters changed since
+    limits_mod.clear_account(session, user.email, address)
     user.failed_logins = 0
-    user.locked_until = None
+    user.last_login_at = now
     pending = needs_totp and not enrolled
     _audit(
         session,
@@ -338,11 +410,35 @@ def _check_user(
         action=LOGIN,
         object=f"user:{user.id}",
         outcome=Outcome.ALLOWED,
-        reason="password; TOTP enrolment required"
+        reason="password only; second factor not set up (session limited to enrolment)"
         if pending
         else ("password and TOTP" if enrolled else "password"),
     )
-    return None, SignIn(actor, needs_totp_enrolment=pending)
+    assert user.password_hash is not None
+    rehash = _HASHER.check_needs_rehash(user.password_hash)
+    return None, SignIn(actor, needs_totp_enrolment=pending, rehash=rehash)
+
+
+def urlsafe_token(vault: Vault) -> str:
+    """A new 256-bit secret for a link, URL-safe."""
+    return _urlsafe(vault.tokens.secret(32))
+
+
+def password_matches(stored: str | None, password: str) -> bool:
+    """Argon2 check of ``password`` against a stored hash (None never matches)."""
+    return _password_ok(stored, password)
+
+
+def confirm_pending_totp(vault: Vault, user: User, code: str, now: datetime) -> bool:
+    """Inside the caller's transaction: confirm the user's pending TOTP secret with ``code``
+    (the code is spent, so it cannot also be used to sign in)."""
+    if user.totp_secret_enc is None or user.totp_confirmed:
+        return False
+    user.totp_last_step = None
+    if not _totp_ok(vault, user, code, now):
+        return False
+    user.totp_confirmed = True
+    return True
 
 
 def _user(session: Session, user_id: str, *, for_update: bool = False) -> User:
@@ -403,46 +499,63 @@ def confirm_totp(vault: Vault, user_id: str, code: str) -> bool:
     return valid
 
 
-def change_password(vault: Vault, *, actor: Actor, old: str, new: str) -> None:
-    """Replace ``actor``'s password. Every web session and API token of the user ends:
-    the caller starts a fresh session for the current browser."""
-    if len(new) < MIN_PASSWORD_LENGTH:
-        raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+def change_password(
+    vault: Vault, *, actor: Actor, old: str, new: str, keep_session: str | None = None
+) -> None:
+    """Replace ``actor``'s password after checking the current one. Every other web
+    session and every API token of the user ends; ``keep_session`` (the id of the
+    session asking) stays signed in."""
+    problem = problem_with(new)
+    if problem:
+        raise ConfigError(problem)
     now = vault.clock.now()
-    error: AuthenticationFailed | None = None
+    limits = Limits.of(vault.settings)
+    key = f"change:{actor.id}"
+    with vault.reading() as session:
+        user = _user(session, actor.id)
+        stored = user.password_hash
+        tries = limits_mod.count_since(session, key, now - limits.lockout)
+    if tries >= limits.lockout_failures:
+        raise AccountLocked(now + limits.lockout)
+    ok = _password_ok(stored, old[:MAX_PASSWORD_LENGTH])
+    fresh = _HASHER.hash(new) if ok else None
     with vault.sessions.begin() as session:
         user = _user(session, actor.id, for_update=True)
-        if user.locked_until is not None and user.locked_until > now:
-            error = AccountLocked(user.locked_until)
-            reason = "account locked"
-        elif not _password_ok(user.password_hash, old):
-            error = AuthenticationFailed("the current password is wrong")
-            user.failed_logins = (user.failed_logins or 0) + 1
-            reason = f"wrong current password (failure {user.failed_logins} of {MAX_FAILED_LOGINS})"
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.failed_logins = 0
-                user.locked_until = now + LOCKOUT_PERIOD
+        if not ok or user.password_hash != stored:
+            limits_mod.note_failure(session, key, now)
+            outcome, reason = Outcome.DENIED, "wrong current password"
         else:
-            user.password_hash = _HASHER.hash(new)
-            user.failed_logins = 0
-            reason = "sessions and API tokens of the user revoked"
-            for model in (WebSession, ApiToken):
-                session.execute(
-                    update(model)
-                    .where(model.user_id == user.id, model.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
+            user.password_hash = fresh
+            outcome, reason = Outcome.DONE, "other sessions and API tokens of the user revoked"
+            revoke_everything(session, user.id, now, keep_session=keep_session)
         _audit(
             session,
             vault,
             actor=actor.audit_name,
             action=PASSWORD_CHANGE,
             object=f"user:{user.id}",
-            outcome=Outcome.DENIED if error else Outcome.DONE,
+            outcome=outcome,
             reason=reason,
         )
-    if error is not None:
-        raise error
+    if outcome is Outcome.DENIED:
+        raise AuthenticationFailed("the current password is wrong")
+
+
+def revoke_everything(
+    session: Session, user_id: str, now: datetime, *, keep_session: str | None = None
+) -> None:
+    """End every web session (but ``keep_session``) and every API token of a user."""
+    sessions = update(WebSession).where(
+        WebSession.user_id == user_id, WebSession.revoked_at.is_(None)
+    )
+    if keep_session is not None:
+        sessions = sessions.where(WebSession.id != keep_session)
+    session.execute(sessions.values(revoked_at=now))
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 # --- API tokens --------------------------------------------------------------------
@@ -541,8 +654,9 @@ def revoke_api_token(vault: Vault, *, actor: Actor, token_id: str) -> None:
 # --- web sessions ------------------------------------------------------------------
 
 
-def start_session(vault: Vault, actor: Actor) -> NewSession:
-    """A browser session for a signed-in ``actor``; the cookie is shown once, its hash kept."""
+def start_session(vault: Vault, actor: Actor, *, second_factor_pending: bool = False) -> NewSession:
+    """A browser session for a signed-in ``actor``; the cookie is shown once, its hash kept.
+    ``second_factor_pending``: the session may only enrol a second factor or sign out."""
     cookie = _urlsafe(vault.tokens.secret(32))
     csrf = vault.tokens.secret(32).hex()
     now = vault.clock.now()
@@ -558,6 +672,7 @@ def start_session(vault: Vault, actor: Actor) -> NewSession:
             created_at=now,
             last_seen_at=now,
             revoked_at=None,
+            second_factor_pending=second_factor_pending,
         )
         session.add(row)
         _audit(
@@ -567,6 +682,7 @@ def start_session(vault: Vault, actor: Actor) -> NewSession:
             action=SESSION_START,
             object=f"session:{row.id}",
             outcome=Outcome.DONE,
+            reason="second factor pending: enrolment only" if second_factor_pending else None,
         )
     return NewSession(cookie, csrf, row.id)
 
@@ -593,7 +709,9 @@ def actor_for_session(vault: Vault, cookie_value: str) -> SessionInfo:
             raise AuthenticationFailed(SESSION_ENDED)
         if now - web.last_seen_at >= SESSION_TOUCH_INTERVAL:
             web.last_seen_at = now
-        return SessionInfo(_actor_of(user), web.csrf_token, web.id)
+        return SessionInfo(
+            _actor_of(user), web.csrf_token, web.id, bool(web.second_factor_pending)
+        )
 
 
 def end_session(vault: Vault, cookie_value: str) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
 
 from skinvault.actors import Actor, Role
@@ -26,9 +25,9 @@ from skinvault.db.engine import READ_ONLY
 from skinvault.db.models import AuditEvent, Derivative, Patient, Photo, User
 from skinvault.errors import AccessDenied, AuditChainBroken, ConfigError
 from skinvault.policy.decide import decide_operation
+from skinvault.services.passwords import HASHER, problem_with
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD_LENGTH = 12
 _ROTATE_BATCH = 500
 #: Blobs younger than this are never swept: their upload may still be committing.
 SWEEP_GRACE = timedelta(minutes=15)
@@ -41,14 +40,21 @@ class NewUser:
 
 
 def create_user(
-    vault: Vault, *, role: Role, email: str, password: str, actor: Actor, name: str = ""
+    vault: Vault, *, role: Role, email: str, password: str | None, actor: Actor, name: str = ""
 ) -> NewUser:
-    """A user with an Argon2id password hash; a patient user also gets a patient record."""
+    """A user with an Argon2id password hash; a patient user also gets a patient record.
+
+    ``password=None`` makes an account that cannot sign in until its owner opens the
+    set-up link (:func:`skinvault.services.users.issue_link`) and chooses a password."""
     email = email.strip().lower()
-    if not _EMAIL.match(email):
-        raise ConfigError(f"{email!r} is not an e-mail address")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise ConfigError(f"{email[:80]!r} is not an e-mail address")
+    if password is not None:
+        problem = problem_with(password, email=email)
+        if problem:
+            raise ConfigError(problem)
+    # Hashed before the transaction: Argon2 must never hold the database's write lock.
+    password_hash = HASHER.hash(password) if password is not None else None
     now = vault.clock.now()
     with vault.sessions.begin() as session:
         if session.scalars(select(User).where(User.email == email)).first():
@@ -58,7 +64,7 @@ def create_user(
             role=role.value,
             email=email,
             display_name=name or email.split("@", 1)[0],
-            password_hash=PasswordHasher().hash(password),
+            password_hash=password_hash,
             disabled=False,
             created_at=now,
         )

@@ -15,12 +15,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from skinvault.actors import Actor
-from skinvault.errors import ConfigError, NotFound
+from skinvault.errors import ConfigError, NotFound, SecondFactorPending
 from skinvault.photos.findings import Finding
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import accounts, consents, deletion, history, photos, records, sharing
-from skinvault.web.deps import scoped, vault_of
+from skinvault.web.deps import PENDING_MESSAGE, client_address, scoped, vault_of
 from skinvault.web.uploads import read_form
 
 router = APIRouter(prefix="/api/v1")
@@ -163,14 +163,15 @@ class SentList(BaseModel):
 def token(body: TokenRequest, request: Request) -> TokenResponse:
     """Exchange e-mail, password (and TOTP code where required) for a bearer token."""
     vault = vault_of(request)
-    request.app.state.sign_in_limiter.check(request.client.host if request.client else "?")
     signed_in = accounts.authenticate(
-        vault, email=body.email, password=body.password, totp=body.totp
+        vault,
+        email=body.email,
+        password=body.password,
+        totp=body.totp,
+        address=client_address(request),
     )
     if signed_in.needs_totp_enrolment:
-        raise accounts.AuthenticationFailed(
-            "this account must enrol a second factor (TOTP) in the portal before using the API"
-        )
+        raise SecondFactorPending(PENDING_MESSAGE)
     scopes = frozenset(body.scopes) if body.scopes is not None else accounts.API_SCOPES
     issued = accounts.issue_api_token(vault, actor=signed_in.actor, scopes=scopes)
     return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)

@@ -10,8 +10,8 @@ answer: a CSP without inline scripts, no framing, no sniffing, no referrer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from skinvault import __version__
 from skinvault.bootstrap import Vault, bootstrap
@@ -26,9 +27,9 @@ from skinvault.config import Settings
 from skinvault.errors import SkinvaultError
 from skinvault.services import privacy, sharing
 from skinvault.web import api, pages, problems
-from skinvault.web.ratelimit import AttemptLimiter
 
 HERE = Path(__file__).parent
+log = logging.getLogger("skinvault.web")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
@@ -56,10 +57,6 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     )
     app.state.vault = vault or bootstrap(settings, create=True)
     app.state.settings = settings
-    # 20 sign-in attempts per address per 5 minutes (accounts lock after 5 failures).
-    app.state.sign_in_limiter = AttemptLimiter(
-        limit=20, window=timedelta(minutes=5), clock=app.state.vault.clock
-    )
     app.add_exception_handler(SkinvaultError, problems.handle)
     app.add_exception_handler(RequestValidationError, problems.handle_validation)
     app.add_exception_handler(StarletteHTTPException, problems.handle_http)
@@ -68,9 +65,18 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except ClientDisconnect:
+            raise  # the client left: there is nobody to answer
+        except Exception:  # a bug: logged, answered plainly, headers still set below
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = problems.server_error(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            # Pages and answers carry patient data: no browser or proxy keeps a copy.
+            response.headers.setdefault("Cache-Control", "no-store")
         if request.url.scheme == "https":
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

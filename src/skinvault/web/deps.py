@@ -1,7 +1,9 @@
 """Who is calling: a bearer token (API clients) or a session cookie (the portal).
 
 A cookie-authenticated request that changes something must also carry the
-session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf``).
+session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf``). A session
+still waiting for its second factor is refused here (:class:`SecondFactorPending`):
+only the enrolment page and sign-out accept it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ from fastapi import Request
 
 from skinvault.actors import Actor
 from skinvault.bootstrap import Vault
-from skinvault.errors import AccessDenied
+from skinvault.errors import AccessDenied, SecondFactorPending
 from skinvault.services import accounts
 
 SESSION_COOKIE = "skinvault_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PENDING_MESSAGE = (
+    "two-step sign-in is not set up for this account yet: open the set-up link your"
+    " administrator gave you, then sign in again"
+)
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the socket peer, or what a trusted proxy forwarded
+    (uvicorn applies X-Forwarded-For only from ``trusted_proxies``)."""
+    return request.client.host if request.client else "?"
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,8 @@ def caller(request: Request) -> Caller:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         info = accounts.actor_for_session(vault, cookie)
+        if info.second_factor_pending:
+            raise SecondFactorPending(PENDING_MESSAGE)
         if request.method not in SAFE_METHODS:
             sent = request.headers.get("x-csrf-token")
             if sent != info.csrf_token:

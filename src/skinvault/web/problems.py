@@ -1,16 +1,22 @@
-"""The one place where errors become HTTP answers: RFC 9457 problem+json documents.
+"""The one place where errors become HTTP answers: RFC 9457 problem+json documents for
+the API, and for portal pages a page a person can act on.
 
 {"type": "https://skinvault.example/problems/access-denied", "title": "Access denied",
  "status": 403, "detail": "The patient withdrew consent for teaching on 6 May 2026."}
+
+A portal page whose session ended sends the browser to sign in (and back after it);
+a session still waiting for its second factor goes to the enrolment page; any other
+refusal is a plain page with the message. The API always answers problem+json.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from skinvault.errors import (
     AccessDenied,
@@ -24,6 +30,7 @@ from skinvault.errors import (
     NotFound,
     PhotoError,
     RequestInvalid,
+    SecondFactorPending,
     SkinvaultError,
     TooLarge,
     TooManyAttempts,
@@ -35,6 +42,7 @@ _BASE = "https://skinvault.dev/problems/"
 # (status, slug, title) by error class; the most specific class listed first wins.
 _MAP: list[tuple[type[Exception], int, str, str]] = [
     (AccountLocked, 429, "locked", "Too many failed sign-ins"),
+    (SecondFactorPending, 401, "second-factor-pending", "Two-step sign-in not set up"),
     (TooManyAttempts, 429, "too-many-attempts", "Too many sign-in attempts"),
     (AuthenticationFailed, 401, "unauthenticated", "Sign-in required"),
     (LinkUnavailable, 410, "link-unavailable", "This link no longer works"),
@@ -66,9 +74,62 @@ def for_error(exc: SkinvaultError) -> JSONResponse:
     return problem(500, "error", "Something went wrong", str(exc))
 
 
-async def handle(request: Request, exc: Exception) -> JSONResponse:
+_API_PREFIXES = ("/api/", "/fhir/", "/healthz", "/privacy-facts.json", "/static/")
+
+
+def is_page(request: Request) -> bool:
+    """Whether the answer goes to a person in a browser (a portal page, not the API)."""
+    path = request.url.path
+    return not path.startswith(_API_PREFIXES) and not path.endswith("/content")
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site only (never //host or a URL)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/portal"
+    if any(ch in target for ch in "\r\n\t") or len(target) > 500:
+        return "/portal"
+    return target
+
+
+def _page(request: Request, status: int, title: str, message: str) -> Response:
+    from skinvault.web.pages.common import render  # noqa: PLC0415 (pages import this module)
+
+    return render(
+        request, "message.html", status_code=status, title=title, message=message, info=None
+    )
+
+
+def for_page(request: Request, exc: SkinvaultError) -> Response:
+    if isinstance(exc, SecondFactorPending):
+        return RedirectResponse("/enrol-totp", status_code=303)
+    is_auth = isinstance(exc, AuthenticationFailed) and not isinstance(
+        exc, (AccountLocked, TooManyAttempts)
+    )
+    if is_auth and request.method in ("GET", "HEAD"):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?{urlencode({'next': safe_next(here)})}", 303)
+    answer = for_error(exc)
+    status = answer.status_code
+    if is_auth:
+        return _page(request, status, "Please sign in again", str(exc))
+    title = "That did not work" if status < 500 else "Something went wrong on our side"
+    return _page(request, status, title, str(exc))
+
+
+async def handle(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SkinvaultError)
+    if is_page(request):
+        return for_page(request, exc)
     return for_error(exc)
+
+
+def server_error(request: Request) -> Response:
+    """A bug escaped: say so without details (they are in the server's log)."""
+    text = "The server failed to answer this request. It has been logged; please try again."
+    if is_page(request):
+        return _page(request, 500, "Something went wrong on our side", text)
+    return problem(500, "error", "Something went wrong", text)
 
 
 async def handle_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from skinvault.web.pages import admin, clinician, patient, public
+from skinvault.web.pages import account, admin, clinician, patient, public, users
 from skinvault.web.pages.common import render, vault
 
 router = APIRouter(include_in_schema=False)
-for _module in (public, patient, clinician, admin):
+for _module in (public, account, patient, clinician, admin, users):
     router.include_router(_module.router)
 
 __all__ = ["render", "router", "vault"]

@@ -111,24 +111,3 @@ async def admin_retention(request: Request) -> Response:
     )
     verb = "Would shred or remove" if dry else "Shredded or removed"
     return _admin_page(request, info, report=f"{verb} {len(report.actions)} items.")
-
-
-@router.post("/portal/admin/users", response_class=HTMLResponse)
-async def admin_create_user(request: Request) -> Response:
-    info = _admin(request)
-    f = await form_fields(request)
-    check_csrf(info, f)
-    try:
-        made = await run_in_threadpool(
-            lambda: admin.create_user(
-                vault(request),
-                role=Role(f.get("role", "")),
-                email=f.get("email", ""),
-                password=f.get("password", ""),
-                actor=info.actor,
-                name=f.get("name", ""),
-            )
-        )
-    except (SkinvaultError, ValueError) as exc:
-        return _admin_page(request, info, report=f"Not created: {exc}")
-    return _admin_page(request, info, report=f"Created user {made.user_id}.")

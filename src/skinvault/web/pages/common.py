@@ -11,13 +11,13 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from skinvault.bootstrap import Vault
-from skinvault.errors import AccessDenied, SkinvaultError
+from skinvault.errors import AccessDenied, SecondFactorPending, SkinvaultError
 from skinvault.policy.decide import PatientAction
 from skinvault.services import (
     accounts,
     records,
 )
-from skinvault.web.deps import SESSION_COOKIE
+from skinvault.web.deps import PENDING_MESSAGE, SESSION_COOKIE
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
@@ -54,7 +54,8 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     )
 
 
-def current_session(request: Request) -> accounts.SessionInfo | None:
+def any_session(request: Request) -> accounts.SessionInfo | None:
+    """The browser's live session, including one still waiting for its second factor."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -64,10 +65,20 @@ def current_session(request: Request) -> accounts.SessionInfo | None:
         return None
 
 
+def current_session(request: Request) -> accounts.SessionInfo | None:
+    """The browser's fully signed-in session, or None (a pending one counts as none)."""
+    info = any_session(request)
+    return None if info is None or info.second_factor_pending else info
+
+
 def signed_in(request: Request) -> accounts.SessionInfo:
-    info = current_session(request)
+    """The fully signed-in session; else the page sends the browser to sign in (or, for
+    a session waiting for its second factor, to the enrolment page)."""
+    info = any_session(request)
     if info is None:
         raise accounts.AuthenticationFailed("please sign in")
+    if info.second_factor_pending:
+        raise SecondFactorPending(PENDING_MESSAGE)
     return info
 
 

@@ -24,7 +24,6 @@ from skinvault.services.preview import CHECKLIST, privacy_preview
 from skinvault.web.pages.common import (
     BODY_SITES,
     check_csrf,
-    current_session,
     error_page,
     form_fields,
     own_record,
@@ -41,9 +40,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/portal", response_class=HTMLResponse)
 def portal(request: Request) -> Response:
-    info = current_session(request)
-    if info is None:
-        return RedirectResponse("/login", status_code=303)
+    info = signed_in(request)
     v, actor = vault(request), info.actor
     if actor.role is Role.PATIENT:
         patient_id = records.patient_of_user(v, actor.id)

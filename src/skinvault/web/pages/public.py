@@ -10,23 +10,20 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from skinvault.actors import Actor, Role
-from skinvault.errors import SkinvaultError
-from skinvault.services import (
-    accounts,
-    admin,
-    sharing,
-)
-from skinvault.web.deps import SESSION_COOKIE
+from skinvault.actors import Actor
+from skinvault.errors import AccountLocked, SkinvaultError, TooManyAttempts
+from skinvault.services import accounts, sharing, signups, users
+from skinvault.web.deps import PENDING_MESSAGE, SESSION_COOKIE, client_address
 from skinvault.web.pages.common import (
+    any_session,
     check_csrf,
     current_session,
     form_fields,
     render,
     set_session_cookie,
-    signed_in,
     vault,
 )
+from skinvault.web.problems import safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,37 +38,46 @@ def home(request: Request) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", info=None, error=None)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "login.html", info=None, error=None, next=safe_next(next))
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
     f = await form_fields(request)
     v = vault(request)
+    target = safe_next(f.get("next"))
     try:
-        request.app.state.sign_in_limiter.check(request.client.host if request.client else "?")
         signed = await run_in_threadpool(
             lambda: accounts.authenticate(
                 v,
                 email=f.get("email", ""),
                 password=f.get("password", ""),
                 totp=f.get("totp") or None,
+                address=client_address(request),
             )
         )
     except accounts.AuthenticationFailed as exc:
-        return render(request, "login.html", status_code=401, info=None, error=str(exc))
-    new = await run_in_threadpool(accounts.start_session, v, signed.actor)
-    target = "/enrol-totp" if signed.needs_totp_enrolment else "/portal"
-    response = RedirectResponse(target, status_code=303)
+        status = 429 if isinstance(exc, TooManyAttempts | AccountLocked) else 401
+        return render(
+            request, "login.html", status_code=status, info=None, error=str(exc), next=target
+        )
+    pending = signed.needs_totp_enrolment
+    new = await run_in_threadpool(
+        lambda: accounts.start_session(v, signed.actor, second_factor_pending=pending)
+    )
+    response = RedirectResponse("/enrol-totp" if pending else target, status_code=303)
     set_session_cookie(response, new.cookie_value, request)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """Sign out (a form with the session's CSRF token, so no other site can sign you out)."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
+    info = any_session(request)
+    if cookie and info is not None:
+        check_csrf(info, await form_fields(request))
         await run_in_threadpool(accounts.end_session, vault(request), cookie)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -89,24 +95,19 @@ async def signup(request: Request) -> Response:
     f = await form_fields(request)
     v = vault(request)
     try:
-        await run_in_threadpool(
-            lambda: admin.create_user(
+        made = await run_in_threadpool(
+            lambda: signups.sign_up(
                 v,
-                role=Role.PATIENT,
                 email=f.get("email", ""),
                 password=f.get("password", ""),
-                actor=Actor.system("signup"),
                 name=f.get("name", "").strip()[:100],
-            )
-        )
-        signed = await run_in_threadpool(
-            lambda: accounts.authenticate(
-                v, email=f.get("email", ""), password=f.get("password", ""), totp=None
+                address=client_address(request),
             )
         )
     except SkinvaultError as exc:
-        return render(request, "signup.html", status_code=400, info=None, error=str(exc))
-    new = await run_in_threadpool(accounts.start_session, v, signed.actor)
+        status = 429 if isinstance(exc, TooManyAttempts) else 400
+        return render(request, "signup.html", status_code=status, info=None, error=str(exc))
+    new = await run_in_threadpool(accounts.start_session, v, made)
     response = RedirectResponse("/portal", status_code=303)
     set_session_cookie(response, new.cookie_value, request)
     return response
@@ -122,7 +123,7 @@ async def setup(token: str, request: Request) -> Response:
     f = await form_fields(request)
     v = vault(request)
     try:
-        await run_in_threadpool(
+        made = await run_in_threadpool(
             lambda: accounts.use_setup_token(
                 v,
                 token,
@@ -135,36 +136,26 @@ async def setup(token: str, request: Request) -> Response:
         return render(
             request, "setup.html", status_code=400, info=None, token=token, error=str(exc)
         )
-    return RedirectResponse("/login", status_code=303)
+    # An administrator needs a second factor: enrol it now, through a link of its own.
+    link = await run_in_threadpool(
+        lambda: users.issue_link(
+            v, actor=Actor.system("setup"), user_id=made.id, kind=users.LinkKind.RESET_TOTP
+        )
+    )
+    return RedirectResponse(f"/account/{link}", status_code=303)
 
 
 @router.get("/enrol-totp", response_class=HTMLResponse)
 def enrol_page(request: Request) -> Response:
-    info = current_session(request)
+    """Where a session waiting for its second factor lands: it can only sign out. Enrolment
+    itself needs the one-time set-up link an administrator hands over, so a password alone
+    (leaked, or guessed) never lets anyone bind their own authenticator."""
+    info = any_session(request)
     if info is None:
         return RedirectResponse("/login", status_code=303)
-    enrolment = accounts.begin_totp_enrolment(vault(request), info.actor.id)
-    return render(request, "enrol_totp.html", info=info, enrolment=enrolment, error=None)
-
-
-@router.post("/enrol-totp", response_class=HTMLResponse)
-async def enrol(request: Request) -> Response:
-    info = signed_in(request)
-    f = await form_fields(request)
-    check_csrf(info, f)
-    ok = await run_in_threadpool(
-        accounts.confirm_totp, vault(request), info.actor.id, f.get("code", "")
-    )
-    if not ok:
-        return render(
-            request,
-            "message.html",
-            status_code=400,
-            info=info,
-            title="Wrong code",
-            message="That code did not match. Go back and scan the new code again.",
-        )
-    return RedirectResponse("/portal", status_code=303)
+    if not info.second_factor_pending:
+        return RedirectResponse("/portal", status_code=303)
+    return render(request, "enrol_totp.html", info=info, message=PENDING_MESSAGE)
 
 
 # -- share-link landing -------------------------------------------------------------------------
