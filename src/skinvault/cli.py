@@ -34,6 +34,7 @@ from skinvault.governance_cli import privacy_app, retention_app
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
 from skinvault.service_cli import serve
+from skinvault.users_cli import users_app
 
 app = typer.Typer(
     name="skinvault",
@@ -43,6 +44,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
+admin_app.add_typer(users_app, name="users")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")

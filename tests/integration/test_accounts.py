@@ -143,7 +143,9 @@ def test_an_unknown_email_locks_exactly_like_a_known_one(vault: Vault) -> None:
                     vault, email=email, password="z" * 12, totp=None, address=STRANGER
                 )
         with pytest.raises(AccountLocked) as locked:
-            accounts.authenticate(vault, email=email, password="z" * 12, totp=None, address=STRANGER)
+            accounts.authenticate(
+                vault, email=email, password="z" * 12, totp=None, address=STRANGER
+            )
         answers.append(str(locked.value))
     assert answers[0] == answers[1]
 

@@ -65,17 +65,22 @@ def thumbnail(data: bytes, size: int) -> Preview:
     ``Image.draft``), so a 12 MP photo never has to be decoded in full.
     """
     with _open(data) as image:
-        width, height = _upright_size(image)
         try:
+            width, height = _upright_size(image)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 image.draft("RGB", (size, size))  # no-op for formats without scaled decoding
                 upright = ImageOps.exif_transpose(image)
                 upright.thumbnail((size, size))
-        except (OSError, SyntaxError, ValueError) as exc:
+                if upright.mode not in ("RGB", "L"):
+                    upright = upright.convert("RGBA").convert("RGB")
+                out = io.BytesIO()
+                upright.save(out, "JPEG", quality=_QUALITY)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            # Pillow's decoders fail in many ways (OSError, EOFError, struct.error, ValueError
+            # and more) on a file whose structure the scrubber accepted: each one means the
+            # pixels cannot be decoded, which is the uploader's file, never a server fault.
             raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
-        if upright.mode not in ("RGB", "L"):
-            upright = upright.convert("RGBA").convert("RGB")
-        out = io.BytesIO()
-        upright.save(out, "JPEG", quality=_QUALITY)
         return Preview(out.getvalue(), upright.width, upright.height, width, height)
