@@ -22,6 +22,8 @@ import pyotp
 import pytest
 
 from skinvault.actors import Actor, Role
+from skinvault.audit.chain import Event
+from skinvault.audit.log import tail
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.services import accounts, admin, care
@@ -108,7 +110,8 @@ class Live:
 
     def client(self, **kwargs: object) -> httpx.Client:
         """An HTTP client on the server (closed when the test ends)."""
-        client = httpx.Client(base_url=self.base, follow_redirects=False, timeout=30, **kwargs)  # type: ignore[arg-type]
+        options: dict[str, object] = {"base_url": self.base, "timeout": 30, **kwargs}
+        client = httpx.Client(follow_redirects=False, **options)  # type: ignore[arg-type]
         self._clients.append(client)
         return client
 
@@ -136,6 +139,11 @@ class Live:
         care.start_care(
             self.vault, patient_id=patient.patient_id, member_id=member.actor.id, actor=SETUP
         )
+
+    def vault_events(self, action: str) -> list[Event]:
+        """The audit events with ``action``, oldest first."""
+        with self.vault.reading() as session:
+            return [e for e in tail(session, 100_000) if e.action == action]
 
     def sign_in(self, client: httpx.Client, person: Person) -> str:
         """Sign ``client`` in through the login form; returns the session's CSRF token."""

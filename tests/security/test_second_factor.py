@@ -119,7 +119,7 @@ def test_a_pending_session_is_refused_by_every_route_but_enrolment_and_sign_out(
 
 def test_the_findings_requests_are_refused(live: Live, world: dict[str, object]) -> None:
     """The three requests of the outside test, one by one."""
-    client, csrf = _pending_client(live, world["pending"].email)  # type: ignore[attr-defined]
+    client, _csrf = _pending_client(live, world["pending"].email)  # type: ignore[attr-defined]
     photo = world["photo"]
     image = client.get(f"/portal/photos/{photo}/image?purpose=care")
     assert image.status_code == 303 and image.headers["location"] == "/enrol-totp"
