@@ -269,12 +269,20 @@ def verify_command(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    no_kept_head: Annotated[
+        bool,
+        typer.Option(
+            "--no-kept-head",
+            help="Do not compare with the signed head kept outside the database.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     blob_store: BlobStoreUrl = None,
     config: ConfigFile = None,
 ) -> None:
-    """Re-compute the hash chain and check signed checkpoints; exit 1 at the first broken link."""
+    """Re-compute the hash chain, check signed checkpoints and compare with the signed head
+    kept outside the database (next to the keys); exit 1 at the first broken link or cut."""
     from skinvault.audit.chain import checkpoint_from_json
     from skinvault.errors import AuditChainBroken
     from skinvault.services.admin import verify_against, verify_audit
@@ -288,7 +296,11 @@ def verify_command(
             raise typer.Exit(2) from exc
     with _vault(config, data_dir, database_url, blob_store) as vault:
         try:
-            report = verify_audit(vault) if held is None else verify_against(vault, held)
+            report = (
+                verify_audit(vault, kept_head=not no_kept_head)
+                if held is None
+                else verify_against(vault, held)
+            )
         except AuditChainBroken as exc:
             if as_json:
                 print(json.dumps({"intact": False, "broken_at": exc.seq, "message": str(exc)}))
@@ -304,14 +316,24 @@ def verify_command(
                     "head_seq": report.head_seq,
                     "head_hash": report.head_hash,
                     "checkpoints": report.checkpoints_checked,
+                    "kept_head_seq": report.kept_head_seq,
+                    "notes": list(report.notes),
                 }
             )
         )
     else:
+        kept = (
+            f" The log still holds the signed head kept outside the database (event"
+            f" {report.kept_head_seq})."
+            if report.kept_head_seq is not None
+            else ""
+        )
         out.print(
             f"Intact: {report.count} events, head {report.head_seq} {report.head_hash[:16]}…,"
-            f" {report.checkpoints_checked} signed checkpoints verified."
+            f" {report.checkpoints_checked} signed checkpoints verified.{kept}"
         )
+        for note in report.notes:
+            out.print(f"Warning: {note}.")
 
 
 @audit_app.command("tail")

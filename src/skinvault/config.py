@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     key_source: Literal["file", "env"] = "file"
     #: A signed audit checkpoint is written after this many events.
     audit_checkpoint_every: int = Field(default=1000, ge=1)
+    #: The server signs the log's head this often (seconds) when anything was appended, and
+    #: keeps the latest signed head outside the database, in <data dir>/keys/audit-head.json.
+    audit_checkpoint_seconds: int = Field(default=300, ge=1)
+    #: A second folder the signed head is also written to (another disk, a mounted share).
+    audit_head_copy_dir: Path | None = None
     #: Uploads larger than this are refused before they are read in full.
     max_upload_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     #: Longest side, in pixels, of the thumbnail derivative.
@@ -75,12 +81,39 @@ class Settings(BaseSettings):
     #: Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are trusted
     #: (e.g. ["127.0.0.1"] behind a local nginx). Empty: forwarded headers are ignored.
     trusted_proxies: list[str] = Field(default_factory=list)
+    #: The address patients and recipients use to reach the service (e.g.
+    #: "https://photos.clinic.example"): every link that leaves it (share links, set-up and
+    #: reset links) is built on it. Empty: the address ``serve`` listens on and prints.
+    public_base_url: str = ""
+    #: Wrong passwords a share link takes before it locks (the sender can reissue it).
+    share_link_password_tries: int = Field(default=10, ge=1)
+    #: Refused share-link opens (wrong password, unknown link) from one client address,
+    #: within the window, before that address must wait.
+    share_link_failures_per_address: int = Field(default=30, ge=1)
+    #: Minutes over which refused share-link opens of one address are counted.
+    share_link_window_minutes: int = Field(default=15, ge=1)
+    #: Where the data is kept, in words a patient understands (e.g. "Germany, in Hetzner's
+    #: Falkenstein data centre"); shown in the privacy facts.
+    data_location: str = ""
     #: Who runs this service, as the privacy facts name it.
     organisation: str = "This clinic"
     #: Where patients send privacy questions and deletion requests (e-mail or URL).
     privacy_contact: str = ""
     #: Outside companies that process data for the service (hosting, storage, e-mail).
     sub_processors: list[str] = Field(default_factory=list)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"public_base_url must be an http(s):// address, not {value!r}")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("public_base_url takes no user, query or fragment")
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -265,3 +265,27 @@ def test_a_character_moved_between_two_stored_hashes_is_caught(engine: Engine) -
     )
     execute(engine, "UPDATE audit_events SET hash = substr(hash, 1, 63) WHERE seq = 3")
     assert broken_seq(engine) == 3
+
+
+def test_a_kept_head_file_is_written_whole_and_never_replaced_by_an_older_head(
+    tmp_path: object,
+) -> None:
+    import stat
+    from pathlib import Path
+
+    from skinvault.audit.chain import sign_checkpoint
+    from skinvault.audit.head import InvalidHead, read_head, write_head
+
+    folder = Path(str(tmp_path)) / "keys"
+    path = folder / "audit-head.json"
+    at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    newer, older = sign_checkpoint(5, "a" * 64, at, KEY), sign_checkpoint(3, "b" * 64, at, KEY)
+    assert read_head(path).checkpoint is None  # nothing kept yet
+    assert write_head(path, newer)
+    assert not write_head(path, older)  # a late writer never moves the kept head back
+    assert read_head(path).checkpoint == newer
+    assert sorted(p.name for p in folder.iterdir()) == ["audit-head.json"]  # no temp left
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.write_text("{not json")
+    with pytest.raises(InvalidHead, match="not a signed head"):
+        read_head(path)

@@ -122,6 +122,12 @@ class ChainReport:
     head_seq: int
     head_hash: str
     checkpoints_checked: int
+    #: The seq the signed head kept outside the database names (``None``: none is kept).
+    kept_head_seq: int | None = None
+    #: How many kept copies of the signed head (data dir, second place) were compared.
+    kept_heads_checked: int = 0
+    #: Warnings that do not break the chain (a configured copy is missing, say).
+    notes: tuple[str, ...] = ()
 
 
 def format_at(at: datetime) -> str:

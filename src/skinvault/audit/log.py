@@ -45,6 +45,8 @@ from skinvault.ports import Clock
 
 __all__ = [
     "checkpoint",
+    "hash_at",
+    "head",
     "maybe_checkpoint",
     "public_key_hex",
     "record",
@@ -102,11 +104,21 @@ def _lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 
-def _head(session: Session) -> tuple[int, str]:
+def _head(session: Session | Connection) -> tuple[int, str]:
     row = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
     return (0, GENESIS) if row is None else (row[0], row[1])
+
+
+def head(session: Session | Connection) -> tuple[int, str]:
+    """(seq, hash) of the newest event; ``(0, GENESIS)`` for an empty log."""
+    return _head(session)
+
+
+def hash_at(session: Session | Connection, seq: int) -> str | None:
+    """The stored hash of event ``seq``, or ``None`` when there is no such event."""
+    return session.execute(select(AuditEvent.hash).where(AuditEvent.seq == seq)).scalar()
 
 
 def record(

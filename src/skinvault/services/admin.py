@@ -276,9 +276,14 @@ def audit_events(
 
 
 def sign_head(vault: Vault) -> Checkpoint:
-    """Sign the audit log's current head now, for an outside party to keep."""
+    """Sign the audit log's current head now, for an outside party to keep (it is also
+    kept outside the database, next to the keys, once it has committed)."""
+    from skinvault.services.checkpoints import keep_head  # noqa: PLC0415
+
     with vault.sessions.begin() as session:
-        return checkpoint(session, clock=vault.clock, signing_key=vault.keys.signing_key())
+        signed = checkpoint(session, clock=vault.clock, signing_key=vault.keys.signing_key())
+    keep_head(vault, signed)
+    return signed
 
 
 def verify_against(vault: Vault, held: Checkpoint) -> ChainReport:
@@ -300,12 +305,17 @@ def verify_against(vault: Vault, held: Checkpoint) -> ChainReport:
     return report
 
 
-def verify_audit(vault: Vault) -> ChainReport:
-    """Re-compute the whole chain and check every signed checkpoint."""
+def verify_audit(vault: Vault, *, kept_head: bool = True) -> ChainReport:
+    """Re-compute the whole chain and check every signed checkpoint; then (``kept_head``)
+    compare with the signed head kept outside the database, which finds events removed
+    from the end together with their checkpoints."""
+    from skinvault.services.checkpoints import check_kept_heads  # noqa: PLC0415
+
     keys = {public_key_hex(vault.keys.signing_key())}
     # A reader: verifying a long log must not hold the write lock (on SQLite) meanwhile.
     with vault.engine.execution_options(**{READ_ONLY: True}).connect() as connection:
-        return verify_log(connection, keys)
+        report = verify_log(connection, keys)
+    return check_kept_heads(vault, report) if kept_head else report
 
 
 __all__ = [

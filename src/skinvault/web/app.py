@@ -11,22 +11,29 @@ answer: a CSP without inline scripts, no framing, no sniffing, no referrer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from skinvault import __version__
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import Settings
-from skinvault.errors import SkinvaultError
+from skinvault.db.engine import is_busy
+from skinvault.errors import Busy, SkinvaultError
 from skinvault.services import privacy, sharing
+from skinvault.services.checkpoints import CheckpointSchedule
 from skinvault.web import api, pages, problems
+from skinvault.web.deps import client_address
 
 HERE = Path(__file__).parent
 log = logging.getLogger("skinvault.web")
@@ -43,9 +50,31 @@ SECURITY_HEADERS = {
 }
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While the app runs, the audit head is signed on a schedule and kept outside the
+    database; the thread stops (after one last signing) on shutdown."""
+    schedule = CheckpointSchedule(app.state.vault)
+    schedule.start()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(schedule.stop)
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    """A database that stayed busy past its bounded wait (SQLite's busy timeout, the
+    connection pool's timeout) is a "try again shortly", never a 500; anything else is a bug."""
+    if not is_busy(exc):
+        raise exc
+    log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+    return await problems.handle(request, Busy("the service is busy; please try again shortly"))
+
+
 def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     """The whole service for ``settings`` (creating the data dir and schema if needed)."""
     app = FastAPI(
+        lifespan=_lifespan,
         title="skinvault",
         version=__version__,
         description=(
@@ -60,6 +89,8 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.add_exception_handler(SkinvaultError, problems.handle)
     app.add_exception_handler(RequestValidationError, problems.handle_validation)
     app.add_exception_handler(StarletteHTTPException, problems.handle_http)
+    app.add_exception_handler(OperationalError, _busy)
+    app.add_exception_handler(SqlTimeout, _busy)
 
     @app.middleware("http")
     async def security_headers(
@@ -100,9 +131,15 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
 
     @app.get("/s/{token}/content", response_class=Response)
     def share_link_content(token: str, request: Request) -> Response:
-        """The shared image, for the recipient; a withdrawn, expired or used link gets 410."""
+        """The shared image, for the recipient; a withdrawn, expired or used link gets 410,
+        a wrong password or a locked link 403, too many refused tries from one address 429."""
         password = request.headers.get("x-link-password")  # never in the URL, where logs keep it
-        got = sharing.open_share_link(pages.vault(request), token=token, password=password)
+        got = sharing.open_share_link(
+            pages.vault(request),
+            token=token,
+            password=password,
+            address=client_address(request),
+        )
         return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
 
     return app

@@ -35,9 +35,16 @@ async def admin_verify(request: Request) -> Response:
     check_csrf(info, f)
     try:
         report = await run_in_threadpool(admin.verify_audit, vault(request))
+        kept = (
+            f" The log still holds the signed head kept outside the database (event"
+            f" {report.kept_head_seq})."
+            if report.kept_head_seq is not None
+            else ""
+        )
+        warnings = "".join(f" Warning: {note}." for note in report.notes)
         text = (
             f"Intact: {report.count} events, head {report.head_seq},"
-            f" {report.checkpoints_checked} signed checkpoints verified."
+            f" {report.checkpoints_checked} signed checkpoints verified.{kept}{warnings}"
         )
     except SkinvaultError as exc:
         text = f"BROKEN: {exc}"
