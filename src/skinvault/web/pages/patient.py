@@ -21,6 +21,7 @@ from skinvault.services import (
     sharing,
 )
 from skinvault.services.preview import CHECKLIST, privacy_preview
+from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (
     BODY_SITES,
     check_csrf,
@@ -34,6 +35,14 @@ from skinvault.web.pages.common import (
 from skinvault.web.uploads import read_form
 
 router = APIRouter(include_in_schema=False)
+
+
+def by_site(found: list[photos.StoredPhoto]) -> list[tuple[str | None, list[photos.StoredPhoto]]]:
+    """Photos grouped by body site, sites in name order, photos without a site last."""
+    groups: dict[str | None, list[photos.StoredPhoto]] = {}
+    for photo in found:
+        groups.setdefault(photo.site, []).append(photo)
+    return sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
 
 # -- the portal -------------------------------------------------------------------------------
 
@@ -52,6 +61,7 @@ def portal(request: Request) -> Response:
             "patient_home.html",
             info=info,
             photos=mine,
+            timeline=by_site(mine),
             sites=BODY_SITES,
             checklist=CHECKLIST,
             patient_id=patient_id,
@@ -239,6 +249,30 @@ async def revoke_link(link_id: str, request: Request) -> Response:
         lambda: sharing.revoke_share_link(vault(request), link_id=link_id, actor=info.actor)
     )
     return RedirectResponse("/portal/sent", status_code=303)
+
+
+@router.post("/portal/share-links/{link_id}/reissue", response_class=HTMLResponse)
+async def reissue_link(link_id: str, request: Request) -> Response:
+    """A new link in place of a locked or expired one; its address is shown once, here."""
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    v = vault(request)
+    try:
+        patient_id = own_record(request, info, PatientAction.READ_SENT)
+        made = await run_in_threadpool(
+            lambda: sharing.reissue_share_link(v, link_id=link_id, actor=info.actor)
+        )
+    except SkinvaultError as exc:
+        return error_page(request, exc, 403 if isinstance(exc, AccessDenied) else 400)
+    entries = await run_in_threadpool(sharing.sent_log, v, patient_id)
+    [recipient] = [e.recipient for e in entries if e.link_id == made.id]
+    reissued = {
+        "url": outward_url(request, f"/s/{made.token}"),
+        "recipient": recipient,
+        "expires_at": made.expires_at,
+    }
+    return render(request, "sent.html", info=info, entries=entries, reissued=reissued)
 
 
 @router.get("/portal/deletion", response_class=HTMLResponse)
