@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+#: The test corpus lives in the repository (tests/data/corpus, with its MANIFEST,
+#: sources and licences); the regression files of outside tests beside it.
+CORPUS = ROOT / "tests" / "data" / "corpus"
+FINDINGS = ROOT / "tests" / "data" / "findings"
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,11 @@ def icc_profile(data: bytes) -> bytes | None:
     with Image.open(io.BytesIO(data)) as image:
         profile = image.info.get("icc_profile")
         return bytes(profile) if profile else None
+
+
+def icc_colour(data: bytes) -> dict[bytes, bytes] | None:
+    """The colour tags of a photo's ICC profile: what scrubbing keeps byte for byte."""
+    from skinvault.photos import icc
+
+    profile = icc_profile(data)
+    return icc.colour_tags(profile) if profile else None

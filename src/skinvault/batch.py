@@ -204,7 +204,7 @@ def _write(fd: int, parts: tuple[bytes | memoryview, ...], *, durable: bool) -> 
 def _verify_written(fd: int, fmt: ImageFormat, cleaned: Cleaned) -> None:
     """Check the bytes as written, through the page cache, before publishing them."""
     with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as written:
-        verify(fmt, written, cleaned.opaque)
+        verify(fmt, written, cleaned.opaque, cleaned.secrets)
 
 
 def _fsync_dir(folder: Path) -> None:

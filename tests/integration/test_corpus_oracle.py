@@ -22,7 +22,7 @@ from tests.conftest import (
     corpus_params,
     decoded,
     exiftool_json,
-    icc_profile,
+    icc_colour,
 )
 
 # Files skinvault refuses, with the reason it must give.
@@ -189,7 +189,7 @@ def test_pixels_icc_and_orientation_survive(
         assert decoded(cleaned) == decoded(original), "decoded pixels differ"
     else:
         assert "re-encod" in " ".join(map(str, result["notes"])), "lossy without saying so"
-    assert icc_profile(cleaned) == icc_profile(original), "ICC profile changed"
+    assert icc_colour(cleaned) == icc_colour(original), "ICC profile changed"
 
 
 @pytest.mark.parametrize("item", corpus_params())

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image, ImageCms
 
 from skinvault.errors import DamagedFile, PhotoError, TooLarge, UnsupportedFormat
-from skinvault.photos import exif
+from skinvault.photos import exif, icc
 from skinvault.photos.findings import Category
 from skinvault.photos.scrub import inspect, scrub
 from tests import factories
-from tests.conftest import decoded, icc_profile
+from tests.conftest import decoded, icc_colour, icc_profile
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -46,18 +46,51 @@ def test_orientation_is_kept_so_the_photo_stays_upright(make: object, orientatio
     assert decoded(cleaned) == decoded(original)
 
 
-def test_icc_profile_is_kept_byte_for_byte() -> None:
+def _with_tag(profile: bytes, sig: bytes, value: bytes) -> bytes:
+    """``profile`` with one more tag appended (a valid profile, for size tests)."""
+    (count,) = struct.unpack_from(">I", profile, 128)
+    table_end = 132 + 12 * count
+    rows = [
+        struct.pack(">4sII", *struct.unpack_from(">4sII", profile, 132 + 12 * i))
+        for i in range(count)
+    ]
+    shifted = [
+        struct.pack(
+            ">4sII",
+            r[:4],
+            struct.unpack(">I", r[4:8])[0] + 12,
+            r[8:12] and struct.unpack(">I", r[8:12])[0],
+        )
+        for r in rows
+    ]
+    data = profile[table_end:] + bytes(-len(profile) % 4)
+    new_row = struct.pack(">4sII", sig, table_end + 12 + len(data), len(value))
+    out = bytearray(
+        profile[:128] + struct.pack(">I", count + 1) + b"".join(shifted) + new_row + data + value
+    )
+    out[0:4] = struct.pack(">I", len(out))
+    return bytes(out)
+
+
+def test_icc_colour_data_is_kept_byte_for_byte_and_its_text_made_neutral() -> None:
     original = factories.jpeg(icc=SRGB)
     cleaned, _ = scrub(original)
-    assert icc_profile(cleaned) == SRGB
+    profile = icc_profile(cleaned)
+    assert profile is not None
+    assert icc.colour_tags(profile) == icc.colour_tags(SRGB)
+    described = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
+    assert described.strip() == icc.NEUTRAL_TEXT
+    assert decoded(cleaned) == decoded(original)
 
 
 def test_multi_segment_icc_profile_is_kept_in_order() -> None:
-    big_icc = SRGB + bytes(range(256)) * 600  # > 64 KB: split over several APP2 segments
+    big_icc = _with_tag(SRGB, b"A2B0", b"mft2" + bytes(range(256)) * 600)  # > 64 KB
+    icc.tags(big_icc)  # a valid profile
     original = factories.jpeg(icc=big_icc)
     assert original.count(b"ICC_PROFILE\x00") >= 3
     cleaned, _ = scrub(original)
-    assert icc_profile(cleaned) == big_icc
+    profile = icc_profile(cleaned)
+    assert profile is not None and icc.colour_tags(profile) == icc.colour_tags(big_icc)
 
 
 def test_cmyk_jpeg_keeps_its_adobe_marker_and_pixels() -> None:
@@ -95,7 +128,7 @@ def test_png_text_chunks_and_time_are_removed_but_colour_chunks_stay() -> None:
     assert Category.TIME in inspect(original).categories()
     cleaned, _ = scrub(original)
     assert b"tIME" not in cleaned and b"iCCP" in cleaned and b"pHYs" in cleaned
-    assert icc_profile(cleaned) == SRGB
+    assert icc_colour(cleaned) == icc.colour_tags(SRGB)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -77,10 +77,20 @@ class Cleaned:
     #: byte for byte from input ranges that parsing already proved free of
     #: structure; verification may skip re-scanning their contents.
     opaque: tuple[tuple[int, int], ...] = ()
+    #: Byte strings of the metadata that cleaning removed (names, serials,
+    #: dates, maker-note and XMP text): verification fails if one is found in
+    #: the output outside ``opaque`` ranges.
+    secrets: frozenset[bytes] = frozenset()
 
     @classmethod
-    def of(cls, data: bytes, lossless: bool, notes: tuple[str, ...] = ()) -> Cleaned:
-        return cls((data,), lossless, notes)
+    def of(
+        cls,
+        data: bytes,
+        lossless: bool,
+        notes: tuple[str, ...] = (),
+        secrets: frozenset[bytes] = frozenset(),
+    ) -> Cleaned:
+        return cls((data,), lossless, notes, secrets=secrets)
 
     @property
     def data(self) -> bytes:

@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, field
 
 from skinvault.errors import DamagedFile, UnsupportedFormat
-from skinvault.photos import exif, xmp
+from skinvault.photos import exif, icc, residue, xmp
 from skinvault.photos.findings import Category, Cleaned, Finding
 from skinvault.photos.limits import check_pixels
 
@@ -436,9 +436,13 @@ def _new_properties(meta: Meta, keep: set[int]) -> tuple[list[Box], dict[int, in
     return [meta.properties[i - 1] for i in used], {old: new for new, old in enumerate(used, 1)}
 
 
-def _iprp(data: bytes, meta: Meta, keep: set[int]) -> bytes:
+def _iprp(
+    data: bytes, meta: Meta, keep: set[int], removed: list[bytes], kept: list[bytes]
+) -> bytes:
     props, renumber = _new_properties(meta, keep)
-    ipco = _box(b"ipco", *(data[p.start : p.end] for p in props))
+    rebuilt = [_property(data, p, removed, kept) for p in props]
+    # A dropped property keeps its slot as an empty 'free' box, so indexes stay valid.
+    ipco = _box(b"ipco", *(r if r is not None else _box(b"free") for r in rebuilt))
     wide_ids = meta.ipma_version >= 1
     wide_index = bool(meta.ipma_flags & 1) or len(props) > 127
     rows = []
@@ -498,8 +502,85 @@ def _iloc(ids: list[int], placed: dict[int, tuple[int, list[tuple[int, int]]]], 
     return _fullbox(b"iloc", version, 0, bytes([size << 4 | size, 0]), count, *rows)
 
 
+def _infe(item: Item) -> bytes:
+    """An item info entry rebuilt from its fields, with an empty (free-text) item name."""
+    wide = item.id > 0xFFFF
+    body = _uint(item.id, 4 if wide else 2) + _uint(0, 2) + item.type + b"\x00"
+    if item.type == b"mime":
+        body += item.content_type.encode("utf-8") + b"\x00"
+    return _fullbox(b"infe", 3 if wide else 2, 0, body)
+
+
+_HDLR = _fullbox(b"hdlr", 0, 0, bytes(4), b"pict", bytes(12), b"\x00")
+_DINF = _box(b"dinf", _fullbox(b"dref", 0, 0, _uint(1, 4), _fullbox(b"url ", 0, 1)))
+#: Image properties of a fixed size (ISO/IEC 23008-12, 14496-12): longer ones are cut.
+_FIXED_PROPERTIES = {
+    b"ispe": 12,
+    b"irot": 1,
+    b"imir": 1,
+    b"pasp": 8,
+    b"clap": 32,
+    b"clli": 4,
+    b"mdcv": 24,
+}
+
+
+def _property(data: bytes, prop: Box, removed: list[bytes], kept: list[bytes]) -> bytes | None:
+    """A kept image property rebuilt at its defined size; None to drop it."""
+    body = data[prop.body : prop.end]
+    if prop.kind in _FIXED_PROPERTIES:
+        n = _FIXED_PROPERTIES[prop.kind]
+        if len(body) < n:
+            return None
+        removed.append(body[n:])
+        return _box(prop.kind, body[:n])
+    if prop.kind == b"colr":
+        kind = body[:4]
+        if kind == b"nclx" and len(body) >= 11:
+            removed.append(body[11:])
+            return _box(b"colr", body[:11])
+        if kind in (b"prof", b"rICC"):
+            try:
+                rebuilt = icc.rebuild(body[4:])
+            except icc.NotAProfile:
+                removed.append(body)
+                return None
+            removed.extend(icc.texts(body[4:]))
+            kept.extend((*icc.colour_tags(body[4:]).values(), icc.NEUTRAL_TEXT.encode()))
+            return _box(b"colr", kind, rebuilt)
+        return None
+    if prop.kind == b"hvcC":
+        return _hvcc(body, removed)
+    if prop.kind == b"pixi" and body:
+        n = 4 + 1 + (body[4] if len(body) > 4 else 0)
+        if len(body) < n:
+            return None
+        removed.append(body[n:])
+        return _box(b"pixi", body[:n])
+    return data[prop.start : prop.end]
+
+
+def _hvcc(body: bytes, removed: list[bytes]) -> bytes | None:
+    """HEVC decoder configuration keeping only parameter sets (VPS, SPS, PPS), no SEI."""
+    if len(body) < 23:
+        return None
+    cur = _Cursor(body, 23, len(body))
+    arrays = []
+    for _ in range(body[22]):
+        kind = cur.uint(1)
+        units = [cur.take(cur.uint(2)) for _ in range(cur.uint(2))]
+        if kind & 0x3F in (32, 33, 34):
+            arrays.append(
+                bytes([kind]) + _uint(len(units), 2) + b"".join(_uint(len(u), 2) + u for u in units)
+            )
+        else:
+            removed.extend(units)
+    removed.append(body[cur.pos :])
+    return _box(b"hvcC", body[:22], bytes([len(arrays)]), *arrays)
+
+
 def _iinf(data: bytes, meta: Meta, ids: list[int]) -> bytes:
-    entries = [data[meta.items[i].infe.start : meta.items[i].infe.end] for i in ids]
+    entries = [_infe(meta.items[i]) for i in ids]
     if len(entries) <= 0xFFFF:
         return _fullbox(b"iinf", 0, 0, _uint(len(entries), 2), *entries)
     return _fullbox(b"iinf", 1, 0, _uint(len(entries), 4), *entries)
@@ -510,6 +591,22 @@ def clean(data: bytes) -> Cleaned:
     top, meta = parse(data)
     keep = _kept_items(data, meta)
     ids = sorted(keep)
+    _check_extents(data, top, meta, keep)
+    removed: list[bytes] = [
+        data[b.start : b.end] for b in top if b.kind not in (b"ftyp", b"meta", b"mdat")
+    ]
+    removed.append(data[_top_end(data, top) :])
+    for item_id, item in meta.items.items():
+        removed.append(item.name.encode("utf-8"))
+        if item_id not in keep:
+            removed.append(_payload(data, meta, item_id))
+    for child in meta.children:
+        if child.kind not in (b"iloc", b"iinf", b"iref", b"iprp", b"pitm", b"idat"):
+            removed.append(data[child.body : child.end])
+    for prop in meta.properties:
+        if prop.kind not in _KEEP_PROPERTIES:
+            removed.append(data[prop.body : prop.end])
+    kept_colour: list[bytes] = []
     view = memoryview(data)
     mdat_parts: list[memoryview] = []
     idat_parts: list[memoryview] = []
@@ -541,22 +638,27 @@ def clean(data: bytes) -> Cleaned:
                 idat_size += stop - start
         placed[item_id] = (location.method, extents)
 
+    assert meta.primary is not None
+    pitm = (
+        _fullbox(b"pitm", 0, 0, _uint(meta.primary, 2))
+        if meta.primary <= 0xFFFF
+        else _fullbox(b"pitm", 1, 0, _uint(meta.primary, 4))
+    )
+    iprp = _iprp(data, meta, keep, removed, kept_colour)
+
     def meta_box(base: int) -> bytes:
-        children = []
-        for child in meta.children:
-            if child.kind in (b"hdlr", b"dinf", b"pitm"):
-                children.append(data[child.start : child.end])
+        children = [_HDLR, _DINF, pitm]
         children += [
             _iinf(data, meta, ids),
             _iref(meta, keep),
-            _iprp(data, meta, keep),
+            iprp,
             _iloc(ids, placed, base),
         ]
         if idat_parts:
             children.append(_box(b"idat", *(bytes(p) for p in idat_parts)))
         return _fullbox(b"meta", 0, 0, *children)
 
-    ftyp = data[top[0].start : top[0].end]
+    ftyp = _ftyp(data, top[0])
     large = mdat_size + 8 > 0xFFFFFFFF
     header = 16 if large else 8
     draft = meta_box(0)
@@ -569,4 +671,53 @@ def clean(data: bytes) -> Cleaned:
     else:
         mdat_header = struct.pack(">I4s", mdat_size + 8, b"mdat")
     parts: tuple[bytes | memoryview, ...] = (ftyp, final, mdat_header, *mdat_parts)
-    return Cleaned(parts, lossless=True)
+    opaque, pos = [], base
+    for part in mdat_parts:
+        opaque.append((pos, len(part)))
+        pos += len(part)
+    return Cleaned(
+        parts,
+        lossless=True,
+        opaque=tuple(opaque),
+        secrets=residue.without(residue.strings(*removed), *kept_colour),
+    )
+
+
+def _ftyp(data: bytes, box: Box) -> bytes:
+    """The file type box from its fields: major brand, minor version, whole brands."""
+    body = data[box.body : box.end]
+    if len(body) < 8:
+        raise DamagedFile("damaged: the ftyp box is too short")
+    brands = body[8 : 8 + (len(body) - 8) // 4 * 4]
+    return _box(b"ftyp", body[:8], brands)
+
+
+def is_avif(data: bytes) -> bool:
+    """Whether the file's major brand says AVIF (written as .avif, not .heic)."""
+    return data[8:12] in (b"avif", b"avis")
+
+
+def _check_extents(data: bytes, top: list[Box], meta: Meta, keep: set[int]) -> None:
+    """Kept image data must lie in an mdat (or idat) and overlap no other structure or item."""
+    mdats = [(b.body, b.end) for b in top if b.kind == b"mdat"]
+    spans: list[tuple[int, int, int]] = []  # start, end, item id (file offsets only)
+    for item_id, location in meta.locations.items():
+        if location.method != 0:
+            continue
+        for offset, length in location.extents:
+            end = len(data) if length == 0 else offset + length
+            spans.append((offset, end, item_id))
+    for start, end, item_id in spans:
+        if item_id not in keep:
+            continue
+        if not any(m0 <= start and end <= m1 for m0, m1 in mdats):
+            raise DamagedFile(
+                f"damaged: image item {item_id}'s data lies outside the file's media data box;"
+                " refusing to copy it"
+            )
+        for s0, s1, other in spans:
+            if other != item_id and start < s1 and s0 < end:
+                raise DamagedFile(
+                    f"damaged: image item {item_id}'s data overlaps item {other}'s;"
+                    " refusing to copy it"
+                )

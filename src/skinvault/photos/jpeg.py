@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 
 from skinvault.errors import DamagedFile
-from skinvault.photos import ciff, exif, iptc, textscan, xmp
+from skinvault.photos import ciff, exif, icc, iptc, residue, textscan, xmp
 from skinvault.photos.findings import Category, Cleaned, Finding
 from skinvault.photos.limits import check_pixels
 
@@ -295,42 +295,176 @@ def _jfif(data: bytes, segments: tuple[Segment, ...]) -> bytes | None:
     return None
 
 
-def _rewritten(
-    data: bytes, parsed: Parsed
-) -> tuple[list[bytes | memoryview], list[tuple[int, int]]]:
-    """The output's parts, and where its (verbatim) entropy-coded ranges sit."""
+def _tables(body: bytes, marker: int) -> int:
+    """How many bytes of a DQT or DHT payload its tables use (the rest is not read)."""
+    pos = 0
+    while pos < len(body):
+        kind = body[pos]
+        if marker == 0xDB:
+            if kind >> 4 > 1 or kind & 15 > 3:
+                break
+            size = 1 + 64 * (1 + (kind >> 4))
+        else:
+            if kind >> 4 > 1 or kind & 15 > 3 or pos + 17 > len(body):
+                break
+            size = 17 + sum(body[pos + 1 : pos + 17])
+        if pos + size > len(body):
+            break
+        pos += size
+    return pos
+
+
+def used(marker: int, body: bytes) -> int:
+    """How many bytes of a kept segment's payload a decoder reads (ITU T.81, Adobe TN 5116).
+
+    Raises :class:`DamagedFile` when a segment that decoding needs is too short.
+    """
+    if marker in (0xDB, 0xC4):
+        size = _tables(body, marker)
+        if size == 0:
+            raise DamagedFile("damaged: a JPEG table segment holds no valid table")
+        return size
+    if marker in _SOF:
+        need = 6 + 3 * body[5] if len(body) >= 6 else 6
+    elif marker == SOS:
+        need = 4 + 2 * body[0] if body else 4
+    elif marker in (0xDD, 0xDC):  # DRI, DNL
+        need = 2
+    elif marker == 0xDF:  # EXP
+        need = 1
+    elif marker == 0xCC:  # DAC: pairs
+        return len(body) - len(body) % 2
+    elif marker == APP14:
+        need = 12  # "Adobe", version, flags0, flags1, colour transform
+    else:
+        return len(body)
+    if len(body) < need:
+        raise DamagedFile(f"damaged: a JPEG segment 0xFF{marker:02X} is shorter than its fields")
+    return need
+
+
+def _icc(data: bytes, segments: tuple[Segment, ...]) -> tuple[bytes | None, list[bytes]]:
+    """The ICC profile split over APP2 chunks (in sequence order), and its chunks' bodies."""
+    chunks = []
+    for seg in segments:
+        body = seg.payload(data)
+        if seg.marker == APP2 and body.startswith(_ICC):
+            chunks.append(body)
+    if not chunks:
+        return None, []
+    ordered = sorted(chunks, key=lambda b: b[12] if len(b) > 12 else 0)
+    return b"".join(b[14:] for b in ordered), chunks
+
+
+def _icc_segments(profile: bytes) -> list[bytes]:
+    step = 65533 - 2 - 14
+    pieces = [profile[i : i + step] for i in range(0, len(profile), step)]
+    return [
+        _segment(APP2, _ICC + bytes([n, len(pieces)]) + piece) for n, piece in enumerate(pieces, 1)
+    ]
+
+
+@dataclass
+class _Output:
+    parts: list[bytes | memoryview]
+    opaque: list[tuple[int, int]]
+    notes: list[str]
+    removed_bytes: list[bytes]  # dropped payloads, for the residue check
+    kept_tables: list[bytes]  # colour data and tables written back
+
+
+def _rewritten(data: bytes, parsed: Parsed) -> _Output:
+    """Every kept segment rebuilt at its defined size; only scan data is copied verbatim."""
     view = memoryview(data)
-    parts: list[bytes | memoryview] = [b"\xff\xd8"]
+    out = _Output([b"\xff\xd8"], [], [], [], [])
     jfif = _jfif(data, parsed.segments)
     if jfif is not None:
-        parts.append(jfif)  # JFIF must directly follow SOI
+        out.parts.append(jfif)  # JFIF must directly follow SOI
     orient = _orientation(data, parsed.segments)
     if orient != 1:
-        parts.append(_segment(APP1, b"Exif\x00\x00" + exif.minimal_exif(orient)))
-    offset = sum(len(p) for p in parts)
-    opaque: list[tuple[int, int]] = []
+        out.parts.append(_segment(APP1, b"Exif\x00\x00" + exif.minimal_exif(orient)))
+        out.notes.append("kept only the EXIF Orientation so the photo still displays upright")
+    profile, icc_chunks = _icc(data, parsed.segments)
+    if profile is not None:
+        try:
+            rebuilt = icc.rebuild(profile)
+        except icc.NotAProfile as exc:
+            out.removed_bytes.extend(icc_chunks)
+            out.notes.append(f"dropped the ICC colour slot: {exc}, not a valid ICC profile")
+        else:
+            out.parts.extend(_icc_segments(rebuilt))
+            out.removed_bytes.extend(icc.texts(profile))
+            out.kept_tables.extend(icc.colour_tags(profile).values())
+            out.kept_tables.append(icc.NEUTRAL_TEXT.encode())
+    offset = sum(len(p) for p in out.parts)
+    trimmed = 0
     for seg in parsed.segments:
-        if _is_kept(data, seg):
-            parts.append(view[seg.start : seg.end])
-            if seg.marker == SOS:
-                header = 2 + int.from_bytes(data[seg.start + 2 : seg.start + 4], "big")
-                opaque.append((offset + header, seg.end - seg.start - header))
-            offset += seg.end - seg.start
-    parts.append(b"\xff\xd9")
-    return parts, opaque
+        m = seg.marker
+        if m in _STANDALONE:
+            out.parts.append(view[seg.start : seg.end])
+            offset += 2
+            continue
+        if m == APP2 and _is_kept(data, seg):
+            continue  # the ICC profile, written above
+        if not _is_kept(data, seg):
+            out.removed_bytes.append(data[seg.start + 4 : seg.end])
+            continue
+        length = int.from_bytes(data[seg.start + 2 : seg.start + 4], "big")
+        body = data[seg.start + 4 : seg.start + 2 + length]
+        n = used(m, body)
+        if n < len(body):
+            trimmed += 1
+            out.removed_bytes.append(body[n:])
+        head = _segment(m, body[:n])
+        out.parts.append(head)
+        if m in (0xDB, 0xC4):
+            out.kept_tables.append(body[:n])
+        offset += len(head)
+        if m == SOS:
+            scan = seg.start + 2 + length
+            out.parts.append(view[scan : seg.end])
+            out.opaque.append((offset, seg.end - scan))
+            offset += seg.end - scan
+    if trimmed:
+        out.notes.append(
+            f"dropped bytes past the defined fields of {trimmed} JPEG segment(s); decoders"
+            " do not read them"
+        )
+    out.parts.append(b"\xff\xd9")
+    out.removed_bytes.append(data[parsed.trailer_start :])
+    return out
+
+
+def strict(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> None:
+    """Raise :class:`DamagedFile` unless every segment is exactly as long as its fields."""
+    parsed = parse(data, opaque)
+    for seg in parsed.segments:
+        if seg.marker in _STANDALONE:
+            continue
+        length = int.from_bytes(data[seg.start + 2 : seg.start + 4], "big")
+        body = data[seg.start + 4 : seg.start + 2 + length]
+        if seg.marker == APP2 and body.startswith(_ICC):
+            continue  # checked as a whole profile below
+        if seg.marker in (APP1, APP0):
+            continue  # JFIF header / minimal EXIF: compared by findings()
+        if used(seg.marker, body) != len(body):
+            raise DamagedFile(f"segment 0xFF{seg.marker:02X} holds bytes past its fields")
+    profile, _ = _icc(data, parsed.segments)
+    if profile is not None and icc.rebuild(profile) != profile:
+        raise DamagedFile("its ICC profile is not in rebuilt form")
+    if parsed.trailer_start != len(data):
+        raise DamagedFile("data after the end of the image")
 
 
 def clean(data: bytes) -> Cleaned:
     """Lossless rewrite keeping only the allowlisted segments."""
     parsed = parse(data)
-    notes: list[str] = []
-    if _orientation(data, parsed.segments) != 1:
-        notes.append("kept only the EXIF Orientation so the photo still displays upright")
-    parts, opaque = _rewritten(data, parsed)
+    out = _rewritten(data, parsed)
     return Cleaned(
-        tuple(parts),
+        tuple(out.parts),
         lossless=True,
-        notes=tuple(notes),
+        notes=tuple(out.notes),
         removed=tuple(_findings(data, parsed)),
-        opaque=tuple(opaque),
+        opaque=tuple(out.opaque),
+        secrets=residue.without(residue.strings(*out.removed_bytes), *out.kept_tables),
     )

@@ -15,7 +15,7 @@ import importlib
 import mmap
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TypeVar, Union
@@ -23,6 +23,7 @@ from typing import TypeVar, Union
 from skinvault.errors import DamagedFile, PhotoError, ScrubFailed
 from skinvault.photos.findings import Category, Cleaned, Finding, dedupe
 from skinvault.photos.limits import check_file_size
+from skinvault.photos.residue import leftover
 from skinvault.photos.sniff import ImageFormat, sniff
 
 
@@ -81,17 +82,40 @@ def clean(data: bytes) -> tuple[Cleaned, Report]:
     return cleaned, Report(fmt, tuple(dedupe(list(removed))), cleaned.lossless, cleaned.notes)
 
 
-def verify(fmt: ImageFormat, output: Buffer, opaque: tuple[tuple[int, int], ...] = ()) -> None:
+def verify(
+    fmt: ImageFormat,
+    output: Buffer,
+    opaque: tuple[tuple[int, int], ...] = (),
+    secrets: Iterable[bytes] = (),
+) -> None:
     """Parse cleaned output afresh; raise :class:`ScrubFailed` if it reveals anything.
 
     ``output`` may be any buffer (bytes, or an mmap of the written file) for
     containers that read through ``find`` and slicing only. ``opaque`` is
     :attr:`Cleaned.opaque`: coded image data copied verbatim, not re-scanned.
+    The output is re-parsed with the container's strict checks (every kept
+    structure at its defined size), and must hold none of ``secrets``
+    (:attr:`Cleaned.secrets`, the byte strings of the removed metadata)
+    outside the opaque ranges.
     """
     container = _container(fmt)
+    leaked = leftover(output, secrets, opaque)
+    if leaked is not None:
+        shown = leaked.decode("latin-1")[:40]
+        raise ScrubFailed(
+            f"cleaning left removed metadata (“{shown}”) in the output, so no output was written"
+        )
     if not getattr(container, "ACCEPTS_BUFFERS", False) and not isinstance(output, bytes):
         output = bytes(output)
-    if opaque:
+    strict = getattr(container, "strict", None)
+    if strict is not None:
+        try:
+            _guarded(fmt, lambda: strict(output, opaque))
+        except PhotoError as exc:
+            raise ScrubFailed(
+                f"the cleaned copy did not pass a strict re-read ({exc}), so no output was written"
+            ) from exc
+    if opaque and fmt is ImageFormat.JPEG:
         residue = _guarded(fmt, lambda: container.findings(output, opaque))
     else:
         residue = _guarded(fmt, lambda: container.findings(output))
@@ -107,5 +131,5 @@ def scrub(data: bytes) -> tuple[bytes, Report]:
     """Return the cleaned, verified bytes and a report of what was removed."""
     cleaned, report = clean(data)
     output = cleaned.data
-    verify(report.format, output, cleaned.opaque)
+    verify(report.format, output, cleaned.opaque, cleaned.secrets)
     return output, report

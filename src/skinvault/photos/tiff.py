@@ -19,11 +19,12 @@ DNG raw files and old-style JPEG compression are refused rather than rewritten.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 
 from skinvault.errors import DamagedFile, UnsupportedFormat
-from skinvault.photos import exif, iptc, xmp
+from skinvault.photos import exif, icc, iptc, residue, xmp
 from skinvault.photos.findings import Category, Cleaned, Finding
 from skinvault.photos.ifd import EXIF_IFD, GPS_IFD, Entry, Ifd, TiffReader, walk
 from skinvault.photos.limits import check_pixels
@@ -82,6 +83,51 @@ _KEEP = frozenset(
         _ICC,
     }
 )
+_SHORT, _LONG, _RATIONAL, _UNDEFINED, _BYTE = 3, 4, 5, 7, 1
+#: TIFF 6.0 field types and counts of every kept tag; "spp" is SamplesPerPixel,
+#: "chunks" the number of strips or tiles, None any count. Others are refused.
+_SPEC: dict[int, tuple[frozenset[int], int | str | None]] = {
+    254: (frozenset({_LONG}), 1),
+    255: (frozenset({_SHORT}), 1),
+    _WIDTH: (frozenset({_SHORT, _LONG}), 1),
+    _HEIGHT: (frozenset({_SHORT, _LONG}), 1),
+    258: (frozenset({_SHORT}), "spp"),
+    _COMPRESSION: (frozenset({_SHORT}), 1),
+    262: (frozenset({_SHORT}), 1),
+    266: (frozenset({_SHORT}), 1),
+    _STRIP_OFFSETS: (frozenset({_SHORT, _LONG}), "chunks"),
+    exif.ORIENTATION: (frozenset({_SHORT}), 1),
+    _SAMPLES: (frozenset({_SHORT}), 1),
+    _ROWS_PER_STRIP: (frozenset({_SHORT, _LONG}), 1),
+    _STRIP_COUNTS: (frozenset({_SHORT, _LONG}), "chunks"),
+    282: (frozenset({_RATIONAL}), 1),
+    283: (frozenset({_RATIONAL}), 1),
+    _PLANAR: (frozenset({_SHORT}), 1),
+    292: (frozenset({_LONG}), 1),
+    293: (frozenset({_LONG}), 1),
+    296: (frozenset({_SHORT}), 1),
+    301: (frozenset({_SHORT}), "transfer"),
+    317: (frozenset({_SHORT}), 1),
+    318: (frozenset({_RATIONAL}), 2),
+    319: (frozenset({_RATIONAL}), 6),
+    320: (frozenset({_SHORT}), "colormap"),
+    _TILE_WIDTH: (frozenset({_SHORT, _LONG}), 1),
+    _TILE_LENGTH: (frozenset({_SHORT, _LONG}), 1),
+    _TILE_OFFSETS: (frozenset({_SHORT, _LONG}), "chunks"),
+    _TILE_COUNTS: (frozenset({_SHORT, _LONG}), "chunks"),
+    332: (frozenset({_SHORT}), 1),
+    338: (frozenset({_SHORT}), "extra"),
+    339: (frozenset({_SHORT}), "spp"),
+    _JPEG_TABLES: (frozenset({_UNDEFINED}), None),
+    529: (frozenset({_RATIONAL}), 3),
+    530: (frozenset({_SHORT}), 2),
+    531: (frozenset({_SHORT}), 1),
+    532: (frozenset({_RATIONAL}), "refbw"),
+    _ICC: (frozenset({_UNDEFINED, _BYTE}), None),
+}
+_REQUIRED = frozenset({_WIDTH, _HEIGHT, _STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS})
+
+
 # What exif.findings already reports (text, time and maker-note tags, EXIF/GPS pointers).
 _EXIF_COVERED = frozenset({*exif._TEXT_TAGS, *exif._TIME_TAGS, exif._MAKER_NOTE, exif.ORIENTATION})
 # exif.findings' own summaries, replaced here by TIFF-aware ones.
@@ -314,12 +360,38 @@ def clean(data: bytes) -> Cleaned:
     reader, ifd0 = _first_ifd(data)
     _refuse(reader, ifd0)
     image = _image_data(reader, ifd0)
+    kept_colour: list[bytes] = []
     compression = reader.integer(ifd0.entries.get(_COMPRESSION), 1)
-    kept = sorted(
-        (tag, entry)
-        for tag, entry in ifd0.entries.items()
-        if tag in _KEEP and (tag != _JPEG_TABLES or compression == _NEW_JPEG)
-    )
+    notes: list[str] = []
+    removed: list[bytes] = []
+    kept: list[tuple[int, Entry]] = []
+    for tag, entry in sorted(ifd0.entries.items()):
+        if tag not in _KEEP or (tag == _JPEG_TABLES and compression != _NEW_JPEG):
+            removed.append(entry.value)
+            continue
+        if not _fits(reader, ifd0, entry, len(image.chunks)):
+            if tag in _REQUIRED:
+                raise DamagedFile(f"damaged: its tag {tag} has a type or count TIFF does not allow")
+            removed.append(entry.value)
+            notes.append(
+                f"dropped TIFF tag {tag}: field type {entry.type} with {entry.count} values"
+                " is not what the TIFF specification defines for it"
+            )
+            continue
+        value = entry.value
+        if tag == _ICC:
+            try:
+                value = icc.rebuild(entry.value)
+            except icc.NotAProfile as exc:
+                removed.append(entry.value)
+                notes.append(f"dropped the ICC colour slot: {exc}, not a valid ICC profile")
+                continue
+            removed.extend(icc.texts(entry.value))
+            kept_colour.extend((*icc.colour_tags(entry.value).values(), icc.NEUTRAL_TEXT.encode()))
+            kept.append((tag, Entry(tag, _UNDEFINED, len(value), value, entry.value_offset)))
+            continue
+        kept.append((tag, entry))
+    _check_ranges(reader, ifd0, image)
     order, count = reader.order, len(image.chunks)
     counts_value = struct.pack(f"{order}{count}I", *(n for _, n in image.chunks))
 
@@ -361,10 +433,96 @@ def clean(data: bytes) -> Cleaned:
     head += struct.pack(order + "I", 0) + tail
     view = memoryview(data)
     parts: list[bytes | memoryview] = [bytes(head)]
-    for offset, length in image.chunks:
+    opaque = []
+    for (offset, length), placed in zip(image.chunks, new_offsets, strict=True):
         parts.append(view[offset : offset + length])
+        opaque.append((placed, length))
         if length & 1:
             parts.append(b"\x00")
     pages = _later_pages(reader, ifd0)
-    notes = (f"kept only the first image; dropped {pages} further page(s) or preview(s)",)
-    return Cleaned(tuple(parts), lossless=True, notes=notes if pages else ())
+    if pages:
+        notes.append(f"kept only the first image; dropped {pages} further page(s) or preview(s)")
+    dirs = walk(reader)
+    for ifd in (dirs.exif, dirs.gps, dirs.interop, dirs.ifd1):
+        if ifd is not None:
+            removed.extend(e.value for e in ifd.entries.values())
+    return Cleaned(
+        tuple(parts),
+        lossless=True,
+        notes=tuple(notes),
+        opaque=tuple(opaque),
+        secrets=residue.without(residue.strings(*removed), *kept_colour),
+    )
+
+
+def _fits(reader: TiffReader, ifd0: Ifd, entry: Entry, chunks: int) -> bool:
+    """Whether a kept entry has a type and count the TIFF 6.0 specification allows."""
+    types, rule = _SPEC[entry.tag]
+    if entry.type not in types:
+        return False
+    e = ifd0.entries
+    spp = reader.integer(e.get(_SAMPLES), 1) if _SAMPLES in e and e[_SAMPLES].count == 1 else 1
+    bps = 1
+    if 258 in e and e[258].type == _SHORT and e[258].count >= 1:
+        bps = min(int(reader.numbers(e[258])[0]), 16)
+    counts: dict[str, int] = {
+        "spp": spp,
+        "chunks": chunks,
+        "colormap": 3 * (1 << bps),
+        "refbw": 2 * spp if spp >= 3 else 6,
+        "extra": max(spp - (3 if spp >= 3 else 1), 0) or 1,
+    }
+    if rule is None:
+        return entry.count <= 1 << 24
+    if rule == "transfer":
+        return entry.count in (1 << bps, 3 * (1 << bps))
+    if rule == "spp" and entry.count == 1 and entry.tag == 258:
+        return True  # one BitsPerSample for all samples is read by every decoder
+    if rule == "extra":
+        return 1 <= entry.count <= max(spp - 1, 1)
+    expected = counts[rule] if isinstance(rule, str) else rule
+    return entry.count == expected
+
+
+def _check_ranges(reader: TiffReader, ifd0: Ifd, image: _ImageData) -> None:
+    """Image data must lie in the file and overlap no directory, value or other strip."""
+    structure: list[tuple[int, int, str]] = [(0, 8, "the TIFF header")]
+    dirs = walk(reader)
+    seen = set()
+    for ifd in (ifd0, dirs.exif, dirs.gps, dirs.interop, dirs.ifd1):
+        if ifd is None or ifd.offset in seen:
+            continue
+        seen.add(ifd.offset)
+        (count,) = struct.unpack(reader.order + "H", reader.data[ifd.offset : ifd.offset + 2])
+        structure.append((ifd.offset, ifd.offset + 2 + 12 * count + 4, "a directory"))
+        for entry in ifd.entries.values():
+            if len(entry.value) > 4:
+                start = entry.value_offset
+                structure.append((start, start + len(entry.value), "a metadata value"))
+    spans = sorted((o, o + n) for o, n in image.chunks if n)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        if start < end:
+            raise DamagedFile("damaged: two pieces of its image data overlap")
+    for start, end in spans:
+        if start < 8 and end > 0:
+            raise DamagedFile("damaged: its image data overlaps the TIFF header")
+        for s0, s1, what in structure:
+            if start < s1 and s0 < end:
+                raise DamagedFile(
+                    f"damaged: its image data (bytes {start:,}-{end:,}) overlaps {what};"
+                    " refusing to copy it"
+                )
+
+
+def strict(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> None:
+    """Raise :class:`DamagedFile` unless the file is one image with spec-conformant kept tags."""
+    reader, ifd0 = _first_ifd(data)
+    image = _image_data(reader, ifd0)
+    if ifd0.next_offset:
+        raise DamagedFile("it holds more than one image")
+    for tag, entry in ifd0.entries.items():
+        if tag not in _KEEP or not _fits(reader, ifd0, entry, len(image.chunks)):
+            raise DamagedFile(f"its tag {tag} is not one kept at its defined type and count")
+        if tag == _ICC and icc.rebuild(entry.value) != entry.value:
+            raise DamagedFile("its ICC profile is not in rebuilt form")
+    _check_ranges(reader, ifd0, image)
