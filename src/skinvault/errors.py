@@ -25,6 +25,11 @@ to a problem+json document. Anything else escaping is a bug.
      │    └── SecondFactorPending signed in with a password only; the role's second factor
      │                            is not set up, so the session may only enrol or sign out
      ├── LinkUnavailable          a share link that was withdrawn, expired or used up
+     ├── LinkRefused              a share link that is there but refused this try (403)
+     │    ├── LinkPasswordWrong   the password given is not the link's
+     │    ├── LinkLocked          too many wrong passwords: the sender must reissue it
+     │    └── TooManyLinkTries    too many refused opens from one address (429)
+     ├── Busy                     the database stayed busy past the wait bound (429, retry)
      ├── AccessDenied             the policy decision said no; carries its plain reason
      └── AuditChainBroken         the audit log fails verification at a sequence number
 """
@@ -110,6 +115,26 @@ class SecondFactorPending(AuthenticationFailed):
 
 class LinkUnavailable(SkinvaultError):
     """A share link that no longer opens: withdrawn, expired, used, or the photo deleted."""
+
+
+class LinkRefused(SkinvaultError):
+    """A share link that still exists but did not open for this try."""
+
+
+class LinkPasswordWrong(LinkRefused):
+    """The password given is not the link's (or none was given)."""
+
+
+class LinkLocked(LinkRefused):
+    """Too many wrong passwords were tried: the link stays shut until the sender reissues it."""
+
+
+class TooManyLinkTries(LinkRefused):
+    """Too many refused share-link opens from one client address in a short time."""
+
+
+class Busy(SkinvaultError):
+    """The database stayed busy for longer than the bounded wait; the client may retry."""
 
 
 class AccessDenied(SkinvaultError):

@@ -42,13 +42,20 @@ def serve(
         settings = load_settings(
             config, data_dir=data_dir, database_url=database_url, blob_store=blob_store
         )
+        listen = f"http://{host}:{port}"
+        if not settings.public_base_url:
+            # Outward links (share links, set-up links) go to the address printed below,
+            # never to whatever Host header a request carries.
+            settings = settings.model_copy(update={"public_base_url": listen})
         app = create_app(settings)
         setup = accounts.create_setup_token(app.state.vault)
     except SkinvaultError as exc:
         err.print(f"skinvault: {exc}")
         raise typer.Exit(1) from exc
-    base = f"http://{host}:{port}"
-    out.print(f"skinvault is serving on {base}  (data: {settings.data_dir})")
+    base = settings.public_base_url
+    out.print(f"skinvault is serving on {listen}  (data: {settings.data_dir})")
+    if base != listen:
+        out.print(f"Public address (links are built on it): {base}")
     if setup:
         out.print(
             f"Create the first administrator (link works once, for 24 hours): {base}/setup/{setup}"

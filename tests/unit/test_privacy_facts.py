@@ -37,10 +37,11 @@ def everything(facts: PrivacyFacts) -> str:
 
 def test_the_defaults_describe_a_local_folder_sqlite_and_key_files(tmp_path: Path) -> None:
     facts = privacy_facts(settings(tmp_path))
-    assert str(tmp_path / "vault" / "blobs") in facts.images_stored
-    assert facts.database.startswith("an SQLite database file")
+    assert facts.images_stored.startswith("On the server that runs the service")
+    assert facts.database == "an SQLite database on the server that runs the service"
     assert "AES-256-GCM per photo" in facts.encryption
-    assert f"key files in {tmp_path / 'vault' / 'keys'}" in facts.encryption
+    assert "key files on the server that only the service's account can read" in facts.encryption
+    assert facts.location == "not stated by the operator"
     assert facts.sub_processors == ()
     assert "sub-processors): none." in facts.as_text()
     assert facts.organisation == "This clinic"
@@ -56,7 +57,9 @@ def test_reading_the_facts_touches_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "vault").exists()
 
 
-def test_an_s3_store_names_the_bucket_and_endpoint_but_no_credentials(tmp_path: Path) -> None:
+def test_an_s3_store_names_the_provider_and_region_but_no_bucket_or_credentials(
+    tmp_path: Path,
+) -> None:
     facts = privacy_facts(
         settings(
             tmp_path,
@@ -66,23 +69,42 @@ def test_an_s3_store_names_the_bucket_and_endpoint_but_no_credentials(tmp_path: 
         )
     )
     assert facts.images_stored == (
-        'In the S3 bucket "clinic-photos" (under "vault/") at the endpoint'
-        " https://s3.eu.example.net:9000, region eu-central-1."
+        "In S3-compatible object storage at s3.eu.example.net, region eu-central-1;"
+        " every photo is stored encrypted."
     )
-    assert PASSWORD not in everything(facts) and "s3user" not in everything(facts)
+    for hidden in (PASSWORD, "s3user", "clinic-photos", "vault/", ":9000"):
+        assert hidden not in everything(facts)
     plain = privacy_facts(settings(tmp_path, blob_store="s3://photos"))
-    assert plain.images_stored == 'In the S3 bucket "photos" at the default AWS endpoint.'
+    assert plain.images_stored.startswith("In Amazon S3 (Amazon Web Services);")
 
 
-def test_a_file_url_store_names_its_folder(tmp_path: Path) -> None:
-    facts = privacy_facts(settings(tmp_path, blob_store="file:///srv/skinvault/blobs"))
-    assert "/srv/skinvault/blobs" in facts.images_stored
+def test_no_server_path_is_ever_published(tmp_path: Path) -> None:
+    """Finding 11: the data dir, key folder, blob folder and database file stay private."""
+    data = tmp_path / "srv-skinvault-data"
+    cases = [
+        Settings(data_dir=data),
+        Settings(data_dir=data, blob_store="file:///srv/skinvault/blobs"),
+        Settings(data_dir=data, database_url=f"sqlite:///{tmp_path}/elsewhere/vault.db"),
+    ]
+    for case in cases:
+        published = everything(privacy_facts(case))
+        for path in (str(data), str(tmp_path), "/srv/skinvault", "/keys", "/blobs", "vault.db"):
+            assert path not in published, (path, published)
+    assert "skinvault.db" not in everything(privacy_facts(cases[0]))
 
 
-def test_a_postgresql_database_is_named_by_host_without_user_or_password(tmp_path: Path) -> None:
+def test_the_operator_states_where_the_data_is(tmp_path: Path) -> None:
+    where = "Germany, in Hetzner's Falkenstein data centre"
+    facts = privacy_facts(settings(tmp_path, data_location=where))
+    assert facts.as_json()["location"] == where
+    assert f"Where photos are stored: {where}." in facts.as_text()
+
+
+def test_a_postgresql_database_is_named_without_host_user_or_password(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://vault_app:{PASSWORD}@db.internal:5433/skinvault"
     facts = privacy_facts(settings(tmp_path, database_url=url))
-    assert facts.database == 'a PostgreSQL database on db.internal:5433, database "skinvault"'
+    assert facts.database == "a PostgreSQL database run for this service"
+    assert "db.internal" not in everything(facts)
     assert PASSWORD not in everything(facts)
     assert "vault_app" not in everything(facts)
 
@@ -92,7 +114,7 @@ def test_keys_from_the_environment_are_named_by_place_never_by_value(
 ) -> None:
     monkeypatch.setenv("SKINVAULT_KEK", KEK)
     facts = privacy_facts(settings(tmp_path, key_source="env"))
-    assert "environment of the server process (SKINVAULT_KEK)" in facts.encryption
+    assert "the environment of the server process, never in the database" in facts.encryption
     assert "key files" not in facts.encryption
     assert KEK not in everything(facts)
 
@@ -149,9 +171,10 @@ def test_the_facts_command_prints_text_or_json_without_a_database(tmp_path: Path
     runner = CliRunner()
     text = runner.invoke(app, args)
     assert text.exit_code == 0, text.output
-    assert "PostgreSQL database on db.internal" in text.stdout and PASSWORD not in text.stdout
+    assert "a PostgreSQL database run for this service" in text.stdout
+    assert PASSWORD not in text.stdout
     as_json = runner.invoke(app, [*args, "--json", "--blob-store", "s3://b1/p"])
     assert as_json.exit_code == 0, as_json.output
     body = json.loads(as_json.stdout)
-    assert 'S3 bucket "b1"' in body["images_stored"] and PASSWORD not in as_json.stdout
+    assert "Amazon S3" in body["images_stored"] and PASSWORD not in as_json.stdout
     assert not (tmp_path / "v").exists()

@@ -8,6 +8,13 @@ On SQLite every writing transaction starts with ``BEGIN IMMEDIATE``: writers
 queue for the one write lock *before* they read, so two processes appending to the audit
 chain can never both read the same head (PostgreSQL uses an advisory lock, see
 :mod:`skinvault.audit.log`). The journal is WAL so readers do not block writers.
+
+Busy handling: a writer waits for the lock up to ``_SQLITE_BUSY_MS`` (SQLite's busy
+handler retries within that bound), and a request waits for a pooled connection up to
+``_POOL_WAIT_S``. Both bounds hold only because no transaction does slow work (password
+hashing, decoding, decrypting, network) while it holds the lock; see
+:mod:`skinvault.services.sharing`. Past the bound, :func:`is_busy` lets the web layer
+answer "busy, try again" (429 with Retry-After) instead of a 500.
 """
 
 from __future__ import annotations
@@ -23,11 +30,19 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from skinvault.errors import ConfigError
 
 _SQLITE_BUSY_MS = 30_000
+_POOL_WAIT_S = 30
+# As many pooled SQLite connections as the web server's worker threads (anyio's default
+# 40), so a burst of requests waits on the write lock, not on the pool. They are cheap:
+# one file handle each. PostgreSQL keeps the default (5 + 10): its connections are not.
+_SQLITE_POOL = 10
+_SQLITE_OVERFLOW = 30
 #: Execution option marking connections that only read (see :func:`reader_factory`).
 READ_ONLY = "skinvault_read_only"
 
@@ -39,9 +54,15 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:
         raise ConfigError(f"the database URL {url!r} is not valid ({exc})") from exc
     if parsed.drivername.startswith("sqlite"):
+        pool: dict[str, int] = {}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
+            pool = {
+                "pool_size": _SQLITE_POOL,
+                "max_overflow": _SQLITE_OVERFLOW,
+                "pool_timeout": _POOL_WAIT_S,
+            }
+        engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000}, **pool)
         _tune_sqlite(engine)
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
@@ -68,6 +89,17 @@ def _tune_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database stayed busy past its bounded wait": SQLite's
+    "database is locked"/"busy" after the busy timeout, or no pooled connection in time."""
+    if isinstance(exc, SqlTimeout):
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(getattr(exc, "orig", exc)).lower()
+        return "database is locked" in text or "database is busy" in text
+    return False
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

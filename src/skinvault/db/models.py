@@ -180,6 +180,10 @@ class ShareLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Password tries taken (reserved before the hash is checked, given back when right).
+    password_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Set when the tries ran out; the link stays shut until the sender reissues it.
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEvent(Base):

@@ -8,15 +8,17 @@
 
 Pure: no file, database or network is touched, so the page and the CLI can
 show the facts even when the vault is down, and a test can check that each
-setting changes them. Nothing secret is ever part of the facts: database
-URLs lose their user and password, endpoints their credentials, and keys
-are named by where they are kept, never by their value.
+setting changes them. The facts say what a patient needs (who, where, how long,
+how it is protected, which outside companies) and nothing an attacker could use:
+no server path (data dir, key folder, database file), no database host, no
+credentials, and keys are named by the kind of place they are kept, never by
+their value or location on disk.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -51,6 +53,7 @@ class PrivacyFacts:
     organisation: str
     contact: str
     contact_configured: bool
+    location: str
     images_stored: str
     database: str
     encryption: str
@@ -82,6 +85,7 @@ class PrivacyFacts:
             "organisation": self.organisation,
             "contact": self.contact if self.contact_configured else None,
             "contact_configured": self.contact_configured,
+            "location": self.location,
             "images_stored": self.images_stored,
             "database": self.database,
             "encryption": self.encryption,
@@ -106,8 +110,8 @@ class PrivacyFacts:
         paragraphs = [
             f"Who is responsible: {self.organisation}. Privacy questions and deletion"
             f" requests: {contact}.",
-            f"Where photos are stored: {self.images_stored} Records (who, what, when;"
-            f" never the image itself) are kept in {self.database}.",
+            f"Where photos are stored: {self.location}. {self.images_stored} Records (who,"
+            f" what, when; never the image itself) are kept in {self.database}.",
             f"How they are protected: {self.encryption}",
             "How long they are kept: " + " ".join(self.retention_text().values()),
             f"Who can see them: {self.who_can_see}",
@@ -137,25 +141,28 @@ def _host(netloc_url: str) -> str:
 
 
 def _images_stored(settings: Settings) -> str:
+    """Where the photos are, as a patient needs it: on whose machines, never a server path."""
     url = settings.blob_store.strip()
-    if url in ("", "local"):
-        return f"In the folder {settings.data_dir / 'blobs'} on the server that runs the service."
+    if url in ("", "local") or urlsplit(url).scheme == "file":
+        return (
+            "On the server that runs the service, in storage only the service can read;"
+            " every photo is stored encrypted."
+        )
     if url == "memory://":
         return "In the server's memory only (a test set-up: everything is lost when it stops)."
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return f"In the folder {unquote(parts.path)} on the server that runs the service."
-    if parts.scheme == "s3":
-        prefix = parts.path.strip("/")
-        under = f' (under "{prefix}/")' if prefix else ""
-        endpoint = (
-            f"at the endpoint {_host(settings.s3_endpoint_url)}"
-            if settings.s3_endpoint_url
-            else "at the default AWS endpoint"
-        )
+    if urlsplit(url).scheme == "s3":
+        if settings.s3_endpoint_url:
+            where = f"S3-compatible object storage at {_hostname(settings.s3_endpoint_url)}"
+        else:
+            where = "Amazon S3 (Amazon Web Services)"
         region = f", region {settings.s3_region}" if settings.s3_region else ""
-        return f'In the S3 bucket "{parts.netloc.rpartition("@")[2]}"{under} {endpoint}{region}.'
+        return f"In {where}{region}; every photo is stored encrypted."
     return "In a storage location that is not understood (the blob_store setting is invalid)."
+
+
+def _hostname(endpoint: str) -> str:
+    """The company's host name of an endpoint, without user, password, port or path."""
+    return urlsplit(endpoint).hostname or "an endpoint that is not understood"
 
 
 def _database(settings: Settings) -> str:
@@ -165,22 +172,18 @@ def _database(settings: Settings) -> str:
         return "a database whose address is not understood"
     backend = url.get_backend_name()
     if backend == "sqlite":
-        where = url.database or ":memory:"
-        if where == ":memory:":
+        if (url.database or ":memory:") == ":memory:":
             return "an SQLite database in memory (a test set-up)"
-        return f"an SQLite database file, {where}"
+        return "an SQLite database on the server that runs the service"
     kind = {"postgresql": "PostgreSQL"}.get(backend, backend)
-    host = url.host or "localhost"
-    port = f":{url.port}" if url.port else ""
-    name = f', database "{url.database}"' if url.database else ""
-    return f"a {kind} database on {host}{port}{name}"
+    return f"a {kind} database run for this service"
 
 
 def _encryption(settings: Settings) -> str:
     where = (
-        f"key files in {settings.data_dir / 'keys'} (readable only by the service's account)"
+        "key files on the server that only the service's account can read"
         if settings.key_source == "file"
-        else "the environment of the server process (SKINVAULT_KEK)"
+        else "the environment of the server process, never in the database"
     )
     return (
         "Every photo is encrypted with its own key (AES-256-GCM per photo); those keys are"
@@ -198,6 +201,7 @@ def privacy_facts(settings: Settings) -> PrivacyFacts:
         organisation=settings.organisation,
         contact=contact or NOT_CONFIGURED,
         contact_configured=bool(contact),
+        location=settings.data_location.strip() or "not stated by the operator",
         images_stored=_images_stored(settings),
         database=_database(settings),
         encryption=_encryption(settings),

@@ -21,6 +21,7 @@ from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import accounts, consents, deletion, history, photos, records, sharing
 from skinvault.web.deps import PENDING_MESSAGE, client_address, scoped, vault_of
+from skinvault.web.links import outward_url
 from skinvault.web.uploads import read_form
 
 router = APIRouter(prefix="/api/v1")
@@ -314,7 +315,21 @@ def create_share_link(
         single_use=body.single_use,
         password=body.password,
     )
-    url = str(request.base_url).rstrip("/") + f"/s/{link.token}"
+    url = outward_url(request, f"/s/{link.token}")  # never from the Host header
+    return ShareLinkOut(id=link.id, url=url, expires_at=link.expires_at)
+
+
+@router.post(
+    "/share-links/{link_id}/reissue",
+    status_code=201,
+    response_model=ShareLinkOut,
+    responses=PROBLEM_RESPONSES,
+)
+def reissue_share_link(link_id: str, actor: Share, request: Request) -> ShareLinkOut:
+    """A new link in place of a locked or expired one (same recipient and password); the
+    old one is withdrawn. For whoever may withdraw the old link and share the photo."""
+    link = sharing.reissue_share_link(vault_of(request), link_id=link_id, actor=actor)
+    url = outward_url(request, f"/s/{link.token}")
     return ShareLinkOut(id=link.id, url=url, expires_at=link.expires_at)
 
 

@@ -24,8 +24,10 @@ from skinvault.errors import (
     AuditChainBroken,
     AuthenticationFailed,
     BlobUnreadable,
+    Busy,
     ConfigError,
     KeyUnavailable,
+    LinkRefused,
     LinkUnavailable,
     NotFound,
     PhotoError,
@@ -34,6 +36,7 @@ from skinvault.errors import (
     SkinvaultError,
     TooLarge,
     TooManyAttempts,
+    TooManyLinkTries,
 )
 
 PROBLEM = "application/problem+json"
@@ -45,6 +48,9 @@ _MAP: list[tuple[type[Exception], int, str, str]] = [
     (SecondFactorPending, 401, "second-factor-pending", "Two-step sign-in not set up"),
     (TooManyAttempts, 429, "too-many-attempts", "Too many sign-in attempts"),
     (AuthenticationFailed, 401, "unauthenticated", "Sign-in required"),
+    (TooManyLinkTries, 429, "too-many-link-tries", "Too many tries from this address"),
+    (LinkRefused, 403, "link-refused", "This link did not open"),
+    (Busy, 429, "busy", "The service is busy"),
     (LinkUnavailable, 410, "link-unavailable", "This link no longer works"),
     (RequestInvalid, 400, "invalid-request", "Invalid request"),
     (TooLarge, 413, "too-large", "Upload too large"),
@@ -70,7 +76,10 @@ def problem(status: int, slug: str, title: str, detail: str) -> JSONResponse:
 def for_error(exc: SkinvaultError) -> JSONResponse:
     for cls, status, slug, title in _MAP:
         if isinstance(exc, cls):
-            return problem(status, slug, title, str(exc))
+            answer = problem(status, slug, title, str(exc))
+            if status == 429:
+                answer.headers["Retry-After"] = "5" if isinstance(exc, Busy) else "60"
+            return answer
     return problem(500, "error", "Something went wrong", str(exc))
 
 

@@ -19,6 +19,7 @@ from skinvault.services import (
     records,
     sharing,
 )
+from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (
     BODY_SITES,
     check_csrf,
@@ -198,7 +199,7 @@ async def share(photo_id: str, request: Request) -> Response:
             title="The link was not made",
             message=message,
         )
-    url = str(request.base_url).rstrip("/") + f"/s/{link.token}"
+    url = outward_url(request, f"/s/{link.token}")
     return render(
         request,
         "photo.html",

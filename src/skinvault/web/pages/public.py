@@ -11,7 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from skinvault.actors import Actor
-from skinvault.errors import AccountLocked, SkinvaultError, TooManyAttempts
+from skinvault.errors import (
+    AccountLocked,
+    LinkRefused,
+    SkinvaultError,
+    TooManyAttempts,
+    TooManyLinkTries,
+)
 from skinvault.services import accounts, sharing, signups, users
 from skinvault.web.deps import PENDING_MESSAGE, SESSION_COOKIE, client_address
 from skinvault.web.pages.common import (
@@ -161,14 +167,18 @@ def enrol_page(request: Request) -> Response:
 # -- share-link landing -------------------------------------------------------------------------
 
 
+def _link_code(state: str) -> int:
+    """404 for no such link, 403 for a locked one (it is there, but shut), 410 for gone."""
+    return {"ok": 200, "missing": 404, "locked": 403}.get(state, 410)
+
+
 @router.get("/s/{token}", response_class=HTMLResponse)
 def link_landing(token: str, request: Request) -> HTMLResponse:
     status = sharing.link_status(vault(request), token)
-    code = 200 if status.state == "ok" else (404 if status.state == "missing" else 410)
     return render(
         request,
         "link.html",
-        status_code=code,
+        status_code=_link_code(status.state),
         info=None,
         status=status,
         image=None,
@@ -181,23 +191,32 @@ def link_landing(token: str, request: Request) -> HTMLResponse:
 async def link_open(token: str, request: Request) -> HTMLResponse:
     f = await form_fields(request)
     v = vault(request)
-    status = await run_in_threadpool(sharing.link_status, v, token)
+    address = client_address(request)
     try:
         got = await run_in_threadpool(
-            lambda: sharing.open_share_link(v, token=token, password=f.get("password") or None)
+            lambda: sharing.open_share_link(
+                v, token=token, password=f.get("password") or None, address=address
+            )
         )
     except SkinvaultError as exc:
         status = await run_in_threadpool(sharing.link_status, v, token)
+        if isinstance(exc, TooManyLinkTries):
+            code = 429
+        elif isinstance(exc, LinkRefused):
+            code = 403  # a wrong password or a locked link: refused, not gone
+        else:
+            code = _link_code(status.state) if status.state != "ok" else 403
         return render(
             request,
             "link.html",
-            status_code=410 if status.state != "ok" else 403,
+            status_code=code,
             info=None,
             status=status,
             image=None,
             error=html.unescape(str(exc)),
             token=token,
         )
+    status = await run_in_threadpool(sharing.link_status, v, token)
     image = f"data:{got.media_type};base64,{base64.b64encode(got.data).decode()}"
     return render(
         request, "link.html", info=None, status=status, image=image, error=None, token=token
