@@ -25,7 +25,7 @@ from skinvault.errors import AccessDenied
 from skinvault.services import admin, history, photos
 from skinvault.services.care import start_care
 from tests import factories
-from tests.integration.conftest import database_url  # noqa: F401  (the fixture)
+from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
 from tests.security.conftest import Live, csrf_of
 
 OPERATOR = Actor.system("test")
@@ -59,6 +59,15 @@ def _user(vault: Vault, role: Role, email: str, name: str) -> tuple[Actor, str |
         vault, role=role, email=email, password="a long passphrase", actor=OPERATOR, name=name
     )
     return Actor(made.user_id, role, name), made.patient_id
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each backend (bootstrap migrates it)."""
+    url, schema = fresh_database_url(request.param, tmp_path)
+    yield url
+    if schema:
+        drop_schema(schema)
 
 
 @pytest.fixture

@@ -54,6 +54,9 @@ class Action(StrEnum):
     USER_RESET_TOTP = "user:reset-totp"  # the second factor cleared; re-enrolment by link
     ACCOUNT_LINK_ISSUE = "account-link:issue"
     ACCOUNT_LINK_USE = "account-link:use"
+    BREAK_GLASS_START = "break-glass:start"  # a clinician opened a record outside the care team
+    BREAK_GLASS_REVIEW = "break-glass:review"  # the privacy officer closed a case, with a note
+    BREAK_GLASS_ESCALATE = "break-glass:escalate"  # ... or passed it on for investigation
     KEY_ROTATE = "key:rotate"
     BLOB_SWEEP = "blob:sweep"
 

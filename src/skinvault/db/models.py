@@ -324,3 +324,29 @@ class PhotoRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fulfilled_photo_id: Mapped[str | None] = mapped_column(ForeignKey("photos.id"))
     fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BreakGlassReview(Base):
+    """One emergency access outside the care team, waiting for (or closed by) the privacy
+    officer: a clinician's accesses to one patient's record for one reason, while open.
+
+    States: ``open`` → ``reviewed`` (with a note), or ``open`` → ``escalated`` (with a
+    note) → ``reviewed``. Each step is also an audit event on ``break-glass:<id>``.
+    """
+
+    __tablename__ = "break_glass_reviews"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    clinician_id: Mapped[str] = mapped_column(String(64), index=True)
+    clinician: Mapped[str] = mapped_column(String(200))  # the audit name, id and display name
+    reason: Mapped[str] = mapped_column(Text)  # as the clinician gave it
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_seq: Mapped[int] = mapped_column(Integer)  # audit events of this access, first ...
+    last_seq: Mapped[int] = mapped_column(Integer)  # ... and last
+    accesses: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    note: Mapped[str | None] = mapped_column(Text)  # the officer's latest note
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

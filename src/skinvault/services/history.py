@@ -7,18 +7,21 @@
 
 The history is read from the audit log itself, so it cannot say less than the
 log does: every allowed, refused and failed attempt on any of the patient's
-photos, and every consent answer, appears.
+photos, and every consent answer, appears. An emergency (break-glass) access by
+someone outside the care team says so, with the reason they gave, and so does
+each step of the privacy officer's review of it (never the officer's note).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select
 
 from skinvault.bootstrap import Vault
-from skinvault.db.models import AuditEvent, BodySite, Patient, Photo
+from skinvault.db.models import AuditEvent, BodySite, BreakGlassReview, Patient, Photo
 from skinvault.errors import NotFound
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
 
@@ -32,11 +35,29 @@ _VERBS = {
     "photo:shred": "shredded, as the retention period ended,",
     "share-link:open": "opened, through a share link,",
     "share-link:revoke": "withdrew a share link to",
+    "photo:export-dicom": "exported, as a DICOM file,",
+    "photo:export-fhir": "exported, through the FHIR interface,",
+    "photo:send": "sent to a connected imaging system (PACS)",
 }
 _CONSENT = {
     "consent:grant": "gave consent for",
     "consent:refuse": "said no to",
     "consent:revoke": "withdrew consent for",
+}
+
+
+#: How the audit log marks a read allowed by break-glass (see services.review).
+_BREAK_GLASS = "BREAK-GLASS, to be reviewed: "
+_GIVEN = re.compile(r"giving the reason “(?P<given>.*)”\. It is flagged for review\.\Z", re.S)
+_EMERGENCY_VERBS = {
+    "photo:view": "viewed",
+    "photo:thumbnail": "viewed a preview of",
+    "photo:describe": "looked up the details of",
+    "break-glass:start": "opened the list of",
+}
+_REVIEW_STEPS = {
+    "break-glass:review": "reviewed",
+    "break-glass:escalate": "escalated for further investigation",
 }
 
 
@@ -48,6 +69,28 @@ class HistoryEntry:
     purpose: str | None
     outcome: str
     text: str
+    #: An emergency (break-glass) access by someone outside the care team.
+    emergency: bool = False
+    #: The reason that person gave, word for word.
+    reason_given: str | None = None
+
+
+def _given_reason(reason: str | None) -> str | None:
+    """The reason a clinician gave for break-glass, read back from the audited decision;
+    ``None`` unless the event is an allowed break-glass read."""
+    if not reason or not reason.startswith(_BREAK_GLASS):
+        return None
+    found = _GIVEN.search(reason)
+    return found.group("given") if found else reason.removeprefix(_BREAK_GLASS)
+
+
+def _emergency_sentence(event: AuditEvent, photo_words: str, who: str, given: str) -> str:
+    verb = _EMERGENCY_VERBS.get(event.action, event.action)
+    return (
+        f"Emergency access outside your care team: {who} {verb} {photo_words},"
+        f" {_when(event.at)}. The reason they gave: “{given}”."
+        " A privacy officer reviews every emergency access."
+    )
 
 
 def _when(moment: datetime) -> str:
@@ -107,7 +150,13 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
             s.id: s.label
             for s in session.scalars(select(BodySite).where(BodySite.patient_id == patient_id))
         }
-        objects = [f"photo:{pid}" for pid in photos] + [f"patient:{patient_id}"]
+        reviews = {
+            f"break-glass:{r.id}": r
+            for r in session.scalars(
+                select(BreakGlassReview).where(BreakGlassReview.patient_id == patient_id)
+            )
+        }
+        objects = [f"photo:{pid}" for pid in photos] + [f"patient:{patient_id}", *reviews]
         events = session.scalars(
             select(AuditEvent)
             .where(
@@ -121,15 +170,39 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
         ).all()
         entries = []
         for e in events:
-            if e.object.startswith("patient:") and e.action not in _CONSENT:
+            case = reviews.get(e.object)
+            if case is not None:
+                if e.action in _REVIEW_STEPS:  # the step, never the officer's own note
+                    who_then = case.clinician.partition(" ")[2] or "a clinician"
+                    entries.append(
+                        HistoryEntry(
+                            e.at, "A privacy officer", e.action, None, e.outcome,
+                            f"A privacy officer {_REVIEW_STEPS[e.action]} the emergency access"
+                            f" by {who_then} of {_day(case.opened_at)}, {_when(e.at)}.",
+                        )
+                    )  # fmt: skip
+                continue
+            given = _given_reason(e.reason) if e.outcome == "allowed" else None
+            if e.object.startswith("patient:") and e.action not in _CONSENT and given is None:
                 continue  # care-team changes and failed uploads are in the operator's log
             photo = photos.get(e.object.removeprefix("photo:"))
             if photo is not None:
                 site = sites.get(photo.site_id or "", "")
                 photo_words = f"your {site + ' ' if site else ''}photo of {_day(photo.uploaded_at)}"
+            elif e.object.startswith("patient:"):
+                photo_words = "your photos"
             else:
                 photo_words = "your photo"
             who = _who(e.actor, patient.user_id)
+            if given is not None:
+                entries.append(
+                    HistoryEntry(
+                        e.at, who, e.action, e.purpose, e.outcome,
+                        _emergency_sentence(e, photo_words, who, given),
+                        emergency=True, reason_given=given,
+                    )
+                )  # fmt: skip
+                continue
             entries.append(
                 HistoryEntry(
                     e.at, who, e.action, e.purpose, e.outcome, _sentence(e, photo_words, who)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from skinvault.actors import Actor
 from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.chain import Event
 from skinvault.audit.log import maybe_checkpoint, record
 from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import open_blob, pack, seal, unpack
@@ -59,6 +60,7 @@ from skinvault.policy.decide import (
 )
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import facts_of
+from skinvault.services.review import BREAK_GLASS_MARK, file_access
 
 PHOTO = "photo"
 THUMBNAIL = "thumbnail"
@@ -364,6 +366,29 @@ def _decision(
     return decision
 
 
+def _audit_reason(decision: Decision) -> str:
+    """The decision's reason as audited; break-glass reads are marked for the review queue
+    and the patient's history (:data:`skinvault.services.review.BREAK_GLASS_MARK`)."""
+    if decision.allowed and decision.break_glass:
+        return f"{BREAK_GLASS_MARK}{decision.reason}"
+    return decision.reason
+
+
+def _file_break_glass(  # noqa: PLR0917  (one private call shape, used twice)
+    session: Session,
+    vault: Vault,
+    decision: Decision,
+    actor: Actor,
+    photo: Photo,
+    given: str | None,
+    event: Event,
+) -> None:
+    """Put an allowed break-glass read in the privacy officer's queue (same transaction)."""
+    if decision.allowed and decision.break_glass and given:
+        file_access(session, vault, actor=actor, patient_id=photo.patient_id, reason=given,
+                    event=event)  # fmt: skip
+
+
 def _parse_purpose(purpose: Purpose | str) -> Purpose:
     try:
         return Purpose(purpose)
@@ -438,11 +463,8 @@ def _read(
                     )
                 assert wrapped is not None  # not deleted, or decide() would have refused
                 expected_sha = photo.content_sha256 if derivative is None else None
-                reason = decision.reason
-                if decision.break_glass:
-                    reason = f"BREAK-GLASS, to be reviewed: {reason}"
                 # The access is on the record before any byte is decrypted.
-                record(
+                event = record(
                     session,
                     clock=vault.clock,
                     actor=actor.audit_name,
@@ -450,8 +472,9 @@ def _read(
                     object=obj,
                     outcome=Outcome.ALLOWED,
                     purpose=chosen.value,
-                    reason=reason,
+                    reason=_audit_reason(decision),
                 )
+                _file_break_glass(session, vault, decision, actor, photo, break_glass_reason, event)
                 media_type = (
                     "image/jpeg"
                     if derivative is not None
@@ -517,7 +540,7 @@ def describe_photo(
                 purpose=chosen,
                 break_glass_reason=break_glass_reason,
             )
-            record(
+            event = record(
                 session,
                 clock=vault.clock,
                 actor=actor.audit_name,
@@ -525,8 +548,9 @@ def describe_photo(
                 object=obj,
                 outcome=Outcome.ALLOWED if decision.allowed else Outcome.DENIED,
                 purpose=chosen.value,
-                reason=decision.reason,
+                reason=_audit_reason(decision),
             )
+            _file_break_glass(session, vault, decision, actor, photo, break_glass_reason, event)
             site = session.get(BodySite, photo.site_id) if photo.site_id else None
             hidden = Obligation.DEIDENTIFIED in decision.obligations
             details = PhotoDetails(

@@ -11,10 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from skinvault.actors import Role
-from skinvault.errors import AccessDenied, SkinvaultError
+from skinvault.errors import AccessDenied, NotFound, SkinvaultError
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
 from skinvault.services import (
     capture,
+    emergency,
     photos,
     records,
     sharing,
@@ -255,3 +256,58 @@ def compare_page(request: Request, a: str, b: str, purpose: str = "care") -> Res
     except SkinvaultError as exc:
         return error_page(request, exc, 403)
     return render(request, "compare.html", info=info, pair=pair, purpose=purpose)
+
+
+# -- break-glass from the clinician's home ----------------------------------------------------
+
+
+@router.post("/portal/emergency", response_class=HTMLResponse)
+async def emergency_access(request: Request) -> Response:
+    """Open a patient's record outside the care team: a patient identifier and a reason;
+    the photos are listed and previewed through the break-glass decision, each audited."""
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    v = vault(request)
+    patient, reason = f.get("patient", "").strip(), f.get("reason", "")
+    try:
+        opened = await run_in_threadpool(
+            lambda: emergency.open_record(v, actor=info.actor, patient=patient, reason=reason)
+        )
+    except (AccessDenied, NotFound) as exc:
+        return render(
+            request,
+            "emergency.html",
+            status_code=403 if isinstance(exc, AccessDenied) else 404,
+            info=info,
+            refused=str(exc),
+            patient=patient,
+            reason=reason,
+            opened=None,
+            previews={},
+        )
+    if not opened.break_glass:  # on the care team: the ordinary page, no emergency needed
+        return RedirectResponse(f"/portal/patients/{opened.patient_id}", status_code=303)
+
+    def previews() -> dict[str, str]:
+        shown = {}
+        for p in opened.photos:
+            try:
+                got = photos.read_thumbnail(
+                    v, photo_id=p.id, actor=info.actor, purpose="care", break_glass_reason=reason
+                )
+            except SkinvaultError:
+                continue  # the page still lists it; opening it says why it cannot be read
+            shown[p.id] = f"data:{got.media_type};base64,{base64.b64encode(got.data).decode()}"
+        return shown
+
+    return render(
+        request,
+        "emergency.html",
+        info=info,
+        refused=None,
+        patient=patient,
+        reason=reason.strip(),
+        opened=opened,
+        previews=await run_in_threadpool(previews),
+    )
