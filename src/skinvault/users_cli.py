@@ -35,7 +35,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _link(vault: Vault, token: str) -> str:
-    base = str(getattr(vault.settings, "public_base_url", "") or "").rstrip("/")
+    base = vault.settings.public_base_url.rstrip("/")
     return f"{base}/account/{token}"
 
 
