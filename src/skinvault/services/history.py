@@ -55,9 +55,9 @@ _EMERGENCY_VERBS = {
     "photo:describe": "looked up the details of",
     "break-glass:start": "opened the list of",
 }
-_REVIEW_STEPS = {
-    "break-glass:review": "reviewed",
-    "break-glass:escalate": "escalated for further investigation",
+_REVIEW_STEPS = {  # (verb, what follows the access's date)
+    "break-glass:review": ("reviewed", ""),
+    "break-glass:escalate": ("escalated", " for further investigation"),
 }
 
 
@@ -174,11 +174,12 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
             if case is not None:
                 if e.action in _REVIEW_STEPS:  # the step, never the officer's own note
                     who_then = case.clinician.partition(" ")[2] or "a clinician"
+                    verb, tail = _REVIEW_STEPS[e.action]
                     entries.append(
                         HistoryEntry(
                             e.at, "A privacy officer", e.action, None, e.outcome,
-                            f"A privacy officer {_REVIEW_STEPS[e.action]} the emergency access"
-                            f" by {who_then} of {_day(case.opened_at)}, {_when(e.at)}.",
+                            f"A privacy officer {verb} the emergency access by {who_then}"
+                            f" of {_day(case.opened_at)}{tail}, {_when(e.at)}.",
                         )
                     )  # fmt: skip
                 continue
