@@ -23,6 +23,10 @@ class Action(StrEnum):
     PHOTO_DESCRIBE = "photo:describe"
     PHOTO_REQUEST = "photo:request"
     PHOTO_SHRED = "photo:shred"  # retention: the data key destroyed when the period ended
+    PHOTO_EXPORT_DICOM = "photo:export-dicom"  # a DICOM file made for someone (leaves skinvault)
+    PHOTO_EXPORT_FHIR = "photo:export-fhir"  # the bytes as a FHIR Binary (leaves skinvault)
+    PHOTO_SEND = "photo:send"  # a DICOM file sent to a configured destination (PACS)
+    RECORD_EXPORT_FHIR = "record:export-fhir"  # FHIR resources of a record read (Patient, …)
     COPY_SHRED = "copy:shred"
     SHARE_LINK_PURGE = "share-link:purge"
     CONSENT_GRANT = "consent:grant"

@@ -32,7 +32,7 @@ from skinvault.db.engine import is_busy
 from skinvault.errors import Busy, SkinvaultError
 from skinvault.services import privacy, sharing
 from skinvault.services.checkpoints import CheckpointSchedule
-from skinvault.web import api, pages, problems
+from skinvault.web import api, api_interop, fhir, pages, problems
 from skinvault.web.deps import client_address
 
 HERE = Path(__file__).parent
@@ -113,6 +113,8 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
         return response
 
     app.include_router(api.router)
+    app.include_router(api_interop.router)
+    app.include_router(fhir.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

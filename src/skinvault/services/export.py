@@ -1,0 +1,342 @@
+"""Exports for other systems: DICOM files, FHIR resources, sends to a PACS — decided and audited.
+
+    >>> got = export_dicom(vault, photo_id=p, actor=clinician, purpose="care")  # doctest: +SKIP
+    >>> got.part10.transfer_syntax
+    '1.2.840.10008.1.2.4.50'
+    >>> rec = export_record(vault, actor=clinician, patient_id=pid)               # doctest: +SKIP
+
+A photo that leaves skinvault is an *export*: it is decided by
+:func:`skinvault.policy.decide` with :attr:`Access.EXPORT` (so a consent
+limited to "inside this clinic" refuses it) and audited with its own action
+(``photo:export-dicom``, ``photo:export-fhir``, ``photo:send``), never as an
+ordinary view. The audit event commits before any byte is decrypted, exactly as
+for a view (:mod:`skinvault.services.photos`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from skinvault.actors import Actor
+from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.log import record
+from skinvault.bootstrap import Vault
+from skinvault.db.models import AuditEvent, BodySite, CareRelationship, Patient, Photo
+from skinvault.errors import AccessDenied, NotFound, SkinvaultError
+from skinvault.interop import dicom
+from skinvault.policy.decide import (
+    Access,
+    CareFacts,
+    Obligation,
+    PatientAction,
+    decide_patient,
+)
+from skinvault.policy.purposes import Purpose
+from skinvault.services import consents as consent_service
+from skinvault.services.photos import (
+    MEDIA_TYPES,
+    PHOTO,
+    _audit_failure,
+    _decision,
+    _decrypt,
+    _parse_purpose,
+)
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """What an export may say about one photo (de-identified: no patient, dates or note)."""
+
+    photo_id: str
+    patient_id: str | None
+    patient_name: str | None
+    site: str | None
+    site_label: str | None
+    taken_on: date | None
+    uploaded_at: datetime | None
+    format: str
+    media_type: str
+    width: int
+    height: int
+    size: int
+    obligations: frozenset[Obligation]
+
+    @property
+    def deidentified(self) -> bool:
+        return Obligation.DEIDENTIFIED in self.obligations
+
+
+@dataclass(frozen=True)
+class ExportedPhoto:
+    record: PhotoRecord
+    data: bytes
+
+    @property
+    def sha1(self) -> bytes:
+        # R4 Attachment.hash is the SHA-1 of the data (base64 in JSON).
+        return hashlib.sha1(self.data, usedforsecurity=False).digest()
+
+
+@dataclass(frozen=True)
+class DicomExport:
+    record: PhotoRecord
+    part10: dicom.Part10
+
+
+def export_photo(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    action: Action,
+    break_glass_reason: str | None = None,
+    detail: str = "",
+) -> ExportedPhoto:
+    """Decide (as an export), audit, then decrypt one photo; a refusal is audited first."""
+    obj = f"photo:{photo_id}"
+    denied: AccessDenied | None = None
+    try:
+        chosen = _parse_purpose(purpose)
+        with vault.sessions.begin() as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.deleted_at is not None:
+                raise NotFound(f"there is no photo {photo_id}")
+            decision = _decision(
+                session,
+                vault,
+                photo,
+                actor=actor,
+                access=Access.EXPORT,
+                purpose=chosen,
+                break_glass_reason=break_glass_reason,
+            )
+            reason = decision.reason
+            if decision.break_glass:
+                reason = f"BREAK-GLASS, to be reviewed: {reason}"
+            if detail:
+                reason = f"{reason} ({detail})"
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=action,
+                object=obj,
+                outcome=Outcome.ALLOWED if decision.allowed else Outcome.DENIED,
+                purpose=chosen.value,
+                reason=reason,
+            )
+            if not decision.allowed:
+                denied = AccessDenied(decision.reason)
+            else:
+                patient = session.get(Patient, photo.patient_id)
+                site = session.get(BodySite, photo.site_id) if photo.site_id else None
+                hidden = Obligation.DEIDENTIFIED in decision.obligations
+                meta = PhotoRecord(
+                    photo_id=photo.id,
+                    patient_id=None if hidden else photo.patient_id,
+                    patient_name=None if hidden or patient is None else patient.display_name,
+                    site=site.code if site else None,
+                    site_label=site.label if site else None,
+                    taken_on=None if hidden else photo.taken_on,
+                    uploaded_at=None if hidden else photo.uploaded_at,
+                    format=photo.format,
+                    media_type=MEDIA_TYPES.get(photo.format, "application/octet-stream"),
+                    width=photo.width,
+                    height=photo.height,
+                    size=photo.size,
+                    obligations=decision.obligations,
+                )
+                blob_key, wrapped, sha256 = photo.blob_key, photo.wrapped_dek, photo.content_sha256
+        if denied is not None:
+            raise denied
+        assert wrapped is not None
+        data = _decrypt(
+            vault, object_id=photo_id, kind=PHOTO, blob_key=blob_key, wrapped=wrapped, sha256=sha256
+        )
+    except SkinvaultError as exc:
+        if exc is not denied:
+            _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
+        raise
+    return ExportedPhoto(meta, data)
+
+
+def dicom_of(exported: ExportedPhoto, *, issuer: str) -> dicom.Part10:
+    meta = exported.record
+    return dicom.build(
+        dicom.DicomPhoto(
+            photo_id=meta.photo_id,
+            patient_id=meta.patient_id or "",
+            patient_name=meta.patient_name or "",
+            site=meta.site,
+            site_label=meta.site_label,
+            data=exported.data,
+            format=meta.format,
+            taken_on=meta.taken_on,
+            uploaded_at=meta.uploaded_at or datetime(1970, 1, 1),  # unused when de-identified
+            deidentified=meta.deidentified,
+            issuer=issuer,
+        )
+    )
+
+
+def export_dicom(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    break_glass_reason: str | None = None,
+    action: Action = Action.PHOTO_EXPORT_DICOM,
+    detail: str = "",
+) -> DicomExport:
+    """The photo as a DICOM Part 10 file (VL Photographic Image), if an export is allowed."""
+    exported = export_photo(
+        vault,
+        photo_id=photo_id,
+        actor=actor,
+        purpose=purpose,
+        action=action,
+        break_glass_reason=break_glass_reason,
+        detail=detail,
+    )
+    try:
+        part10 = dicom_of(exported, issuer=vault.settings.organisation)
+    except SkinvaultError as exc:
+        _audit_failure(vault, actor, action, f"photo:{photo_id}", str(exc))
+        raise
+    return DicomExport(exported.record, part10)
+
+
+# -- the record as a whole (FHIR Patient, Media search, Consent, AuditEvent, $everything) ----
+
+
+@dataclass(frozen=True)
+class RecordExport:
+    """What the caller may see of one patient's record, gathered under one set of decisions."""
+
+    patient_id: str
+    patient_name: str
+    photos: list[ExportedPhoto] | None  # None: the caller may not list photos
+    consents: list[consent_service.ConsentView] | None  # None: may not read consents
+    events: list[AuditEvent] | None  # None: may not read the access history
+
+
+_PARTS = {
+    "photos": PatientAction.LIST_PHOTOS,
+    "consents": PatientAction.MANAGE_CONSENT,
+    "events": PatientAction.READ_HISTORY,
+}
+
+
+def export_record(
+    vault: Vault,
+    *,
+    actor: Actor,
+    patient_id: str,
+    parts: frozenset[str] = frozenset(_PARTS),
+    required: frozenset[str] = frozenset(),
+    purpose: Purpose | str = Purpose.CARE,
+    load_photos: bool = True,
+) -> RecordExport:
+    """The parts of a record ``actor`` may see; a refused *required* part raises AccessDenied.
+
+    Each part is one record-level decision (:func:`decide_patient`); photos are
+    then each decided as an export for ``purpose`` and left out when refused.
+    One ``record:export-fhir`` event records what was read (or refused).
+    """
+    obj = f"patient:{patient_id}"
+    chosen = _parse_purpose(purpose)
+    with vault.sessions.begin() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise NotFound(f"there is no patient {patient_id}")
+        relationships = [
+            CareFacts(r.clinician_id, r.since, r.until)
+            for r in session.scalars(
+                select(CareRelationship).where(CareRelationship.patient_id == patient_id)
+            )
+        ]
+        allowed: set[str] = set()
+        refusals = []
+        for part in sorted(parts):
+            decision = decide_patient(
+                actor,
+                _PARTS[part],
+                patient_user_id=patient.user_id,
+                relationships=relationships,
+                now=vault.clock.now(),
+            )
+            if decision.allowed:
+                allowed.add(part)
+            else:
+                refusals.append((part, decision.reason))
+        must = [(p, r) for p, r in refusals if p in required]
+        # Reading the patient's own name needs at least one part allowed.
+        outcome = Outcome.DENIED if must or not allowed else Outcome.ALLOWED
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor.audit_name,
+            action=Action.RECORD_EXPORT_FHIR,
+            object=obj,
+            outcome=outcome,
+            purpose=chosen.value,
+            reason=(
+                f"read {', '.join(sorted(allowed)) or 'nothing'}"
+                + "".join(f"; {p} refused: {r}" for p, r in refusals)
+            ),
+        )
+        name = patient.display_name
+        photo_ids = (
+            list(
+                session.scalars(
+                    select(Photo.id)
+                    .where(Photo.patient_id == patient_id, Photo.deleted_at.is_(None))
+                    .order_by(Photo.uploaded_at)
+                )
+            )
+            if "photos" in allowed
+            else []
+        )
+    if outcome is Outcome.DENIED:
+        raise AccessDenied((must or refusals)[0][1])
+    photos: list[ExportedPhoto] | None = None
+    if "photos" in allowed and load_photos:
+        photos = []
+        for pid in photo_ids:
+            try:
+                photos.append(
+                    export_photo(
+                        vault,
+                        photo_id=pid,
+                        actor=actor,
+                        purpose=chosen,
+                        action=Action.PHOTO_EXPORT_FHIR,
+                        detail="FHIR Media",
+                    )
+                )
+            except AccessDenied:
+                continue  # audited; this one is not for this caller
+    consents = consent_service.consent_history(vault, patient_id) if "consents" in allowed else None
+    events = _events(vault, patient_id) if "events" in allowed else None
+    return RecordExport(patient_id, name, photos, consents, events)
+
+
+def _events(vault: Vault, patient_id: str) -> list[AuditEvent]:
+    """The audit events about the patient and their photos, oldest first (as history shows)."""
+    with vault.reading() as session:
+        ids = list(session.scalars(select(Photo.id).where(Photo.patient_id == patient_id)))
+        objects = [f"photo:{p}" for p in ids] + [f"patient:{patient_id}"]
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object.in_(objects))
+            .order_by(AuditEvent.seq)
+        ).all()
+        session.expunge_all()
+        return list(rows)
+
