@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from hypothesis import strategies as st
 
 from skinvault.errors import PhotoError
 from skinvault.photos.scrub import inspect, scrub
-from tests.conftest import CORPUS_FILES
+from tests import fuzzing
+from tests.conftest import CORPUS_FILES, FINDINGS
 
 # One small real file per container, plus a few with tricky structure.
 SEEDS = [
@@ -73,3 +75,20 @@ def test_every_truncation_point_of_the_header_is_handled(seed: Path) -> None:
             scrub(data[:cut])
         except PhotoError:
             continue
+
+
+#: The corpus seeds and the outside test's reproducers (each a class of defect).
+FUZZ_SEEDS = SEEDS + sorted(
+    p for p in FINDINGS.iterdir() if p.suffix != ".md" and not p.name.startswith("upload500-")
+)
+#: Seconds the seeded mutation loop runs in the normal test run (bench/fuzz.py runs longer).
+FUZZ_SECONDS = float(os.environ.get("SKINVAULT_FUZZ_SECONDS", "60"))
+
+
+@pytest.mark.skipif(not SEEDS, reason="no corpus to mutate")
+def test_seeded_mutants_are_refused_or_written_clean_and_fast() -> None:
+    """No crash, no file over 1 s, no metadata string of the seed in any written copy."""
+    tally = fuzzing.run(FUZZ_SEEDS, seconds=FUZZ_SECONDS, seed=11)
+    assert tally.mutants > 100, "the loop barely ran"
+    assert tally.written and tally.refused, "mutants should be both written and refused"
+    assert not tally.failures, "\n".join(tally.failures[:20])

@@ -70,6 +70,59 @@ def _neutral(version: int, sig: bytes) -> bytes:
     )
 
 
+_PARA_PARAMS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
+
+
+def defined_size(value: bytes) -> int | None:
+    """Bytes a colour tag's type defines (ICC.1 clause 10); None for types sized by offsets."""
+    kind = value[:4]
+    if kind == b"XYZ ":
+        return 8 + 12 * ((len(value) - 8) // 12)
+    if kind == b"curv" and len(value) >= 12:
+        return 12 + 2 * int.from_bytes(value[8:12], "big")
+    if kind == b"para" and len(value) >= 10:
+        params = _PARA_PARAMS.get(int.from_bytes(value[8:10], "big"))
+        return None if params is None else 12 + 4 * params
+    if kind == b"sf32":
+        return 8 + 4 * ((len(value) - 8) // 4)
+    if kind in (b"sig ", b"cicp"):
+        return 12
+    if kind == b"meas":
+        return 36
+    if kind == b"chrm" and len(value) >= 10:
+        return 12 + 16 * int.from_bytes(value[8:10], "big")
+    if kind in (b"mft1", b"mft2") and len(value) >= 52:
+        inputs, outputs, grid = value[8], value[9], value[10]
+        if kind == b"mft1":
+            return int(48 + 256 * inputs + grid ** min(inputs, 16) * outputs + 256 * outputs)
+        entries_in, entries_out = (
+            int.from_bytes(value[48:50], "big"),
+            int.from_bytes(value[50:52], "big"),
+        )
+        lut = grid ** min(inputs, 16) * outputs
+        return int(52 + 2 * (entries_in * inputs + lut + entries_out * outputs))
+    return None
+
+
+_TRC = frozenset({b"rTRC", b"gTRC", b"bTRC", b"kTRC"})
+#: Colour tags that hold exactly one XYZ number.
+_ONE_XYZ = frozenset({b"wtpt", b"bkpt", b"rXYZ", b"gXYZ", b"bXYZ", b"lumi"})
+
+
+def _colour_value(sig: bytes, value: bytes) -> bytes:
+    """A colour tag's bytes at its type's defined size; raises :class:`NotAProfile`."""
+    size = 20 if sig in _ONE_XYZ and value[:4] == b"XYZ " else defined_size(value)
+    if size is None:
+        return value
+    if size > len(value):
+        raise NotAProfile(f"its tag {sig!r} is shorter than its type defines")
+    if sig in _TRC and value[:4] == b"curv" and size > 14:
+        points = struct.unpack(f">{(size - 12) // 2}H", value[12:size])
+        if any(b < a for a, b in itertools.pairwise(points)):
+            raise NotAProfile(f"its tone curve {sig!r} is not monotonic, so not colour data")
+    return value[:size]
+
+
 def tags(profile: bytes) -> list[tuple[bytes, int, int]]:
     """(signature, offset, size) of every tag, after validating header and table."""
     size = len(profile)
@@ -115,7 +168,7 @@ def texts(profile: bytes) -> list[bytes]:
 
 def rebuild(profile: bytes) -> bytes:
     """A validated profile rebuilt from its colour fields; raises :class:`NotAProfile`."""
-    found = tags(profile)
+    tags(profile)
     version = profile[8]
     header = bytearray(profile[:_HEADER])
     header[4:8] = bytes(4)  # preferred CMM
@@ -125,10 +178,7 @@ def rebuild(profile: bytes) -> bytes:
     header[48:56] = bytes(8)  # device manufacturer and model
     header[80:84] = bytes(4)  # creator
     header[84:128] = bytes(44)  # profile ID and reserved bytes
-    entries: list[tuple[bytes, bytes]] = []
-    for sig, offset, length in found:
-        if sig in _COLOUR_TAGS and profile[offset : offset + 4] not in _TEXT_TYPES:
-            entries.append((sig, profile[offset : offset + length]))
+    entries = list(colour_tags(profile).items())
     for sig in _NEUTRAL_TAGS:
         entries.append((sig, _neutral(version, sig)))
     table_end = _HEADER + 4 + 12 * len(entries)

@@ -19,7 +19,6 @@ DNG raw files and old-style JPEG compression are refused rather than rewritten.
 
 from __future__ import annotations
 
-import itertools
 import struct
 from dataclasses import dataclass
 
@@ -365,6 +364,7 @@ def clean(data: bytes) -> Cleaned:
     notes: list[str] = []
     removed: list[bytes] = []
     kept: list[tuple[int, Entry]] = []
+    invalid: set[int] = set()
     for tag, entry in sorted(ifd0.entries.items()):
         if tag not in _KEEP or (tag == _JPEG_TABLES and compression != _NEW_JPEG):
             removed.append(entry.value)
@@ -372,6 +372,7 @@ def clean(data: bytes) -> Cleaned:
         if not _fits(reader, ifd0, entry, len(image.chunks)):
             if tag in _REQUIRED:
                 raise DamagedFile(f"damaged: its tag {tag} has a type or count TIFF does not allow")
+            invalid.add(tag)
             removed.append(entry.value)
             notes.append(
                 f"dropped TIFF tag {tag}: field type {entry.type} with {entry.count} values"
@@ -391,7 +392,7 @@ def clean(data: bytes) -> Cleaned:
             kept.append((tag, Entry(tag, _UNDEFINED, len(value), value, entry.value_offset)))
             continue
         kept.append((tag, entry))
-    _check_ranges(reader, ifd0, image)
+    _check_ranges(reader, ifd0, image, {t for t, _ in kept}, invalid)
     order, count = reader.order, len(image.chunks)
     counts_value = struct.pack(f"{order}{count}I", *(n for _, n in image.chunks))
 
@@ -484,9 +485,17 @@ def _fits(reader: TiffReader, ifd0: Ifd, entry: Entry, chunks: int) -> bool:
     return entry.count == expected
 
 
-def _check_ranges(reader: TiffReader, ifd0: Ifd, image: _ImageData) -> None:
-    """Image data must lie in the file and overlap no directory, value or other strip."""
-    structure: list[tuple[int, int, str]] = [(0, 8, "the TIFF header")]
+def _check_ranges(
+    reader: TiffReader, ifd0: Ifd, image: _ImageData, kept: set[int], invalid: set[int]
+) -> None:
+    """Kept data (strips or tiles, and kept tags' values) must overlap no other structure.
+
+    Every directory, every value of every tag (kept or not) and every piece of
+    image data is a byte range; two ranges may coincide exactly only when both
+    are tag values (TIFF writers share one rational between tags), and no kept
+    range may partly overlap anything.
+    """
+    ranges: list[tuple[int, int, bool, str]] = [(0, 8, False, "the TIFF header")]
     dirs = walk(reader)
     seen = set()
     for ifd in (ifd0, dirs.exif, dirs.gps, dirs.interop, dirs.ifd1):
@@ -494,24 +503,30 @@ def _check_ranges(reader: TiffReader, ifd0: Ifd, image: _ImageData) -> None:
             continue
         seen.add(ifd.offset)
         (count,) = struct.unpack(reader.order + "H", reader.data[ifd.offset : ifd.offset + 2])
-        structure.append((ifd.offset, ifd.offset + 2 + 12 * count + 4, "a directory"))
+        ranges.append((ifd.offset, ifd.offset + 2 + 12 * count + 4, False, "a directory"))
         for entry in ifd.entries.values():
+            if ifd is ifd0 and entry.tag in invalid:
+                continue  # a count that does not fit: dropped, its range means nothing
             if len(entry.value) > 4:
-                start = entry.value_offset
-                structure.append((start, start + len(entry.value), "a metadata value"))
-    spans = sorted((o, o + n) for o, n in image.chunks if n)
-    for (_, end), (start, _) in itertools.pairwise(spans):
-        if start < end:
-            raise DamagedFile("damaged: two pieces of its image data overlap")
-    for start, end in spans:
-        if start < 8 and end > 0:
-            raise DamagedFile("damaged: its image data overlaps the TIFF header")
-        for s0, s1, what in structure:
-            if start < s1 and s0 < end:
-                raise DamagedFile(
-                    f"damaged: its image data (bytes {start:,}-{end:,}) overlaps {what};"
-                    " refusing to copy it"
+                mine = ifd is ifd0 and entry.tag in kept
+                what = f"tag {entry.tag}'s value" if mine else "a metadata value"
+                ranges.append(
+                    (entry.value_offset, entry.value_offset + len(entry.value), mine, what)
                 )
+    ranges.extend((o, o + n, True, "image data") for o, n in image.chunks if n)
+    ranges.sort()
+    reach: tuple[int, int, bool, str] | None = None  # the range reaching furthest so far
+    for current in ranges:
+        start, end, kept_here, what = current
+        if reach is not None and start < reach[1]:
+            shared = (start, end) == reach[:2] and "image data" not in (what, reach[3])
+            if (kept_here or reach[2]) and not shared:
+                raise DamagedFile(
+                    f"damaged: {what if kept_here else reach[3]} (bytes {start:,}-{end:,})"
+                    f" overlaps {reach[3] if kept_here else what}; refusing to copy it"
+                )
+        if reach is None or end > reach[1]:
+            reach = current
 
 
 def strict(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> None:
@@ -525,4 +540,4 @@ def strict(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> None:
             raise DamagedFile(f"its tag {tag} is not one kept at its defined type and count")
         if tag == _ICC and icc.rebuild(entry.value) != entry.value:
             raise DamagedFile("its ICC profile is not in rebuilt form")
-    _check_ranges(reader, ifd0, image)
+    _check_ranges(reader, ifd0, image, set(ifd0.entries), set())
