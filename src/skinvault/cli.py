@@ -34,6 +34,7 @@ from skinvault.governance_cli import privacy_app, retention_app
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
 from skinvault.service_cli import serve
+from skinvault.tracking_cli import align, measure
 from skinvault.users_cli import users_app
 
 app = typer.Typer(
@@ -50,6 +51,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(privacy_app, name="privacy")
 app.command("serve")(serve)
+app.command("align")(align)
+app.command("measure")(measure)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -1,0 +1,76 @@
+"""``skinvault align`` / ``skinvault measure`` end to end on files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from typer.testing import CliRunner
+
+from skinvault.cli import app
+from tests.unit.test_tracking_align import _texture
+from tests.unit.test_tracking_measure import _photo
+
+runner = CliRunner()
+
+
+def test_align_json_and_out(tmp_path: Path) -> None:
+    ref = _texture(seed=11)
+    h, w = ref.shape[:2]
+    shift = np.array([[1, 0, 30], [0, 1, -20], [0, 0, 1]], np.float64)
+    mov = cv2.warpPerspective(ref, np.linalg.inv(shift), (w, h), borderMode=cv2.BORDER_REFLECT)
+    cv2.imwrite(str(tmp_path / "a.png"), ref)
+    cv2.imwrite(str(tmp_path / "b.png"), mov)
+    out = tmp_path / "b-aligned.jpg"
+    res = runner.invoke(
+        app,
+        ["align", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out), "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["confident"] is True and data["inliers"] >= 30
+    assert abs(data["matrix"][0][2] - 30) < 1 and abs(data["matrix"][1][2] + 20) < 1
+    assert cv2.imread(str(out)).shape == ref.shape
+
+
+def test_align_unrelated_says_no_and_writes_nothing(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), _texture(seed=1))
+    cv2.imwrite(str(tmp_path / "b.png"), _texture(seed=2))
+    out = tmp_path / "w.jpg"
+    res = runner.invoke(
+        app,
+        ["align", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out), "--json"],
+    )
+    assert res.exit_code == 0
+    assert json.loads(res.output)["confident"] is False
+    assert not out.exists()
+
+
+def test_measure_json_many_files_and_a_bad_one(tmp_path: Path) -> None:
+    img, truth = _photo(0.3)
+    cv2.imwrite(str(tmp_path / "p.png"), img)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 broken")
+    res = runner.invoke(
+        app, ["measure", str(tmp_path / "p.png"), str(tmp_path / "bad.jpg"), "--json"]
+    )
+    assert res.exit_code == 1
+    files = json.loads(res.output)["files"]
+    assert abs(files[0]["depigmented_percent"] - truth) <= 2
+    assert set(files[0]) >= {
+        "input",
+        "skin_percent",
+        "depigmented_percent",
+        "card",
+        "method",
+        "notes",
+    }
+    assert "error" in files[1]
+
+
+def test_measure_region_usage_error(tmp_path: Path) -> None:
+    img, _ = _photo(0.1)
+    cv2.imwrite(str(tmp_path / "p.png"), img)
+    res = runner.invoke(app, ["measure", str(tmp_path / "p.png"), "--region", "1,2,3"])
+    assert res.exit_code == 2

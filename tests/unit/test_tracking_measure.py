@@ -1,0 +1,106 @@
+"""Depigmented-area measurement and colour card on generated photos with known areas."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from skinvault.errors import RegionOutside
+from skinvault.tracking import colour
+from skinvault.tracking import measure as me
+
+SKIN = np.array([95, 140, 195], np.float32)  # BGR, a medium skin tone
+WHITE_PATCH = np.array([218, 222, 238], np.float32)  # milky, slightly pink
+
+
+def _photo(
+    depig_frac: float,
+    h: int = 600,
+    w: int = 800,
+    gain: float = 1.0,
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    seed: int = 0,
+) -> tuple[np.ndarray, float]:
+    """Skin everywhere with shading; a depigmented disc covering `depig_frac` of it."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = 0.85 + 0.15 * np.cos(xx / w * np.pi - 0.5)  # lit left, shaded right
+    noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 2) * 4
+    disc = np.zeros((h, w), np.float32)
+    if depig_frac > 0:
+        r = np.sqrt(depig_frac * h * w / np.pi)
+        disc = (((xx - w / 2) ** 2 + (yy - h / 2) ** 2) <= r * r).astype(np.float32)
+    base = (
+        SKIN[None, None, :] * (1 - disc[..., None]) + WHITE_PATCH[None, None, :] * disc[..., None]
+    )
+    img = base * shade[..., None] + noise[..., None]
+    img = img * gain * np.array(tint, np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8), 100.0 * float(disc.mean())
+
+
+@pytest.mark.parametrize("frac", [0.05, 0.2, 0.45])
+def test_known_area_is_measured_within_two_points(frac: float) -> None:
+    img, truth = _photo(frac)
+    m, _ = me.measure(img)
+    assert m.skin_percent > 95
+    assert abs(m.depigmented_percent - truth) <= 2.0
+
+
+def test_no_depigmentation_gives_zero_despite_shading() -> None:
+    img, _ = _photo(0.0)
+    m, _ = me.measure(img)
+    assert m.depigmented_percent <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("gain", "tint"),
+    [(1.25, (1, 1, 1)), (0.6, (1, 1, 1)), (1.0, (0.85, 1.0, 1.1)), (1.0, (1.1, 1.0, 0.9))],
+)
+def test_changed_light_moves_the_figure_little(gain: float, tint: tuple[float, ...]) -> None:
+    img, truth = _photo(0.25)
+    lit, _ = _photo(0.25, gain=gain, tint=tint)  # type: ignore[arg-type]
+    a, _ = me.measure(img)
+    b, _ = me.measure(lit)
+    assert abs(a.depigmented_percent - b.depigmented_percent) <= 3.0
+    assert abs(b.depigmented_percent - truth) <= 4.0
+
+
+def test_region_limits_the_measurement_and_must_be_inside() -> None:
+    img, _ = _photo(0.1)
+    m, _ = me.measure(img, region=(0, 0, 150, 150))  # a corner, away from the disc
+    assert m.depigmented_percent <= 1.0
+    with pytest.raises(RegionOutside):
+        me.measure(img, region=(5000, 0, 10, 10))
+
+
+def test_background_is_not_skin() -> None:
+    img, _ = _photo(0.0)
+    img[:, :400] = (40, 120, 40)  # green cloth on the left half
+    m, _ = me.measure(img)
+    assert 40 <= m.skin_percent <= 60
+
+
+def test_colour_card_is_found_and_used() -> None:
+    img, _ = _photo(0.2, h=900, w=1200)
+    card = colour.render_card(300)
+    img[20 : 20 + card.shape[0], 20 : 20 + 300] = card
+    found = colour.find_card(img)
+    assert found is not None
+    assert found[0].residual < 6
+    m, _ = me.measure(img)
+    assert m.card is not None and m.card["corrected"] is True
+    assert "colour-card" in str(m.as_json()["method"])
+
+
+def test_no_card_means_own_skin_reference() -> None:
+    img, _ = _photo(0.2)
+    m, _ = me.measure(img)
+    assert m.card is None
+    assert "own-skin" in str(m.as_json()["method"])
+
+
+def test_card_detector_rejects_a_dark_rectangle_without_patches() -> None:
+    img, _ = _photo(0.0)
+    img[50:250, 50:350] = 20
+    assert colour.find_card(img) is None
