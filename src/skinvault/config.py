@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     privacy_contact: str = ""
     #: Outside companies that process data for the service (hosting, storage, e-mail).
     sub_processors: list[str] = Field(default_factory=list)
+    #: DICOM destinations a clinician may send a photo to, by name: "dicom://AET@host:port"
+    #: (C-STORE) or "https://host/dicom-web" (STOW-RS). See docs/interop.md.
+    dicom_destinations: dict[str, str] = Field(default_factory=dict)
+    #: The AE title skinvault calls itself when it sends by C-STORE.
+    dicom_calling_aet: str = Field(default="SKINVAULT", min_length=1, max_length=16)
+    #: Attempts per send before it is recorded as failed (waits 1 s, 2 s, … in between).
+    dicom_send_attempts: int = Field(default=3, ge=1, le=10)
 
     @field_validator("public_base_url")
     @classmethod

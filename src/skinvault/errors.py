@@ -31,6 +31,7 @@ to a problem+json document. Anything else escaping is a bug.
      │    └── TooManyLinkTries    too many refused opens from one address (429)
      ├── Busy                     the database stayed busy past the wait bound (429, retry)
      ├── AccessDenied             the policy decision said no; carries its plain reason
+     ├── DestinationUnavailable   a DICOM destination refused or could not be reached
      └── AuditChainBroken         the audit log fails verification at a sequence number
 """
 
@@ -143,6 +144,10 @@ class AccessDenied(SkinvaultError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class DestinationUnavailable(SkinvaultError):
+    """A configured DICOM destination refused the photo or could not be reached (after retries)."""
 
 
 class AuditChainBroken(SkinvaultError):

@@ -323,9 +323,7 @@ def capability_statement(base: str, now: datetime) -> Json:
         entry: Json = {"type": kind, "interaction": [{"code": i} for i in interactions]}
         params = [p for p in SEARCHES.get(kind, []) if not p.startswith("_")]
         if params:
-            entry["searchParam"] = [
-                {"name": p, "type": "reference"} for p in params
-            ]
+            entry["searchParam"] = [{"name": p, "type": "reference"} for p in params]
         if kind == "Patient":
             entry["operation"] = [
                 {

@@ -16,6 +16,8 @@ for a view (:mod:`skinvault.services.photos`).
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -26,8 +28,8 @@ from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import AuditEvent, BodySite, CareRelationship, Patient, Photo
-from skinvault.errors import AccessDenied, NotFound, SkinvaultError
-from skinvault.interop import dicom
+from skinvault.errors import AccessDenied, DestinationUnavailable, NotFound, SkinvaultError
+from skinvault.interop import dicom, senders
 from skinvault.policy.decide import (
     Access,
     CareFacts,
@@ -333,10 +335,108 @@ def _events(vault: Vault, patient_id: str) -> list[AuditEvent]:
         ids = list(session.scalars(select(Photo.id).where(Photo.patient_id == patient_id)))
         objects = [f"photo:{p}" for p in ids] + [f"patient:{patient_id}"]
         rows = session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.object.in_(objects))
-            .order_by(AuditEvent.seq)
+            select(AuditEvent).where(AuditEvent.object.in_(objects)).order_by(AuditEvent.seq)
         ).all()
         session.expunge_all()
         return list(rows)
 
+
+# -- sending to a DICOM destination (PACS) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendResult:
+    photo_id: str
+    destination: str
+    attempts: int
+    detail: str
+    sop_instance_uid: str
+
+
+def destinations(vault: Vault) -> list[str]:
+    """The names of the configured DICOM destinations."""
+    return sorted(vault.settings.dicom_destinations)
+
+
+def send_photo(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    destination: str,
+    purpose: Purpose | str = Purpose.CARE,
+    sender_factory: Callable[[str, str], senders.DicomSender] | None = None,
+    wait: Callable[[float], None] = time.sleep,
+) -> SendResult:
+    """Export the photo as DICOM (decided and audited as ``photo:send``) and deliver it.
+
+    Each failed attempt is retried (``dicom_send_attempts``, waiting 1 s, 2 s, …);
+    the outcome is audited: ``done`` with the destination's answer, or ``failed``
+    with the last error, which is raised as :class:`DestinationUnavailable`.
+    """
+    url = vault.settings.dicom_destinations.get(destination)
+    if url is None:
+        known = ", ".join(destinations(vault)) or "none is configured"
+        raise NotFound(f"there is no DICOM destination {destination!r} ({known})")
+    make = sender_factory or (lambda u, aet: senders.sender_for(u, calling_aet=aet))
+    sender = make(url, vault.settings.dicom_calling_aet)
+    got = export_dicom(
+        vault,
+        photo_id=photo_id,
+        actor=actor,
+        purpose=purpose,
+        action=Action.PHOTO_SEND,
+        detail=f"to {destination}",
+    )
+    attempts = vault.settings.dicom_send_attempts
+    last: DestinationUnavailable | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            detail = sender.send(got.part10.data)
+        except DestinationUnavailable as exc:
+            last = exc
+            if attempt < attempts:
+                wait(float(attempt))
+            continue
+        _audit_send(
+            vault, actor, photo_id, Outcome.DONE, f"{destination}: {detail}", purpose=str(purpose)
+        )
+        return SendResult(photo_id, destination, attempt, detail, got.part10.sop_instance_uid)
+    assert last is not None
+    message = f"{destination}: {last} (after {attempts} attempts)"
+    _audit_send(vault, actor, photo_id, Outcome.FAILED, message, purpose=str(purpose))
+    raise DestinationUnavailable(message)
+
+
+def _audit_send(
+    vault: Vault, actor: Actor, photo_id: str, outcome: Outcome, reason: str, *, purpose: str
+) -> None:
+    with vault.sessions.begin() as session:
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor.audit_name,
+            action=Action.PHOTO_SEND,
+            object=f"photo:{photo_id}",
+            outcome=outcome,
+            purpose=str(purpose),
+            reason=reason,
+        )
+
+
+@dataclass(frozen=True)
+class SentToPacs:
+    at: datetime
+    photo_id: str
+    actor: str
+    outcome: str  # done | failed
+    detail: str
+
+
+def sends_for(vault: Vault, patient_id: str) -> list[SentToPacs]:
+    """The patient's photos sent to DICOM destinations (done and failed), oldest first."""
+    return [
+        SentToPacs(e.at, e.object.removeprefix("photo:"), e.actor, e.outcome, e.reason or "")
+        for e in _events(vault, patient_id)
+        if e.action == Action.PHOTO_SEND.value and e.outcome in ("done", "failed")
+    ]

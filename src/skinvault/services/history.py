@@ -37,7 +37,7 @@ _VERBS = {
     "share-link:revoke": "withdrew a share link to",
     "photo:export-dicom": "exported, as a DICOM file,",
     "photo:export-fhir": "exported, through the FHIR interface,",
-    "photo:send": "sent to a connected imaging system (PACS)",
+    "photo:send": "sent, to a connected imaging system (PACS),",
 }
 _CONSENT = {
     "consent:grant": "gave consent for",

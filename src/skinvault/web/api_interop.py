@@ -9,6 +9,7 @@ and ``photo:send``); see docs/interop.md.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,13 +17,15 @@ from pydantic import BaseModel
 
 from skinvault.actors import Actor
 from skinvault.interop.dicom import DICOM_MEDIA_TYPE
+from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import Purpose
-from skinvault.services import export
+from skinvault.services import export, records
 from skinvault.web.deps import scoped, vault_of
 
 router = APIRouter(prefix="/api/v1")
 ReadPhotos = Annotated[Actor, Depends(scoped("photos:read"))]
 Share = Annotated[Actor, Depends(scoped("share"))]
+History = Annotated[Actor, Depends(scoped("history"))]
 PurposeQuery = Annotated[Purpose, Query(description="Why the photo is exported: care, teaching, …")]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -55,3 +58,64 @@ def photo_dicom(
 class SendRequest(BaseModel):
     destination: str
     purpose: Purpose = Purpose.CARE
+    """Which configured destination (``dicom_destinations``), and for what purpose."""
+
+
+class SendOut(BaseModel):
+    photo_id: str
+    destination: str
+    attempts: int
+    detail: str
+    sop_instance_uid: str
+
+
+class PacsSend(BaseModel):
+    at: datetime
+    photo_id: str
+    actor: str
+    outcome: str
+    detail: str
+
+
+class PacsSends(BaseModel):
+    destinations: list[str]
+    sends: list[PacsSend]
+
+
+@router.post(
+    "/photos/{photo_id}/send",
+    response_model=SendOut,
+    responses={**PROBLEMS, 502: {"description": "The destination did not accept it"}},
+)
+def send_photo(photo_id: str, body: SendRequest, actor: Share, request: Request) -> SendOut:
+    """Send the photo as DICOM to a configured destination (C-STORE or STOW-RS), retried."""
+    sent = export.send_photo(
+        vault_of(request),
+        photo_id=photo_id,
+        actor=actor,
+        destination=body.destination,
+        purpose=body.purpose,
+    )
+    return SendOut(
+        photo_id=sent.photo_id,
+        destination=sent.destination,
+        attempts=sent.attempts,
+        detail=sent.detail,
+        sop_instance_uid=sent.sop_instance_uid,
+    )
+
+
+@router.get("/patients/{patient_id}/dicom-sends", response_model=PacsSends, responses=PROBLEMS)
+def dicom_sends(patient_id: str, actor: History, request: Request) -> PacsSends:
+    """The patient's photos sent to DICOM destinations, with failures, oldest first."""
+    vault = vault_of(request)
+    records.authorize(vault, actor, patient_id, PatientAction.READ_SENT)
+    return PacsSends(
+        destinations=export.destinations(vault),
+        sends=[
+            PacsSend(
+                at=s.at, photo_id=s.photo_id, actor=s.actor, outcome=s.outcome, detail=s.detail
+            )
+            for s in export.sends_for(vault, patient_id)
+        ],
+    )

@@ -1,0 +1,163 @@
+"""Sending a photo to DICOM destinations in the settings: a real Orthanc, C-STORE and STOW-RS."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from skinvault.actors import Actor, Role
+from skinvault.config import load_settings
+from skinvault.errors import DestinationUnavailable
+from skinvault.services import accounts, admin, export
+from skinvault.services.care import start_care
+from skinvault.services.history import access_history
+from skinvault.services.photos import read_photo, store_photo
+from skinvault.web.app import create_app
+from tests import factories
+from tests.integration.conftest import database_url  # noqa: F401
+from tests.interop.conftest import OrthancServer, _free_port
+
+OPERATOR = Actor.system("test")
+
+
+@pytest.fixture
+def app_world(
+    database_url: str,  # noqa: F811
+    tmp_path: Path,
+    orthanc: OrthancServer,
+) -> Iterator[dict[str, Any]]:
+    closed = _free_port()  # nothing listens here
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        dicom_destinations={
+            "pacs": f"dicom://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}",
+            "web": f"{orthanc.http}/dicom-web",
+            "down": f"dicom://NOBODY@127.0.0.1:{closed}",
+        },
+        dicom_send_attempts=2,
+    )
+    app = create_app(settings)
+    vault = app.state.vault
+    made = {}
+    for key, role, name in [
+        ("ann", Role.PATIENT, "Ann Smith"),
+        ("lee", Role.CLINICIAN, "Dr. Lee"),
+        ("ng", Role.EDUCATOR, "Prof. Ng"),
+    ]:
+        user = admin.create_user(
+            vault,
+            role=role,
+            email=f"{key}@example.org",
+            password="a long enough password",
+            actor=OPERATOR,
+            name=name,
+        )
+        made[key] = (Actor(user.user_id, role, name), user.patient_id)
+    ann, patient_id = made["ann"]
+    lee, _ = made["lee"]
+    start_care(vault, patient_id=patient_id, member_id=lee.id, actor=OPERATOR)
+    photo = store_photo(
+        vault, patient_id=patient_id, data=factories.jpeg(), actor=ann, site="right-foot"
+    )
+    tokens = {k: accounts.issue_api_token(vault, actor=a).token for k, (a, _) in made.items()}
+    client = TestClient(app)
+    yield {
+        "client": client,
+        "vault": vault,
+        "patient_id": patient_id,
+        "photo_id": photo.id,
+        "lee": lee,
+        "tokens": tokens,
+        "orthanc": orthanc,
+        "jpeg": read_photo(vault, photo_id=photo.id, actor=ann, purpose="care").data,
+    }
+    client.close()
+    vault.close()
+
+
+def _auth(w: dict[str, Any], who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {w['tokens'][who]}"}
+
+
+@pytest.mark.parametrize("destination", ["pacs", "web"])
+def test_a_clinician_sends_a_photo_and_the_pacs_holds_the_same_jpeg(
+    app_world: dict[str, Any], destination: str
+) -> None:
+    w = app_world
+    answer = w["client"].post(
+        f"/api/v1/photos/{w['photo_id']}/send",
+        json={"destination": destination, "purpose": "care"},
+        headers=_auth(w, "lee"),
+    )
+    assert answer.status_code == 200, answer.text
+    sent = answer.json()
+    assert sent["attempts"] == 1
+    with w["orthanc"].client() as pacs:
+        found = pacs.post("/tools/lookup", content=sent["sop_instance_uid"]).json()
+        (instance,) = [f["ID"] for f in found if f["Type"] == "Instance"]
+        raw = pacs.get(f"/instances/{instance}/frames/0/raw").content
+        assert raw.rstrip(b"\x00") == w["jpeg"].rstrip(b"\x00")
+        preview = Image.open(io.BytesIO(pacs.get(f"/instances/{instance}/preview").content))
+        assert preview.size == Image.open(io.BytesIO(w["jpeg"])).size
+        pacs.delete(f"/instances/{instance}")
+    log = w["client"].get(
+        f"/api/v1/patients/{w['patient_id']}/dicom-sends", headers=_auth(w, "ann")
+    )
+    assert log.status_code == 200
+    assert [s["outcome"] for s in log.json()["sends"]] == ["done"]
+    texts = [e.text for e in access_history(w["vault"], w["patient_id"])]
+    assert any(
+        "sent, to a connected imaging system (PACS), your right foot photo" in t for t in texts
+    )
+
+
+def test_a_send_nobody_answers_is_retried_recorded_as_failed_and_shown(
+    app_world: dict[str, Any],
+) -> None:
+    w = app_world
+    waits: list[float] = []
+    with pytest.raises(DestinationUnavailable, match="after 2 attempts"):
+        export.send_photo(
+            w["vault"],
+            photo_id=w["photo_id"],
+            actor=w["lee"],
+            destination="down",
+            wait=waits.append,
+        )
+    assert waits == [1.0]
+    answer = w["client"].post(
+        f"/api/v1/photos/{w['photo_id']}/send",
+        json={"destination": "down"},
+        headers=_auth(w, "lee"),
+    )
+    assert answer.status_code == 502
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    sends = export.sends_for(w["vault"], w["patient_id"])
+    assert [s.outcome for s in sends] == ["failed", "failed"]
+    assert "no association" in sends[0].detail
+
+
+def test_sending_is_decided_by_policy_and_unknown_destinations_are_refused(
+    app_world: dict[str, Any],
+) -> None:
+    w = app_world
+    refused = w["client"].post(
+        f"/api/v1/photos/{w['photo_id']}/send",
+        json={"destination": "pacs", "purpose": "teaching"},
+        headers=_auth(w, "ng"),
+    )
+    assert refused.status_code == 403
+    unknown = w["client"].post(
+        f"/api/v1/photos/{w['photo_id']}/send",
+        json={"destination": "elsewhere"},
+        headers=_auth(w, "lee"),
+    )
+    assert unknown.status_code == 404
+    assert export.sends_for(w["vault"], w["patient_id"]) == []
