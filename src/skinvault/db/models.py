@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -106,8 +107,10 @@ class BodySite(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
-    code: Mapped[str] = mapped_column(String(64))  # e.g. "left-hand-dorsum" or a SNOMED CT code
+    code: Mapped[str] = mapped_column(String(64))  # a skinvault.tracking.sites code
     label: Mapped[str] = mapped_column(String(200))
+    laterality: Mapped[str | None] = mapped_column(String(8))  # left | right | None
+    snomed_code: Mapped[str | None] = mapped_column(String(18))  # SNOMED CT body structure
 
 
 class Photo(Base):
@@ -117,8 +120,12 @@ class Photo(Base):
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
     site_id: Mapped[str | None] = mapped_column(ForeignKey("body_sites.id"))
     taken_on: Mapped[date | None] = mapped_column(Date)
+    #: where taken_on came from: "photo" (read before scrubbing), "person" (typed), None
+    taken_on_source: Mapped[str | None] = mapped_column(String(10))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     uploaded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    #: capture details (treatment, lighting, distance, card) as JSON, sealed like the note
+    details_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: The note (treatment, lighting, …) sealed like the photo itself (kind "note"); None if empty.
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     content_sha256: Mapped[str] = mapped_column(String(64))
@@ -350,3 +357,21 @@ class BreakGlassReview(Base):
     note: Mapped[str | None] = mapped_column(Text)  # the officer's latest note
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Measurement(Base):
+    """One measured value of one photo (e.g. the depigmented share of its skin), exportable."""
+
+    __tablename__ = "measurements"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # depigmented-share | skin-share
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(10))  # "%"
+    method: Mapped[str] = mapped_column(String(60))
+    version: Mapped[str] = mapped_column(String(20))
+    region_json: Mapped[str | None] = mapped_column(Text)  # {"x","y","w","h"} or null
+    details_json: Mapped[str] = mapped_column(Text, default="{}")  # card, colour ref, notes
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    measured_by: Mapped[str] = mapped_column(String(200))  # audit name, "system:measure"
