@@ -213,3 +213,16 @@ def test_the_server_signs_on_a_schedule_and_verify_finds_the_cut(live_with: obje
     page = po.post("/portal/admin/verify", data={"csrf": csrf}).text
     # (signing in appended events after the cut, so the page names the cut its own way)
     assert "BROKEN" in page and "outside the database" in page
+
+
+def test_the_schedule_thread_signs_once_more_when_it_stops(vault: Vault) -> None:
+    from skinvault.services import checkpoints
+
+    schedule = checkpoints.CheckpointSchedule(vault, seconds=3600)  # no round while it runs
+    schedule.start()
+    _append(vault, 3)
+    started = time.monotonic()
+    schedule.stop()
+    assert time.monotonic() - started < 30
+    assert json.loads((vault.settings.data_dir / HEAD).read_text())["seq"] == 3
+    assert admin.verify_audit(vault).kept_head_seq == 3
