@@ -15,7 +15,7 @@ from rich.console import Console
 from skinvault.admin_cli import BlobStoreUrl, ConfigFile, DatabaseUrl, DataDir
 from skinvault.errors import SkinvaultError
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # links stay on one line, copyable
 err = Console(stderr=True, highlight=False)
 
 

@@ -12,10 +12,21 @@ import pytest
 from sqlalchemy import select
 
 from skinvault.actors import Actor, Role
+from skinvault.audit.log import tail
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import AuditEvent, Base, ShareLink
-from skinvault.errors import AccessDenied, ConfigError, LinkUnavailable, NotFound, SkinvaultError
+from skinvault.errors import (
+    AccessDenied,
+    ConfigError,
+    LinkLocked,
+    LinkPasswordWrong,
+    LinkUnavailable,
+    NotFound,
+    RequestInvalid,
+    SkinvaultError,
+    TooManyLinkTries,
+)
 from skinvault.policy.purposes import Purpose
 from skinvault.services import admin, consents, history, photos, sharing
 from skinvault.services.care import start_care
@@ -161,9 +172,11 @@ def test_a_password_link_needs_the_right_password_and_a_wrong_one_costs_nothing(
     c = clinic
     link = _share(c, password="correct horse")
     assert sharing.link_status(c.vault, link.token).needs_password
-    for wrong in (None, "", "wrong horse"):
-        with pytest.raises(LinkUnavailable, match=r"^this link needs the right password$"):
-            sharing.open_share_link(c.vault, token=link.token, password=wrong)
+    for missing in (None, ""):
+        with pytest.raises(LinkPasswordWrong, match=r"^this link needs its password$"):
+            sharing.open_share_link(c.vault, token=link.token, password=missing)
+    with pytest.raises(LinkPasswordWrong, match=r"^that is not this link's password$"):
+        sharing.open_share_link(c.vault, token=link.token, password="wrong horse")
     assert sharing.open_share_link(c.vault, token=link.token, password="correct horse").data
     with c.vault.sessions() as session:
         row = session.get(ShareLink, link.id)
@@ -313,3 +326,68 @@ def test_a_clinicians_link_stops_working_when_their_care_ends(
     with pytest.raises(LinkUnavailable, match="may no longer share"):
         sharing.open_share_link(vault, token=link.token)
     vault.close()
+
+
+def test_ten_wrong_passwords_lock_the_link_until_the_sender_reissues_it(clinic: Clinic) -> None:
+    c = clinic
+    link = _share(c, password="correct horse", single_use=False)
+    for i in range(1, 10):
+        with pytest.raises(LinkPasswordWrong):
+            sharing.open_share_link(c.vault, token=link.token, password=f"guess {i}")
+    with pytest.raises(LinkLocked, match="locked after 10 wrong passwords"):
+        sharing.open_share_link(c.vault, token=link.token, password="guess 10")
+    with pytest.raises(LinkLocked):  # the right password no longer opens it
+        sharing.open_share_link(c.vault, token=link.token, password="correct horse")
+    assert sharing.link_status(c.vault, link.token).state == "locked"
+    [entry] = sharing.sent_log(c.vault, c.patient_id)
+    assert (entry.state, entry.wrong_passwords) == ("locked", 10)
+    with c.vault.reading() as session:
+        reasons = [
+            e.reason for e in tail(session, 1000)
+            if e.action == "share-link:open" and e.outcome == "denied"
+        ]  # fmt: skip
+    assert [r for r in reasons if "wrong password (try" in r][-1].startswith(
+        "wrong password (try 10 of 10); the link is now locked"
+    )
+
+    stranger, _ = _user(c.vault, Role.PATIENT, "bob@example.org", "Bob")
+    with pytest.raises(AccessDenied):
+        sharing.reissue_share_link(c.vault, link_id=link.id, actor=stranger)
+    new = sharing.reissue_share_link(c.vault, link_id=link.id, actor=c.patient)
+    assert new.token != link.token and new.expires_at == c.clock.at + timedelta(days=2)
+    assert sharing.open_share_link(c.vault, token=new.token, password="correct horse").data
+    with pytest.raises(LinkUnavailable, match="withdrawn"):
+        sharing.open_share_link(c.vault, token=link.token, password="correct horse")
+    with pytest.raises(RequestInvalid, match="only a locked or expired link"):
+        sharing.reissue_share_link(c.vault, link_id=link.id, actor=c.patient)
+    assert sorted(e.state for e in sharing.sent_log(c.vault, c.patient_id)) == ["ok", "revoked"]
+
+
+def test_a_right_password_gives_its_try_back(clinic: Clinic) -> None:
+    c = clinic
+    link = _share(c, password="correct horse", single_use=False)
+    for _ in range(30):
+        assert sharing.open_share_link(c.vault, token=link.token, password="correct horse").data
+    [entry] = sharing.sent_log(c.vault, c.patient_id)
+    assert (entry.state, entry.wrong_passwords) == ("ok", 0)
+
+
+def test_refused_opens_from_one_address_are_limited_across_links(clinic: Clinic) -> None:
+    c = clinic
+    links = [_share(c, password="correct horse", single_use=False) for _ in range(4)]
+    for i in range(30):
+        with pytest.raises((LinkPasswordWrong, NotFound)):
+            token = links[i % 4].token if i % 5 else "no-such-token"
+            sharing.open_share_link(c.vault, token=token, password="guess", address="198.51.100.7")
+    with pytest.raises(TooManyLinkTries):
+        sharing.open_share_link(
+            c.vault, token=links[0].token, password="correct horse", address="198.51.100.7"
+        )
+    # Another address is not affected, and the window passes.
+    assert sharing.open_share_link(
+        c.vault, token=links[0].token, password="correct horse", address="203.0.113.9"
+    ).data
+    c.clock.advance(minutes=16)
+    assert sharing.open_share_link(
+        c.vault, token=links[0].token, password="correct horse", address="198.51.100.7"
+    ).data

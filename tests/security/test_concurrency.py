@@ -39,9 +39,7 @@ def test_fifty_opens_and_twenty_uploads_at_once_never_answer_5xx(live: Live) -> 
 
     def open_link(_: int) -> int:
         with httpx.Client(base_url=live.base, timeout=120) as client:
-            got = client.get(
-                f"/s/{link.token}/content", headers={"x-link-password": LINK_PASSWORD}
-            )
+            got = client.get(f"/s/{link.token}/content", headers={"x-link-password": LINK_PASSWORD})
             return got.status_code
 
     def store(i: int) -> int:
@@ -131,9 +129,7 @@ def test_while_a_link_password_is_checked_the_database_is_not_held(live: Live) -
 
     def open_link() -> None:
         with httpx.Client(base_url=live.base, timeout=120) as client:
-            got = client.get(
-                f"/s/{link.token}/content", headers={"x-link-password": LINK_PASSWORD}
-            )
+            got = client.get(f"/s/{link.token}/content", headers={"x-link-password": LINK_PASSWORD})
             codes.append(got.status_code)
 
     opener = threading.Thread(target=open_link)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -39,6 +40,7 @@ from skinvault.bootstrap import Vault
 from skinvault.db.models import Patient, Photo, ShareLink, SignInFailure, User
 from skinvault.errors import (
     AccessDenied,
+    Busy,
     ConfigError,
     LinkLocked,
     LinkPasswordWrong,
@@ -66,6 +68,8 @@ MIN_LIFETIME = timedelta(minutes=5)
 MAX_LIFETIME = timedelta(days=30)
 _TOKEN_BYTES = 32
 _MAX_RECIPIENT = 320
+#: How long an open waits for a password try while all of them are being checked.
+_TRY_WAIT = 20.0
 
 
 LINK_OPEN = Action.SHARE_LINK_OPEN
@@ -460,8 +464,8 @@ def open_share_link(
                 )
         if late is not None:
             raise late  # committed to the audit log first
-    except (LinkRefused, LinkUnavailable, NotFound):
-        raise  # already audited as a refusal
+    except (LinkRefused, LinkUnavailable, NotFound, Busy):
+        raise  # already audited as a refusal, or nothing happened (busy: try again)
     except SkinvaultError as exc:
         _audit_apart(
             vault, actor=who, action=LINK_OPEN, obj=obj, outcome=Outcome.FAILED, reason=str(exc)
@@ -486,23 +490,39 @@ def _seen(link: ShareLink, photo: Photo | None) -> _Seen:
 
 
 def _reserve_try(vault: Vault, link_id: str, limit: int) -> int | None:
-    """Take one password try; its number (1..limit), or None when none are left."""
-    with vault.sessions.begin() as session:
-        result = session.execute(
-            update(ShareLink)
-            .where(
-                ShareLink.id == link_id,
-                ShareLink.locked_at.is_(None),
-                ShareLink.password_tries < limit,
+    """Take one password try: its number (1..limit), or None when the link is locked.
+
+    When every try is taken by checks still running (parallel opens, right or wrong), wait
+    for them, within ``_TRY_WAIT``: a right password gives its try back at once, a wrong one
+    keeps it, so many parallel opens with the right password all get through while parallel
+    guesses never get more than ``limit`` checks. Past the bound: :class:`Busy`.
+    """
+    deadline = time.monotonic() + _TRY_WAIT
+    pause = 0.02
+    while True:
+        with vault.sessions.begin() as session:
+            result = session.execute(
+                update(ShareLink)
+                .where(
+                    ShareLink.id == link_id,
+                    ShareLink.locked_at.is_(None),
+                    ShareLink.password_tries < limit,
+                )
+                .values(password_tries=ShareLink.password_tries + 1)
+                .execution_options(synchronize_session=False)
             )
-            .values(password_tries=ShareLink.password_tries + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(result, "rowcount", 0) != 1:
+            if getattr(result, "rowcount", 0) == 1:
+                return int(
+                    session.scalar(select(ShareLink.password_tries).where(ShareLink.id == link_id))
+                    or 0
+                )
+            locked = session.scalar(select(ShareLink.locked_at).where(ShareLink.id == link_id))
+        if locked is not None:
             return None
-        return int(
-            session.scalar(select(ShareLink.password_tries).where(ShareLink.id == link_id)) or 0
-        )
+        if time.monotonic() + pause > deadline:
+            raise Busy("this link is being opened many times at once; try again in a moment")
+        time.sleep(pause)  # nothing held while waiting
+        pause = min(pause * 2, 0.25)
 
 
 def _give_back(session: Session, link_id: str) -> None:
