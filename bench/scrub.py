@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT.parent / "shared" / "corpus" / "042-jpg-gps-dscn0010.jpg"
+SOURCE = ROOT / "tests" / "data" / "corpus" / "042-jpg-gps-dscn0010.jpg"
 IDENTIFYING = (
     "GPS",
     "Make",

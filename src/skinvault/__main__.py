@@ -1,5 +1,5 @@
-"""``python -m skinvault`` runs the CLI."""
+"""``python -m skinvault`` runs the CLI (with the start-up fast path for a plain scrub)."""
 
-from skinvault.cli import main
+from skinvault.quick import main
 
 main()

@@ -307,7 +307,7 @@ def _publish(staged: Staged, dest: Destination) -> FileResult:
         return FileResult(path, path, report, redacted=covered)
     try:
         while True:
-            target = dest.claim_name(EXTENSIONS[report.format])
+            target = dest.claim_name(_extension(report, tmp))
             try:
                 os.link(tmp, target)  # atomic and never clobbers, unlike rename
                 break
@@ -319,6 +319,15 @@ def _publish(staged: Staged, dest: Destination) -> FileResult:
         return FileResult(path, error=f"could not write the cleaned copy: {exc.strerror or exc}")
     finally:
         _discard(tmp)
+
+
+def _extension(report: Report, written: Path) -> str:
+    """The file name extension for a cleaned copy; an AVIF stays ``.avif``."""
+    if report.format is ImageFormat.HEIF:
+        with written.open("rb") as f:
+            if f.read(12)[8:12] in (b"avif", b"avis"):
+                return ".avif"
+    return EXTENSIONS[report.format]
 
 
 def scrub_file(path: Path, dest: Destination, edit: Edit | None = None) -> FileResult:
@@ -370,8 +379,28 @@ def scrub_files(
     neutral names and publishes them, so numbering follows the input order.
     With ``edit``, each photo is also redacted and/or cropped (re-encoded).
     """
-    if dest.out_dir is not None:
-        dest.out_dir.mkdir(parents=True, exist_ok=True)
+    created = _make_out_dir(dest)
+    try:
+        return _scrub_files(paths, dest, on_done, edit)
+    finally:
+        if created is not None and not any(created.iterdir()):
+            created.rmdir()  # nothing written: leave no empty --out folder behind
+
+
+def _make_out_dir(dest: Destination) -> Path | None:
+    """Create the output folder if needed; return it when this call created it."""
+    if dest.out_dir is None or dest.out_dir.is_dir():
+        return None
+    dest.out_dir.mkdir(parents=True, exist_ok=True)
+    return dest.out_dir
+
+
+def _scrub_files(
+    paths: list[Path],
+    dest: Destination,
+    on_done: Callable[[FileResult], None] | None,
+    edit: Edit | None,
+) -> list[FileResult]:
     for folder in {dest.out_dir} if dest.out_dir else {p.parent for p in paths}:
         sweep_stale_temp_files(folder)
     _reuse_big_buffers()  # before forking: workers inherit it

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from skinvault import __version__
+from skinvault import __version__, scrub_output
 from skinvault.admin_cli import admin_app, audit_app
 from skinvault.batch import (
     REDACT_KINDS,
@@ -24,9 +22,7 @@ from skinvault.batch import (
     Destination,
     Edit,
     FileResult,
-    InputError,
     clues_of_file,
-    collect,
     inspect_file,
     scrub_files,
 )
@@ -74,23 +70,11 @@ def _main(
 
 
 def _inputs(paths: list[Path]) -> tuple[list[Path], list[FileResult]]:
-    files: list[Path] = []
-    missing: list[FileResult] = []
-    for item in collect(paths):
-        if isinstance(item, InputError):
-            missing.append(
-                FileResult(Path(str(item).split(":", 1)[0]), error="no such file or folder")
-            )
-        else:
-            files.append(item)
-    return files, missing
+    return scrub_output.inputs(paths)
 
 
 def _report_errors(results: list[FileResult]) -> int:
-    failed = [r for r in results if not r.ok]
-    for r in failed:
-        err.print(f"[red]skinvault: {r.input}: {r.error}[/red]", soft_wrap=True)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    return scrub_output.report_errors(results, err)
 
 
 @app.command("inspect")
@@ -150,7 +134,10 @@ def scrub_command(
             help="Neutral output name; placeholders {n} and {site}, e.g. '{site}-{n:02}'."
         ),
     ] = "photo-{n:03}",
-    site: Annotated[str, typer.Option(help="Body site for {site}, e.g. 'left hand'.")] = "photo",
+    site: Annotated[
+        str,
+        typer.Option(help="Body site, e.g. 'left hand': used in the default names and for {site}."),
+    ] = "photo",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report to stdout.")] = False,
     redact: Annotated[
         str | None,
@@ -174,6 +161,7 @@ def scrub_command(
         raise typer.BadParameter(
             "--redact and --crop change pixels for good: use --out DIR so the original stays"
         )
+    name_template = scrub_output.name_template(name_template, site)
     try:
         dest = (
             Destination.folder(out_dir, name_template, site) if out_dir else Destination.in_place()
@@ -248,49 +236,11 @@ def _scrub_all(
 
 
 def _json_result(r: FileResult) -> dict[str, object]:
-    entry: dict[str, object] = {
-        "input": str(r.input),
-        "output": str(r.output) if r.output else None,
-    }
-    if r.report is not None:
-        entry.update(
-            format=r.report.format.value,
-            lossless=r.report.lossless,
-            notes=list(r.report.notes),
-            findings=[
-                {"category": f.category.value, "description": f.description}
-                for f in r.report.findings
-            ],
-        )
-        if r.redacted is not None:
-            entry["redacted"] = [
-                {"kind": c.kind, "box": list(c.box), "covered": list(c.covered)} for c in r.redacted
-            ]
-    else:
-        entry["error"] = r.error
-    return entry
+    return scrub_output.json_result(r)
 
 
 def _print_summary(results: list[FileResult]) -> None:
-    table = Table(title="skinvault scrub", title_justify="left")
-    for column in ("input", "output", "format", "lossless", "removed"):
-        table.add_column(column)
-    for r in results:
-        if r.report is None:
-            table.add_row(str(r.input), "[red]failed[/red]", "", "", r.error or "")
-            continue
-        counts = Counter(f.category.value for f in r.report.findings)
-        removed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
-        table.add_row(
-            str(r.input),
-            str(r.output),
-            r.report.format.value,
-            "yes" if r.report.lossless else "no (re-encoded)",
-            removed,
-        )
-    out.print(table)
-    done = sum(r.ok for r in results)
-    out.print(f"{done} of {len(results)} files scrubbed.")
+    scrub_output.print_summary(results, out)
 
 
 @app.command("clues")

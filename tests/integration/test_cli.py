@@ -214,3 +214,66 @@ def test_in_place_batch_on_all_cores_cleans_every_file_in_its_place(tmp_path: Pa
     for path in files:
         assert inspect(path.read_bytes()).findings == ()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)
+
+
+def test_site_names_the_copies_when_no_template_is_given(tmp_path: Path) -> None:
+    src = tmp_path / "IMG_0001.jpg"
+    src.write_bytes(factories.jpeg())
+    proc = _run("scrub", str(src), "--out", str(tmp_path / "out"), "--site", "left hand")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["left-hand-001.jpg"]
+
+
+def test_out_folder_is_not_created_when_nothing_is_written(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_bytes(b"not a photo at all")
+    out = tmp_path / "to-send"
+    proc = _run("scrub", str(bad), "--out", str(out))
+    assert proc.returncode == 1 and "notes.jpg" in proc.stderr
+    assert not out.exists()
+
+
+def test_summary_rows_show_the_part_of_each_path_that_differs(tmp_path: Path) -> None:
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "visit"
+    deep.mkdir(parents=True)
+    for name in ("first.jpg", "second.jpg"):
+        (deep / name).write_bytes(factories.jpeg())
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "skinvault", "scrub", str(deep), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "first.jpg" in proc.stdout and "second.jpg" in proc.stdout
+
+
+def test_avif_comes_out_named_avif(tmp_path: Path) -> None:
+    heif = (Path(__file__).parent.parent / "data/corpus/006-heic-samplefilehub.heif").read_bytes()
+    assert heif[4:8] == b"ftyp"
+    src = tmp_path / "photo.avif"
+    src.write_bytes(heif[:8] + b"avif" + heif[12:])  # an AVIF-branded file
+    proc = _run("scrub", str(src), "--out", str(tmp_path / "out"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads(proc.stdout)["files"]
+    assert entry["output"].endswith(".avif")
+
+
+def test_a_plain_scrub_starts_without_the_full_cli(tmp_path: Path) -> None:
+    src = tmp_path / "a.jpg"
+    src.write_bytes(factories.jpeg())
+    argv = ["skinvault", "scrub", str(src), "--out", str(tmp_path / "o"), "--json"]
+    heavy = ("typer", "rich", "sqlalchemy", "pydantic")
+    code = (
+        "import sys, skinvault.quick as q\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n    q.main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "o" / "photo-001.jpg").exists()
