@@ -284,7 +284,8 @@ def test_a_kept_head_file_is_written_whole_and_never_replaced_by_an_older_head(
     assert write_head(path, newer)
     assert not write_head(path, older)  # a late writer never moves the kept head back
     assert read_head(path).checkpoint == newer
-    assert sorted(p.name for p in folder.iterdir()) == ["audit-head.json"]  # no temp left
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [".audit-head.json.lock", "audit-head.json"]  # no temp file left
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     path.write_text("{not json")
     with pytest.raises(InvalidHead, match="not a signed head"):

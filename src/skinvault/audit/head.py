@@ -15,6 +15,7 @@ lookup of stored hashes.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -65,13 +66,21 @@ def write_head(path: Path, cp: Checkpoint) -> bool:
     Readers see the old file or the new one, never half of one; a crash leaves at worst a
     stray temp file. The folder is created 0700 if it is missing.
     """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # One writer at a time (the server's thread, `audit checkpoint`, another worker), so
+    # the compare-then-replace below cannot put an older head back over a newer one.
+    with open(path.parent / f".{HEAD_FILE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _replace_if_newer(path, cp)
+
+
+def _replace_if_newer(path: Path, cp: Checkpoint) -> bool:
     try:
         current = read_head(path).checkpoint
     except InvalidHead:
         current = None  # a damaged file is replaced by a good one
     if current is not None and current.seq >= cp.seq:
         return False
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     body = (json.dumps(checkpoint_json(cp), indent=2) + "\n").encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{HEAD_FILE}.", dir=path.parent)
     try:
