@@ -81,7 +81,7 @@ def test_a_baseline_jpeg_is_encapsulated_unchanged_and_valid(
     assert (ds.Rows, ds.Columns) == (64, 96)
     assert ds.PhotometricInterpretation == photometric
     region = ds.AnatomicRegionSequence[0]
-    assert (region.CodingSchemeDesignator, region.CodeValue) == ("SCT", "85562004")
+    assert (region.CodingSchemeDesignator, region.CodeValue) == ("SCT", "33712006")  # skin of hand
     assert region.AnatomicRegionModifierSequence[0].CodeValue == "7771000"  # left
     assert ds.ImageLaterality == "L"
     path = tmp_path / "photo.dcm"

@@ -149,7 +149,7 @@ def test_every_fhir_answer_validates_and_says_what_the_record_holds(world: World
     assert patient["name"] == [{"text": "Ann Smith"}]
     assert media["subject"] == {"reference": f"Patient/{ann}"}
     codes = {c["code"] for c in media["bodySite"]["coding"]}
-    assert {"85562004", "85562004:272741003=7771000"} == codes  # hand; hand, left
+    assert {"33712006", "33712006:272741003=7771000"} == codes  # skin of hand; ..., left
     content = media["content"]
     assert content["contentType"] == "image/jpeg" and content["size"] == len(world.photo_bytes)
     assert base64.b64decode(content["hash"]) == hashlib.sha1(world.photo_bytes).digest()  # noqa: S324
@@ -227,3 +227,84 @@ def test_an_internal_only_consent_refuses_an_export_but_not_a_view(world: World)
     export = c.get(f"/api/v1/photos/{world.photo_id}/dicom?purpose=teaching", headers=world.h("ng"))
     assert view.status_code == 200
     assert export.status_code == 403 and "inside this clinic only" in export.json()["detail"]
+
+
+def _media_body(patient_id: str, content: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Media",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "createdDateTime": "2026-05-02",
+        "bodySite": {
+            "coding": [{"system": "http://snomed.info/sct", "code": "33712006:272741003=24028007"}]
+        },
+        "content": content,
+        **extra,
+    }
+
+
+def test_post_media_stores_a_scrubbed_photo_three_ways(world: World) -> None:
+    c, ann = world.client, world.patients["ann"]
+    image = factories.jpeg()
+    encoded = base64.b64encode(image).decode()
+    inline = _media_body(ann, {"contentType": "image/jpeg", "data": encoded})
+    contained = _media_body(
+        ann,
+        {"contentType": "image/jpeg", "url": "#img"},
+        contained=[
+            {"resourceType": "Binary", "id": "img", "contentType": "image/jpeg", "data": encoded}
+        ],
+    )
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:5d2c1c4e-0000-4000-8000-000000000001",
+                "resource": {
+                    "resourceType": "Binary",
+                    "contentType": "image/jpeg",
+                    "data": encoded,
+                },
+                "request": {"method": "POST", "url": "Binary"},
+            },
+            {
+                "resource": _media_body(
+                    ann,
+                    {
+                        "contentType": "image/jpeg",
+                        "url": "urn:uuid:5d2c1c4e-0000-4000-8000-000000000001",
+                    },
+                ),
+                "request": {"method": "POST", "url": "Media"},
+            },
+        ],
+    }
+    assert_valid(inline, contained, transaction)  # what an integrator sends is valid R4 too
+    created = []
+    for body in (inline, contained, transaction):
+        answer = c.post("/fhir/R4/Media", json=body, headers=world.h("lee"))
+        media = _fhir(answer, 201)
+        assert answer.headers["location"].endswith(f"/fhir/R4/Media/{media['id']}")
+        created.append(media)
+    assert_valid(*created)
+    stored = c.get(f"/fhir/R4/Binary/{created[0]['id']}?purpose=care", headers=world.h("lee"))
+    assert stored.status_code == 200
+    assert b"GPS" not in stored.content and b"Jane Patient" not in stored.content  # scrubbed
+    again = _fhir(c.get(f"/fhir/R4/Media/{created[2]['id']}?purpose=care", headers=world.h("lee")))
+    assert again["createdDateTime"] == "2026-05-02"
+    site = again["bodySite"]
+    assert "33712006:272741003=24028007" in {x["code"] for x in site.get("coding", [])}, site
+
+
+def test_post_media_refusals_are_operation_outcomes(world: World) -> None:
+    c, ann = world.client, world.patients["ann"]
+    not_an_image = _media_body(ann, {"contentType": "image/jpeg", "data": "aGVsbG8="})
+    no_subject = {"resourceType": "Media", "status": "completed", "content": {"data": "aGk="}}
+    outcomes = [
+        _fhir(c.post("/fhir/R4/Media", content=b"{", headers=world.h("lee")), 400),
+        _fhir(c.post("/fhir/R4/Media", json=no_subject, headers=world.h("lee")), 400),
+        _fhir(c.post("/fhir/R4/Media", json=not_an_image, headers=world.h("lee")), 422),
+        _fhir(c.post("/fhir/R4/Media", json=not_an_image, headers=world.h("ng")), 403),
+    ]
+    assert_valid(*outcomes)

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from skinvault import __version__
-from skinvault.interop.sites import LATERALITY, SNOMED_SYSTEM, coded
+from skinvault.interop.sites import LATERALITY, LATERALITY_ATTRIBUTE, SNOMED_SYSTEM, coded
 from skinvault.policy.purposes import HL7_PURPOSE_SYSTEM, Purpose, Scope
 
 FHIR_JSON = "application/fhir+json"
@@ -30,7 +30,6 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 LOCAL_SCOPE = "urn:skinvault:consent-scope"
 LOCAL_ACTION = "urn:skinvault:audit-action"
-LATERALITY_ATTRIBUTE = "272741003"  # SNOMED CT "Laterality" attribute (post-coordination)
 
 Json = dict[str, Any]
 
@@ -111,7 +110,7 @@ class MediaFacts:
     created: date | datetime | None
     media_type: str
     size: int
-    sha1: bytes
+    sha1: bytes | None  # None: not computed (a photo just stored; read it to get the hash)
     width: int
     height: int
 
@@ -150,8 +149,9 @@ def media(facts: MediaFacts) -> Json:
         "contentType": facts.media_type,
         "url": f"Binary/{facts.photo_id}",
         "size": facts.size,
-        "hash": base64.b64encode(facts.sha1).decode("ascii"),
     }
+    if facts.sha1 is not None:
+        resource["content"]["hash"] = base64.b64encode(facts.sha1).decode("ascii")
     return resource
 
 

@@ -1,48 +1,32 @@
-"""Body sites as SNOMED CT codes with laterality, for DICOM and FHIR.
+"""Body sites for DICOM and FHIR: the closed vocabulary's SNOMED CT concept and laterality.
 
-    >>> coded("left-hand")
-    SiteCode(code='85562004', meaning='Hand', laterality='L')
-    >>> coded("other") is None
-    True
+    >>> coded("hand-left")
+    SiteCode(code='33712006', meaning='Skin of hand', laterality='L')
+    >>> site_of("33712006:272741003=24028007")
+    'hand-right'
 
-A stopgap until the closed body-site vocabulary (``skinvault.tracking.sites``)
-lands: today a photo's site is one of the portal's free-text choices
-(``face``, ``scalp``, ``left-hand``, …). Each maps to a region code from DICOM
-CID 4031 "Common Anatomic Regions" (genitalia from CID 4029 "Dermatology
-Anatomic Sites"), checked against pydicom's copy of the DICOM code tables in
-tests/interop/test_sites.py. A site that is not in the table gets no code: it
-is sent as text only, never guessed.
+An adapter over :mod:`skinvault.tracking.sites` (DICOM CID 4029 "Dermatology
+Anatomic Site" concepts, laterality as CID 244 qualifiers); old free-text sites
+("left-hand") are read through its ``from_legacy`` mapping.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SNOMED_SYSTEM = "http://snomed.info/sct"
+from skinvault.tracking import sites as vocabulary
+
+SNOMED_SYSTEM = vocabulary.SNOMED_SYSTEM
 SNOMED_DICOM = "SCT"
+LATERALITY_ATTRIBUTE = "272741003"  # SNOMED CT "Laterality" attribute (post-coordination)
 
 #: Laterality qualifiers (DICOM CID 244), keyed by the DICOM Image Laterality letter.
 LATERALITY = {
-    "L": ("7771000", "Left"),
-    "R": ("24028007", "Right"),
-    "B": ("51440002", "Bilateral"),
+    "L": vocabulary.LATERALITY_SNOMED["left"],
+    "R": vocabulary.LATERALITY_SNOMED["right"],
+    "B": vocabulary.LATERALITY_SNOMED["bilateral"],
 }
-
-#: site string -> (SNOMED CT code, meaning as DICOM names it)
-_REGIONS = {
-    "face": ("89545001", "Face"),
-    "scalp": ("41695006", "Scalp"),
-    "neck": ("45048000", "Neck"),
-    "chest": ("816094009", "Chest"),
-    "abdomen": ("818981001", "Abdomen"),
-    "back": ("77568009", "Back"),
-    "arm": ("53120007", "Upper limb"),
-    "hand": ("85562004", "Hand"),
-    "leg": ("61685007", "Lower limb"),
-    "foot": ("56459004", "Foot"),
-    "genital-area": ("60944009", "Skin of external genitalia"),
-}
-_SIDES = {"left": "L", "right": "R"}
+_LETTER = {"left": "L", "right": "R"}
 
 
 @dataclass(frozen=True)
@@ -53,29 +37,39 @@ class SiteCode:
 
 
 def coded(site: str | None) -> SiteCode | None:
-    """The SNOMED CT region and laterality of a site string, or None when it has no code."""
+    """The SNOMED CT concept and laterality of a stored site code (or an old free-text site)."""
     if not site:
         return None
-    key = site.strip().lower().replace("_", "-").replace(" ", "-")
-    side = None
-    for word, letter in _SIDES.items():
-        if key.startswith(word + "-"):
-            side, key = letter, key[len(word) + 1 :]
-            break
-    region = _REGIONS.get(key)
-    if region is None:
+    found = vocabulary.get(site) if vocabulary.is_site(site) else vocabulary.from_legacy(site)
+    laterality = _LETTER.get(found.laterality) if found.laterality else None
+    return SiteCode(found.snomed_code, found.snomed_display, laterality)
+
+
+def site_of(code: str | None, laterality: str | None = None) -> str | None:
+    """The vocabulary code for a SNOMED CT concept, with laterality ("L"/"R") if paired.
+
+    Accepts the post-coordinated form the FHIR Media carries, ``33712006:272741003=7771000``.
+    """
+    if not code:
         return None
-    return SiteCode(region[0], region[1], side)
+    concept, _, refinement = code.partition(":")
+    if refinement.startswith(LATERALITY_ATTRIBUTE + "="):
+        side_code = refinement.split("=", 1)[1]
+        laterality = next((k for k, (c, _) in LATERALITY.items() if c == side_code), laterality)
+    side = {"L": "left", "R": "right"}.get(laterality or "")
+    matches = [vocabulary.get(c) for c, _ in vocabulary.choices()]
+    matches = [s for s in matches if s.snomed_code == concept]
+    for s in matches:
+        if s.laterality == side:
+            return s.code
+    return matches[0].code if matches else None
 
 
 def table() -> list[tuple[str, SiteCode]]:
-    """Every site string with a code (for docs/interop.md and its test)."""
+    """Every vocabulary site with its codes (for docs/interop.md)."""
     rows = []
-    for key in _REGIONS:
-        paired = key in ("arm", "hand", "leg", "foot")
-        for side in ("left", "right") if paired else (None,):
-            name = f"{side}-{key}" if side else key
-            code = coded(name)
-            assert code is not None
-            rows.append((name, code))
+    for code, _label in vocabulary.choices():
+        found = coded(code)
+        assert found is not None
+        rows.append((code, found))
     return rows

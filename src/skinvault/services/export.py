@@ -15,6 +15,8 @@ for a view (:mod:`skinvault.services.photos`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import time
 from collections.abc import Callable
@@ -28,8 +30,15 @@ from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import AuditEvent, BodySite, CareRelationship, Patient, Photo
-from skinvault.errors import AccessDenied, DestinationUnavailable, NotFound, SkinvaultError
-from skinvault.interop import dicom, senders
+from skinvault.errors import (
+    AccessDenied,
+    DestinationUnavailable,
+    NotFound,
+    RequestInvalid,
+    SkinvaultError,
+)
+from skinvault.interop import dicom, fhir, senders
+from skinvault.interop.sites import SNOMED_SYSTEM, site_of
 from skinvault.policy.decide import (
     Access,
     CareFacts,
@@ -341,6 +350,81 @@ def _events(vault: Vault, patient_id: str) -> list[AuditEvent]:
         return list(rows)
 
 
+# -- FHIR resources of an export ------------------------------------------------------------
+
+
+def fhir_media(exported: ExportedPhoto) -> fhir.Json:
+    meta = exported.record
+    return fhir.media(
+        fhir.MediaFacts(
+            photo_id=meta.photo_id,
+            patient_id=meta.patient_id,
+            site=meta.site,
+            site_label=meta.site_label,
+            created=meta.taken_on or meta.uploaded_at,
+            media_type=meta.media_type,
+            size=len(exported.data),
+            sha1=exported.sha1,
+            width=meta.width,
+            height=meta.height,
+        )
+    )
+
+
+def _fhir_consent(view: consent_service.ConsentView, current_ids: set[str]) -> fhir.Json:
+    return fhir.consent(
+        fhir.ConsentFacts(
+            consent_id=view.id,
+            patient_id=view.patient_id,
+            purpose=view.purpose,
+            granted=view.granted,
+            scopes=view.scopes,
+            recorded_at=view.recorded_at,
+            expires_at=view.expires_at,
+            revoked_at=view.revoked_at,
+            current=view.id in current_ids,
+            text_version=view.text_version,
+        )
+    )
+
+
+def _current_consents(views: list[consent_service.ConsentView]) -> set[str]:
+    latest: dict[Purpose, consent_service.ConsentView] = {}
+    for view in views:  # oldest first: the last answer per purpose is the one in force
+        latest[view.purpose] = view
+    return {v.id for v in latest.values() if v.revoked_at is None}
+
+
+def fhir_event(event: AuditEvent) -> fhir.Json:
+    return fhir.audit_event(
+        fhir.EventFacts(
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            object=event.object,
+            purpose=event.purpose,
+            outcome=event.outcome,
+            reason=event.reason,
+        )
+    )
+
+
+def fhir_consents(views: list[consent_service.ConsentView]) -> list[fhir.Json]:
+    """Every recorded answer as a Consent; the latest per purpose is active."""
+    current = _current_consents(views)
+    return [_fhir_consent(v, current) for v in views]
+
+
+def fhir_everything(got: RecordExport, *, base: str) -> fhir.Json:
+    """Patient/$everything: the Patient and every Media, Consent and AuditEvent ``got`` holds."""
+    resources = [fhir.patient(got.patient_id, got.patient_name)]
+    resources += [fhir_media(p) for p in got.photos or []]
+    resources += fhir_consents(got.consents) if got.consents is not None else []
+    resources += [fhir_event(e) for e in got.events or []]
+    return fhir.bundle(resources, base=base)
+
+
 # -- sending to a DICOM destination (PACS) ---------------------------------------------------
 
 
@@ -440,3 +524,84 @@ def sends_for(vault: Vault, patient_id: str) -> list[SentToPacs]:
         for e in _events(vault, patient_id)
         if e.action == Action.PHOTO_SEND.value and e.outcome in ("done", "failed")
     ]
+
+
+# -- photos sent in as FHIR (POST /fhir/R4/Media) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class MediaUpload:
+    patient_id: str
+    data: bytes
+    site: str | None
+    taken_on: date | None
+
+
+def media_upload(body: object) -> MediaUpload:
+    """The photo, patient, site and date a posted Media (or transaction Bundle) carries.
+
+    Raises :class:`RequestInvalid` with the reason when the resource is not one we can store.
+    """
+    if not isinstance(body, dict):
+        raise RequestInvalid("the body must be a FHIR Media resource or a transaction Bundle")
+    binaries: dict[str, fhir.Json] = {}
+    media_resource: object = body
+    if body.get("resourceType") == "Bundle":
+        if body.get("type") != "transaction":
+            raise RequestInvalid("a Bundle sent here must be a transaction")
+        media_resource = None
+        for entry in body.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue
+            if resource.get("resourceType") == "Binary":
+                for key in (entry.get("fullUrl"), f"Binary/{resource.get('id')}"):
+                    if key:
+                        binaries[str(key)] = resource
+            elif resource.get("resourceType") == "Media":
+                media_resource = resource
+    if not isinstance(media_resource, dict) or media_resource.get("resourceType") != "Media":
+        raise RequestInvalid("the body must be a Media (or a transaction Bundle holding one)")
+    for contained in media_resource.get("contained") or []:
+        if isinstance(contained, dict) and contained.get("resourceType") == "Binary":
+            binaries[f"#{contained.get('id')}"] = contained
+    subject = (media_resource.get("subject") or {}).get("reference", "")
+    if not isinstance(subject, str) or not subject.startswith("Patient/"):
+        raise RequestInvalid("Media.subject must reference the patient: Patient/<id>")
+    content = media_resource.get("content")
+    if not isinstance(content, dict):
+        raise RequestInvalid("Media.content is missing")
+    encoded = content.get("data")
+    if encoded is None:
+        url = content.get("url")
+        binary = binaries.get(str(url)) if url else None
+        if binary is None:
+            raise RequestInvalid(
+                "Media.content needs the image: data, or url naming a contained Binary (#id)"
+                " or a Binary in the same transaction"
+            )
+        encoded = binary.get("data")
+    if not isinstance(encoded, str) or not encoded:
+        raise RequestInvalid("the image data is missing")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise RequestInvalid(f"the image data is not base64: {exc}") from exc
+    site = None
+    body_site = media_resource.get("bodySite")
+    if isinstance(body_site, dict):
+        for coding in body_site.get("coding") or []:
+            if isinstance(coding, dict) and coding.get("system") == SNOMED_SYSTEM:
+                site = site_of(str(coding.get("code", "")))
+                if site:
+                    break
+        if site is None and isinstance(body_site.get("text"), str):
+            site = body_site["text"].strip()[:64] or None
+    taken_on = None
+    created = media_resource.get("createdDateTime")
+    if isinstance(created, str) and created:
+        try:
+            taken_on = date.fromisoformat(created[:10])
+        except ValueError as exc:
+            raise RequestInvalid(f"createdDateTime is not a date: {created!r}") from exc
+    return MediaUpload(subject.removeprefix("Patient/"), data, site, taken_on)

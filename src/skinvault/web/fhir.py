@@ -18,16 +18,17 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from skinvault.actors import Actor
 from skinvault.audit.actions import Action
-from skinvault.errors import AccessDenied, NotFound, SkinvaultError
+from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultError, TooLarge
 from skinvault.interop import fhir
+from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import Purpose
-from skinvault.services import export
-from skinvault.services.consents import ConsentView
+from skinvault.services import export, photos, records
 from skinvault.web.deps import scoped, vault_of
 from skinvault.web.problems import for_error
 
@@ -89,6 +90,7 @@ class FhirRoute(APIRoute):
 
 router = APIRouter(prefix=BASE_PATH, route_class=FhirRoute, tags=["FHIR R4"])
 ReadPhotos = Annotated[Actor, Depends(scoped("photos:read"))]
+WritePhotos = Annotated[Actor, Depends(scoped("photos:write"))]
 Consents = Annotated[Actor, Depends(scoped("consents"))]
 History = Annotated[Actor, Depends(scoped("history"))]
 Count = Annotated[int, Query(alias="_count", ge=1, le=MAX_COUNT)]
@@ -120,63 +122,6 @@ def purpose_of(request: Request, purpose: str | None) -> Purpose:
     raise AccessDenied(
         "name the purpose of use: ?purpose=care (or teaching, research, …) or the header"
         " X-Purpose-Of-Use: TREAT"
-    )
-
-
-def media_of(exported: export.ExportedPhoto) -> dict[str, Any]:
-    meta = exported.record
-    return fhir.media(
-        fhir.MediaFacts(
-            photo_id=meta.photo_id,
-            patient_id=meta.patient_id,
-            site=meta.site,
-            site_label=meta.site_label,
-            created=meta.taken_on or meta.uploaded_at,
-            media_type=meta.media_type,
-            size=len(exported.data),
-            sha1=exported.sha1,
-            width=meta.width,
-            height=meta.height,
-        )
-    )
-
-
-def consent_of(view: ConsentView, current_ids: set[str]) -> dict[str, Any]:
-    return fhir.consent(
-        fhir.ConsentFacts(
-            consent_id=view.id,
-            patient_id=view.patient_id,
-            purpose=view.purpose,
-            granted=view.granted,
-            scopes=view.scopes,
-            recorded_at=view.recorded_at,
-            expires_at=view.expires_at,
-            revoked_at=view.revoked_at,
-            current=view.id in current_ids,
-            text_version=view.text_version,
-        )
-    )
-
-
-def _current_consents(views: list[ConsentView]) -> set[str]:
-    latest: dict[Purpose, ConsentView] = {}
-    for view in views:  # oldest first: the last answer per purpose is the one in force
-        latest[view.purpose] = view
-    return {v.id for v in latest.values() if v.revoked_at is None}
-
-
-def event_of(event: Any) -> dict[str, Any]:
-    return fhir.audit_event(
-        fhir.EventFacts(
-            seq=event.seq,
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            object=event.object,
-            purpose=event.purpose,
-            outcome=event.outcome,
-            reason=event.reason,
-        )
     )
 
 
@@ -227,13 +172,7 @@ def everything(
     got = export.export_record(
         vault_of(request), actor=actor, patient_id=patient_id, purpose=chosen
     )
-    resources = [fhir.patient(got.patient_id, got.patient_name)]
-    resources += [media_of(p) for p in got.photos or []]
-    if got.consents is not None:
-        current = _current_consents(got.consents)
-        resources += [consent_of(c, current) for c in got.consents]
-    resources += [event_of(e) for e in got.events or []]
-    return FhirResponse(fhir.bundle(resources, base=base_url(request)))
+    return FhirResponse(export.fhir_everything(got, base=base_url(request)))
 
 
 @router.get("/Media/{photo_id}", response_class=FhirResponse)
@@ -248,7 +187,7 @@ def read_media(
         action=Action.PHOTO_EXPORT_FHIR,
         detail="FHIR Media",
     )
-    return FhirResponse(media_of(got))
+    return FhirResponse(export.fhir_media(got))
 
 
 @router.get("/Media", response_class=FhirResponse)
@@ -270,7 +209,9 @@ def search_media(
         required=frozenset({"photos"}),
         purpose=purpose_of(request, purpose or "care"),
     )
-    return FhirResponse(_page(request, [media_of(p) for p in got.photos or []], count, offset))
+    return FhirResponse(
+        _page(request, [export.fhir_media(p) for p in got.photos or []], count, offset)
+    )
 
 
 @router.get("/Binary/{photo_id}")
@@ -304,9 +245,7 @@ def search_consent(
         parts=frozenset({"consents"}),
         required=frozenset({"consents"}),
     )
-    views = got.consents or []
-    current = _current_consents(views)
-    return FhirResponse(_page(request, [consent_of(c, current) for c in views], count, offset))
+    return FhirResponse(_page(request, export.fhir_consents(got.consents or []), count, offset))
 
 
 @router.get("/AuditEvent", response_class=FhirResponse)
@@ -320,7 +259,55 @@ def search_audit_events(
         parts=frozenset({"events"}),
         required=frozenset({"events"}),
     )
-    return FhirResponse(_page(request, [event_of(e) for e in got.events or []], count, offset))
+    return FhirResponse(
+        _page(request, [export.fhir_event(e) for e in got.events or []], count, offset)
+    )
+
+
+@router.post("/Media", status_code=201, response_class=FhirResponse)
+async def create_media(actor: WritePhotos, request: Request) -> FhirResponse:
+    """Store a photo sent as a Media: the image inline (``content.data``), in a contained
+    Binary (``content.url: "#id"``), or as the Binary of a transaction Bundle. It goes through
+    the same scrub → encrypt → audit path as an upload; 201 with Location."""
+    vault = vault_of(request)
+    raw = await request.body()
+    if len(raw) > vault.settings.max_upload_bytes * 2:  # base64 is 4/3 of the image
+        raise TooLarge("the request is larger than the upload limit")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestInvalid(f"the body is not JSON: {exc}") from exc
+    upload = export.media_upload(body)
+    await run_in_threadpool(
+        records.authorize, vault, actor, upload.patient_id, PatientAction.UPLOAD
+    )
+    stored = await run_in_threadpool(
+        lambda: photos.store_photo(
+            vault,
+            patient_id=upload.patient_id,
+            data=upload.data,
+            actor=actor,
+            site=upload.site,
+            taken_on=upload.taken_on,
+        )
+    )
+    resource = fhir.media(
+        fhir.MediaFacts(
+            photo_id=stored.id,
+            patient_id=stored.patient_id,
+            site=stored.site,
+            site_label=stored.site,
+            created=stored.taken_on or stored.uploaded_at,
+            media_type=photos.MEDIA_TYPES.get(stored.format, "application/octet-stream"),
+            size=stored.size,
+            sha1=None,
+            width=stored.width,
+            height=stored.height,
+        )
+    )
+    return FhirResponse(
+        resource, status_code=201, headers={"Location": f"{base_url(request)}/Media/{stored.id}"}
+    )
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
