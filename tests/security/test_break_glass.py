@@ -187,6 +187,8 @@ def test_emergency_access_by_patient_identifier_lists_photos_through_break_glass
     assert case.clinician_id == w.two.id and case.reason == REASON
     texts = [e.text for e in history.access_history(v, w.patient_id)]
     assert any("Dr. Two" in t and "emergency" in t.lower() and REASON in t for t in texts)
+    # The refused attempt is in the patient's history too.
+    assert any(t.startswith("Dr. Two was refused your photos") for t in texts), texts
 
 
 def test_break_glass_from_the_clinician_home_over_the_live_portal(live: Live) -> None:

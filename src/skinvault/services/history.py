@@ -147,7 +147,7 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
             p.id: p for p in session.scalars(select(Photo).where(Photo.patient_id == patient_id))
         }
         sites = {
-            s.id: s.label
+            s.id: s.label[:1].lower() + s.label[1:]  # "Left hand" reads "your left hand photo"
             for s in session.scalars(select(BodySite).where(BodySite.patient_id == patient_id))
         }
         reviews = {
@@ -184,7 +184,11 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
                     )  # fmt: skip
                 continue
             given = _given_reason(e.reason) if e.outcome == "allowed" else None
-            if e.object.startswith("patient:") and e.action not in _CONSENT and given is None:
+            if (
+                e.object.startswith("patient:")
+                and e.action not in _CONSENT
+                and e.action != "break-glass:start"  # refused emergency attempts are shown too
+            ):
                 continue  # care-team changes and failed uploads are in the operator's log
             photo = photos.get(e.object.removeprefix("photo:"))
             if photo is not None:
