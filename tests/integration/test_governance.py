@@ -89,7 +89,7 @@ def test_teaching_consent_then_revocation_end_to_end(clinic: Clinic) -> None:
     assert inspect(got.data).findings == ()  # nothing in the file links it to Ann
     details = photos.describe_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
     assert details.patient_id is None and details.note is None and details.uploaded_at is None
-    assert details.site == "left hand"
+    assert details.site == "Left hand"  # the vocabulary label of old "left-hand"
 
     c.clock.advance(days=1)
     consents.record_consent(

@@ -37,6 +37,9 @@ class Action(StrEnum):
     DELETION_REQUEST = "deletion:request"
     DELETION_DECIDE = "deletion:decide"
     RECORD_ACCESS = "record:access"  # record-level requests (list, upload, consents, history)
+    PHOTO_MEASURE = "photo:measure"  # the depigmented share measured and stored (tracking)
+    PHOTO_ANNOTATE = "photo:annotate"  # capture date / details / site corrected (tracking)
+    MEASUREMENT_VIEW = "measurement:view"  # a photo's measurement shown (same decision as view)
     AUTH_LOGIN = "auth:login"
     AUTH_LOGOUT = "auth:logout"
     AUTH_LOCKOUT = "auth:lockout"

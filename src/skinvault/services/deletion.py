@@ -155,6 +155,10 @@ def file_request(
     elif not scope_ref:
         what = "photo id" if scope is DeletionScope.PHOTO else "body site"
         raise RequestInvalid(f"a request for one {scope.value} must name the {what}")
+    if scope is DeletionScope.SERIES and scope_ref:
+        from skinvault.tracking.sites import from_legacy  # noqa: PLC0415
+
+        scope_ref = from_legacy(scope_ref).code  # old names ("left-hand") still work
     authorize(vault, actor, patient_id, PatientAction.REQUEST_DELETION)
     with vault.sessions.begin() as session:
         if session.get(Patient, patient_id) is None:

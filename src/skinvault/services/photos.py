@@ -61,6 +61,8 @@ from skinvault.policy.decide import (
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import facts_of
 from skinvault.services.review import BREAK_GLASS_MARK, file_access
+from skinvault.tracking import sites as body_sites
+from skinvault.tracking.capture import capture_date
 
 PHOTO = "photo"
 THUMBNAIL = "thumbnail"
@@ -130,12 +132,19 @@ def _blob_key(vault: Vault, kind: str) -> str:
 def _site(session: Session, vault: Vault, patient_id: str, code: str | None) -> BodySite | None:
     if not code:
         return None
+    coded = body_sites.from_legacy(code)  # the closed vocabulary; unknown text -> "other"
     site = session.scalars(
-        select(BodySite).where(BodySite.patient_id == patient_id, BodySite.code == code)
+        select(BodySite).where(BodySite.patient_id == patient_id, BodySite.code == coded.code)
     ).first()
     if site is None:
-        label = code.replace("-", " ").replace("_", " ")
-        site = BodySite(id=vault.tokens.new_id(), patient_id=patient_id, code=code, label=label)
+        site = BodySite(
+            id=vault.tokens.new_id(),
+            patient_id=patient_id,
+            code=coded.code,
+            label=coded.label,
+            laterality=coded.laterality,
+            snomed_code=coded.snomed_code,
+        )
         session.add(site)
     return site
 
@@ -207,6 +216,11 @@ def store_photo(
                 f"the upload is {len(data):,} bytes; the limit is"
                 f" {vault.settings.max_upload_bytes:,} bytes"
             )
+        # The capture date is read before scrubbing removes it; a date typed in wins.
+        taken_on_source = "person" if taken_on is not None else None
+        if taken_on is None:
+            taken_on = capture_date(data)
+            taken_on_source = "photo" if taken_on is not None else None
         scrubbed, report = scrub(data)
         preview = thumbnail(scrubbed, vault.settings.thumbnail_size)
         width, height = preview.source_width, preview.source_height
@@ -231,6 +245,7 @@ def store_photo(
                 patient_id=patient_id,
                 site_id=body_site.id if body_site else None,
                 taken_on=taken_on,
+                taken_on_source=taken_on_source,
                 uploaded_at=now,
                 uploaded_by=actor.id if actor.role else None,
                 note_enc=seal_note(vault, photo_id, note),

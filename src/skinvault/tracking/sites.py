@@ -152,10 +152,10 @@ _REGIONS: tuple[tuple[str, str, str, str, View, bool], ...] = (
     ("heel", "Heel", "84607009", "Skin of heel", "back", True),
     ("toes", "Toes", "52034004", "Skin of toe", "front", True),
     # whole limbs, for photos that show most of one (and for legacy sites)
-    ("arm", "Arm (whole)", "371311000", "Skin of upper extremity", "front", True),
-    ("hand", "Hand (whole)", "33712006", "Skin of hand", "front", True),
-    ("leg", "Leg (whole)", "371304004", "Skin of lower extremity", "front", True),
-    ("back", "Back (whole)", "66643007", "Skin of back", "back", False),
+    ("arm", "Arm", "371311000", "Skin of upper extremity", "front", True),
+    ("hand", "Hand", "33712006", "Skin of hand", "front", True),
+    ("leg", "Leg", "371304004", "Skin of lower extremity", "front", True),
+    ("back", "Back", "66643007", "Skin of back", "back", False),
     ("other", "Other (describe in the note)", "39937001", "Skin", "front", False),
 )
 

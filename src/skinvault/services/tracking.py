@@ -1,0 +1,450 @@
+"""Progress tracking: the body map, a series per site, capture details, measurements, comparison.
+
+    >>> body_map(vault, actor=me, patient_id=pid)                # doctest: +SKIP
+    >>> series(vault, actor=me, patient_id=pid, site="forearm-back-left")  # doctest: +SKIP
+    >>> measure_photo(vault, photo_id)                            # background, system actor
+    >>> compare(vault, actor=me, reference_id=a, moving_id=b, purpose="care")  # doctest: +SKIP
+
+Record-level work (the map, the list of a series) is decided by
+:func:`skinvault.services.records.authorize`; every measurement shown passes the
+same decision as viewing the photo it came from (``photos._decision`` with
+``Access.VIEW``) and is audited as ``measurement:view``; comparison reads both
+photos through :func:`skinvault.services.photos.read_photo` (two ``photo:view``).
+Measuring decrypts the photo as the system, like making a thumbnail, and is
+audited as ``photo:measure``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from skinvault.actors import Actor
+from skinvault.audit.actions import Action, Outcome
+from skinvault.audit.log import record
+from skinvault.bootstrap import Vault
+from skinvault.crypto.envelope import open_blob, pack, seal, unpack
+from skinvault.db.models import BodySite, Measurement, Photo
+from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultError
+from skinvault.policy.decide import Access, PatientAction
+from skinvault.policy.purposes import Purpose
+from skinvault.services import photos as photo_service
+from skinvault.services.records import authorize
+from skinvault.tracking import sites as body_sites
+
+DETAILS = "details"
+LIGHTING = ("daylight", "indoor-lamp", "flash", "uv-wood-lamp", "other")
+DISTANCE = ("close-up", "30-cm", "arm-length", "whole-region", "other")
+KIND_DEPIGMENTED = "depigmented-share"
+KIND_SKIN = "skin-share"
+DISCLAIMER = "A measurement aid, not a diagnosis."
+
+
+@dataclass(frozen=True)
+class CaptureDetails:
+    treatment: str = ""
+    lighting: str = ""
+    distance: str = ""
+    card: bool | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "treatment": self.treatment,
+            "lighting": self.lighting,
+            "distance": self.distance,
+            "card": self.card,
+        }
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    site: body_sites.Site
+    photos: int
+    last_taken: date | None
+
+
+@dataclass(frozen=True)
+class MeasurementView:
+    depigmented_percent: float
+    skin_percent: float | None
+    method: str
+    version: str
+    region: dict[str, int] | None
+    measured_at: datetime
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    photo_id: str
+    taken_on: date  #: capture date, else the upload date
+    taken_on_source: str  #: "photo", "person" or "upload"
+    details: CaptureDetails
+    measurement: MeasurementView | None  #: None when not measured yet or not allowed
+    measurement_hidden: bool  #: the policy refused showing it
+
+
+@dataclass(frozen=True)
+class Comparison:
+    reference_id: str
+    moving_id: str
+    confident: bool
+    reason: str
+    matrix: list[list[float]]
+    inliers: int
+    aligned_jpeg: bytes | None  #: MOVING warped onto REFERENCE, only when confident
+
+
+def _seal_details(vault: Vault, photo_id: str, details: CaptureDetails) -> bytes | None:
+    if details == CaptureDetails():
+        return None
+    data = json.dumps(details.as_json()).encode("utf-8")
+    return pack(seal(data, object_id=photo_id, kind=DETAILS, kek=vault.keys.current()))
+
+
+def _open_details(vault: Vault, photo: Photo) -> CaptureDetails:
+    if photo.details_enc is None:
+        return CaptureDetails()
+    sealed = unpack(photo.details_enc)
+    raw = open_blob(
+        sealed.blob, sealed.wrapped_dek, object_id=photo.id, kind=DETAILS, keys=vault.keys
+    )
+    d = json.loads(raw)
+    card = d.get("card")
+    return CaptureDetails(
+        str(d.get("treatment", "")),
+        str(d.get("lighting", "")),
+        str(d.get("distance", "")),
+        card if isinstance(card, bool) else None,
+    )
+
+
+def check_details(
+    treatment: str, lighting: str, distance: str, card: bool | None
+) -> CaptureDetails:
+    if len(treatment) > 200:
+        raise RequestInvalid("Keep the treatment to 200 characters; more fits in the note.")
+    if lighting and lighting not in LIGHTING:
+        raise RequestInvalid(f"Lighting is one of: {', '.join(LIGHTING)}.")
+    if distance and distance not in DISTANCE:
+        raise RequestInvalid(f"Distance is one of: {', '.join(DISTANCE)}.")
+    return CaptureDetails(treatment.strip(), lighting, distance, card)
+
+
+def body_map(vault: Vault, *, actor: Actor, patient_id: str) -> dict[str, SiteSummary]:
+    """Per site code: how many photos and the latest capture date (for the body map)."""
+    authorize(vault, actor, patient_id, PatientAction.LIST_PHOTOS)
+    out: dict[str, SiteSummary] = {}
+    with vault.reading() as session:
+        rows = session.execute(
+            select(BodySite.code, Photo.taken_on, Photo.uploaded_at)
+            .join(Photo, Photo.site_id == BodySite.id)
+            .where(
+                BodySite.patient_id == patient_id,
+                Photo.deleted_at.is_(None),
+                Photo.wrapped_dek.is_not(None),
+            )
+        ).all()
+    for code, taken_on, uploaded_at in rows:
+        if not body_sites.is_site(code):
+            continue
+        day = taken_on or uploaded_at.date()
+        prev = out.get(code)
+        if prev is None:
+            out[code] = SiteSummary(body_sites.get(code), 1, day)
+        else:
+            last = max(d for d in (prev.last_taken, day) if d is not None)
+            out[code] = SiteSummary(prev.site, prev.photos + 1, last)
+    return out
+
+
+def _measurement_of(rows: list[Measurement]) -> MeasurementView | None:
+    dep = next((m for m in rows if m.kind == KIND_DEPIGMENTED), None)
+    if dep is None:
+        return None
+    skin = next((m for m in rows if m.kind == KIND_SKIN), None)
+    return MeasurementView(
+        depigmented_percent=dep.value,
+        skin_percent=skin.value if skin else None,
+        method=dep.method,
+        version=dep.version,
+        region=json.loads(dep.region_json) if dep.region_json else None,
+        measured_at=dep.measured_at,
+        details=json.loads(dep.details_json or "{}"),
+    )
+
+
+def series(
+    vault: Vault, *, actor: Actor, patient_id: str, site: str, purpose: Purpose | str = Purpose.CARE
+) -> list[SeriesEntry]:
+    """The photos of one site, oldest capture first, with what each viewer may see measured."""
+    if not body_sites.is_site(site):
+        raise NotFound(f"there is no body site {site!r}")
+    authorize(vault, actor, patient_id, PatientAction.LIST_PHOTOS)
+    chosen = Purpose(purpose)
+    entries: list[SeriesEntry] = []
+    with vault.sessions.begin() as session:
+        photos = session.scalars(
+            select(Photo)
+            .join(BodySite, Photo.site_id == BodySite.id)
+            .where(
+                BodySite.patient_id == patient_id,
+                BodySite.code == site,
+                Photo.deleted_at.is_(None),
+                Photo.wrapped_dek.is_not(None),
+            )
+        ).all()
+        for photo in photos:
+            rows = list(
+                session.scalars(
+                    select(Measurement)
+                    .where(Measurement.photo_id == photo.id)
+                    .order_by(Measurement.measured_at.desc())
+                )
+            )
+            shown: MeasurementView | None = None
+            hidden = False
+            if rows:
+                decision = photo_service._decision(
+                    session,
+                    vault,
+                    photo,
+                    actor=actor,
+                    access=Access.VIEW,
+                    purpose=chosen,
+                    break_glass_reason=None,
+                )
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=actor.audit_name,
+                    action=Action.MEASUREMENT_VIEW,
+                    object=f"photo:{photo.id}",
+                    outcome=Outcome.ALLOWED if decision.allowed else Outcome.DENIED,
+                    purpose=chosen.value,
+                    reason=photo_service._audit_reason(decision),
+                )
+                if decision.allowed:
+                    shown = _measurement_of(rows)
+                else:
+                    hidden = True
+            taken = photo.taken_on or photo.uploaded_at.date()
+            entries.append(
+                SeriesEntry(
+                    photo_id=photo.id,
+                    taken_on=taken,
+                    taken_on_source=(photo.taken_on_source or "photo")
+                    if photo.taken_on
+                    else "upload",
+                    details=_open_details(vault, photo),
+                    measurement=shown,
+                    measurement_hidden=hidden,
+                )
+            )
+    entries.sort(key=lambda e: (e.taken_on, e.photo_id))
+    return entries
+
+
+def annotate(
+    vault: Vault,
+    *,
+    actor: Actor,
+    photo_id: str,
+    taken_on: date | None = None,
+    details: CaptureDetails | None = None,
+    site: str | None = None,
+) -> None:
+    """Correct a photo's capture date, capture details or site (the patient or care team)."""
+    with vault.reading() as session:
+        photo = session.get(Photo, photo_id)
+        if photo is None or photo.deleted_at is not None:
+            raise NotFound(f"there is no photo {photo_id}")
+        patient_id = photo.patient_id
+    authorize(vault, actor, patient_id, PatientAction.UPLOAD)
+    if site is not None and not body_sites.is_site(site):
+        raise RequestInvalid("Choose the site on the body map.")
+    if taken_on is not None and taken_on > vault.clock.now().date():
+        raise RequestInvalid("The capture date cannot be in the future.")
+    changed: list[str] = []
+    with vault.sessions.begin() as session:
+        photo = session.get(Photo, photo_id)
+        assert photo is not None
+        if taken_on is not None:
+            photo.taken_on, photo.taken_on_source = taken_on, "person"
+            changed.append("capture date")
+        if details is not None:
+            photo.details_enc = _seal_details(vault, photo_id, details)
+            changed.append("capture details")
+        if site is not None:
+            row = photo_service._site(session, vault, patient_id, site)
+            photo.site_id = row.id if row else None
+            changed.append(f"site {site}")
+        record(
+            session,
+            clock=vault.clock,
+            actor=actor.audit_name,
+            action=Action.PHOTO_ANNOTATE,
+            object=f"photo:{photo_id}",
+            outcome=Outcome.DONE,
+            reason=", ".join(changed) or "nothing changed",
+        )
+
+
+def measure_photo(
+    vault: Vault,
+    photo_id: str,
+    *,
+    actor: Actor | None = None,
+    region: tuple[int, int, int, int] | None = None,
+    exclude: list[tuple[int, int, int, int]] | None = None,
+) -> MeasurementView:
+    """Measure a stored photo and keep the result (background job; system actor by default).
+
+    A person asking for a region to be measured is decided like viewing the photo.
+    """
+    from skinvault.tracking import align as al  # noqa: PLC0415  (OpenCV: import on use)
+    from skinvault.tracking import measure as me  # noqa: PLC0415
+
+    who = actor or Actor.system("measure")
+    obj = f"photo:{photo_id}"
+    try:
+        if actor is not None:
+            data = photo_service.read_photo(
+                vault, photo_id=photo_id, actor=actor, purpose=Purpose.CARE
+            ).data
+        else:
+            with vault.reading() as session:
+                photo = session.get(Photo, photo_id)
+                if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
+                    raise NotFound(f"there is no photo {photo_id}")
+                blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
+            data = photo_service._decrypt(
+                vault,
+                object_id=photo_id,
+                kind=photo_service.PHOTO,
+                blob_key=blob_key,
+                wrapped=wrapped,
+                sha256=sha,
+            )
+        result, _ = me.measure(al.decode(data), region=region, exclude=exclude)
+    except SkinvaultError as exc:
+        photo_service._audit_failure(vault, who, Action.PHOTO_MEASURE, obj, str(exc))
+        raise
+    now = vault.clock.now()
+    region_json = json.dumps(dict(zip("xywh", region, strict=True))) if region else None
+    extra = json.dumps(
+        {
+            "card": result.card,
+            "colour_reference": result.colour_reference,
+            "notes": result.notes,
+            "exclude": exclude or [],
+        }
+    )
+    with vault.sessions.begin() as session:
+        for kind, value in (
+            (KIND_DEPIGMENTED, result.depigmented_percent),
+            (KIND_SKIN, result.skin_percent),
+        ):
+            session.add(
+                Measurement(
+                    id=vault.tokens.new_id(),
+                    photo_id=photo_id,
+                    kind=kind,
+                    value=value,
+                    unit="%",
+                    method=result.method,
+                    version=result.version,
+                    region_json=region_json,
+                    details_json=extra,
+                    measured_at=now,
+                    measured_by=who.audit_name,
+                )
+            )
+        record(
+            session,
+            clock=vault.clock,
+            actor=who.audit_name,
+            action=Action.PHOTO_MEASURE,
+            object=obj,
+            outcome=Outcome.DONE,
+            reason=f"{result.method}/{result.version}",
+        )
+    return MeasurementView(
+        result.depigmented_percent,
+        result.skin_percent,
+        result.method,
+        result.version,
+        dict(zip("xywh", region, strict=True)) if region else None,
+        now,
+        json.loads(extra),
+    )
+
+
+def earlier_photo(vault: Vault, *, actor: Actor, patient_id: str, site: str) -> str | None:
+    """The latest photo of a site (for the faded overlay on the capture page), or None."""
+    if not body_sites.is_site(site):
+        return None
+    authorize(vault, actor, patient_id, PatientAction.LIST_PHOTOS)
+    with vault.reading() as session:
+        row = session.execute(
+            select(Photo.id)
+            .join(BodySite, Photo.site_id == BodySite.id)
+            .where(
+                BodySite.patient_id == patient_id,
+                BodySite.code == site,
+                Photo.deleted_at.is_(None),
+                Photo.wrapped_dek.is_not(None),
+            )
+            .order_by(Photo.taken_on.desc(), Photo.uploaded_at.desc())
+        ).first()
+    return row[0] if row else None
+
+
+def compare(
+    vault: Vault,
+    *,
+    actor: Actor,
+    reference_id: str,
+    moving_id: str,
+    purpose: Purpose | str = Purpose.CARE,
+) -> Comparison:
+    """Both photos read under the policy (audited), MOVING aligned onto REFERENCE if it can be."""
+    from skinvault.tracking import align as al  # noqa: PLC0415
+
+    if reference_id == moving_id:
+        raise RequestInvalid("Choose two different photos to compare.")
+    ref = photo_service.read_photo(vault, photo_id=reference_id, actor=actor, purpose=purpose)
+    mov = photo_service.read_photo(vault, photo_id=moving_id, actor=actor, purpose=purpose)
+    ref_px, mov_px = al.decode(ref.data), al.decode(mov.data)
+    result = al.align(ref_px, mov_px)
+    aligned = al.encode_jpeg(al.warp(mov_px, result, ref_px.shape)) if result.confident else None
+    return Comparison(
+        reference_id,
+        moving_id,
+        result.confident,
+        result.reason,
+        result.matrix,
+        result.inliers,
+        aligned,
+    )
+
+
+__all__ = [
+    "DISCLAIMER",
+    "AccessDenied",
+    "CaptureDetails",
+    "Comparison",
+    "MeasurementView",
+    "SeriesEntry",
+    "SiteSummary",
+    "annotate",
+    "body_map",
+    "check_details",
+    "compare",
+    "earlier_photo",
+    "measure_photo",
+    "series",
+]
