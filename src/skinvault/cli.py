@@ -26,6 +26,7 @@ from skinvault.batch import (
     inspect_file,
     scrub_files,
 )
+from skinvault.export_cli import export_app
 from skinvault.governance_cli import privacy_app, retention_app
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
@@ -46,6 +47,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(export_app, name="export")
 app.command("serve")(serve)
 app.command("align")(align)
 app.command("measure")(measure)

@@ -102,7 +102,7 @@ def test_the_same_photo_exported_twice_has_the_same_uids() -> None:
     assert other_site.study_instance_uid == first.study_instance_uid
 
 
-def test_a_deidentified_export_names_no_patient_and_links_to_nothing() -> None:
+def test_a_deidentified_export_names_no_patient_and_links_to_nothing(tmp_path: Path) -> None:
     data = _jpeg()
     named = build(_photo(data))
     part10 = build(_photo(data, deidentified=True))
@@ -111,7 +111,23 @@ def test_a_deidentified_export_names_no_patient_and_links_to_nothing() -> None:
     assert "pt-1" not in ds.PatientID and b"Ann" not in part10.data
     assert ds.PatientIdentityRemoved == "YES"
     assert part10.study_instance_uid != named.study_instance_uid
-    assert ds.ContentDate == ""
+    assert "ContentDate" not in ds and "AcquisitionDateTime" not in ds
+    path = tmp_path / "deid.dcm"
+    path.write_bytes(part10.data)
+    assert dciodvfy(path).errors == []
+
+
+def test_the_day_a_photo_was_taken_is_its_acquisition_date(tmp_path: Path) -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    part10 = build(replace(_photo(_jpeg()), taken_on=date(2026, 4, 30)))
+    ds = pydicom.dcmread(io.BytesIO(part10.data))
+    assert ds.AcquisitionDateTime == "20260430"
+    assert (ds.ContentDate, ds.ContentTime) == ("20260503", "101112")
+    path = tmp_path / "dated.dcm"
+    path.write_bytes(part10.data)
+    assert dciodvfy(path).errors == []
 
 
 OTHER_FORMATS = [

@@ -326,13 +326,13 @@ def build(photo: DicomPhoto) -> Part10:
     # Image.
     ds.InstanceNumber = None
     ds.PatientOrientation = ""
-    when = photo.taken_on if photo.taken_on else photo.uploaded_at.date()
-    if photo.deidentified:
-        ds.ContentDate = ""
-        ds.ContentTime = ""
-    else:
-        ds.ContentDate = f"{when:%Y%m%d}"
-        ds.ContentTime = "" if photo.taken_on else f"{photo.uploaded_at:%H%M%S}"
+    if not photo.deidentified:
+        # Content date/time: when the photo entered the record (a full time is known); the day
+        # it was taken, when the record has it, as a date-only Acquisition DateTime.
+        ds.ContentDate = f"{photo.uploaded_at:%Y%m%d}"
+        ds.ContentTime = f"{photo.uploaded_at:%H%M%S}"
+        if photo.taken_on:
+            ds.AcquisitionDateTime = f"{photo.taken_on:%Y%m%d}"
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     if conversion:
         ds.DerivationDescription = conversion[:1024]
