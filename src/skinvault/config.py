@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -108,6 +108,39 @@ class Settings(BaseSettings):
     dicom_calling_aet: str = Field(default="SKINVAULT", min_length=1, max_length=16)
     #: Attempts per send before it is recorded as failed (waits 1 s, 2 s, … in between).
     dicom_send_attempts: int = Field(default=3, ge=1, le=10)
+    #: The mail relay notification e-mails go through; empty: no e-mail is ever sent (the
+    #: portal's notification list still works). See docs/notifications.md.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    #: "starttls" (upgrade on the submission port), "tls" (implicit TLS, usually port 465),
+    #: or "none" — allowed only for a relay on this machine (localhost, 127.0.0.1, ::1).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    #: The relay password; better kept out of the TOML file: SKINVAULT_SMTP_PASSWORD or
+    #: smtp_password_file.
+    smtp_password: SecretStr = SecretStr("")
+    #: A file holding the relay password (first line), e.g. a container secret.
+    smtp_password_file: Path | None = None
+    #: Certificate authorities (PEM) the relay's certificate is checked against; empty: the
+    #: system's.
+    smtp_ca_file: Path | None = None
+    #: Seconds one SMTP conversation may take before the attempt counts as failed.
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: The From address of notification e-mails (required when smtp_host is set).
+    mail_from: str = ""
+    #: How the privacy facts name the mail relay as a sub-processor (default: its host name).
+    mail_relay_name: str = ""
+    #: Tries per e-mail before it is given up (waits mail_retry_seconds, doubling, between).
+    mail_attempts: int = Field(default=8, ge=1, le=50)
+    mail_retry_seconds: int = Field(default=60, ge=1)
+    #: How a new user's notices are delivered until they choose: "portal" (the list only),
+    #: "immediate" (also an e-mail) or "digest" (also one e-mail a day at most).
+    notification_default_delivery: Literal["portal", "immediate", "digest"] = "immediate"
+    #: The background worker sends due e-mails and runs the notice sweeps (links expired
+    #: unused, consents about to end, digests) this often, in seconds.
+    notification_sweep_seconds: int = Field(default=60, ge=1)
+    #: Days before a consent ends that the patient is told.
+    consent_expiry_notice_days: int = Field(default=14, ge=1, le=365)
 
     @field_validator("public_base_url")
     @classmethod
@@ -121,6 +154,20 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ValueError("public_base_url takes no user, query or fragment")
         return value
+
+    @model_validator(mode="after")
+    def _mail(self) -> Settings:
+        if not self.smtp_host:
+            return self
+        if not self.mail_from or "@" not in self.mail_from:
+            raise ValueError("smtp_host is set: mail_from must be an e-mail address")
+        if self.smtp_security == "none" and self.smtp_host not in ("localhost", "127.0.0.1", "::1"):
+            raise ValueError("smtp_security = none is allowed only for a relay on this machine")
+        return self
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     @property
     def effective_database_url(self) -> str:

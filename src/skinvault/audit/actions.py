@@ -53,6 +53,7 @@ class Action(StrEnum):
     AUTH_SETUP_TOKEN_USE = "auth:setup-token-use"
     SHARE_LINK_OPEN = "share-link:open"
     SHARE_LINK_REVOKE = "share-link:revoke"
+    SHARE_LINK_EMAIL = "share-link:email"  # the sender had the link e-mailed to an address
     USER_CREATE = "user:create"
     USER_DISABLE = "user:disable"
     USER_ENABLE = "user:enable"

@@ -375,3 +375,55 @@ class Measurement(Base):
     details_json: Mapped[str] = mapped_column(Text, default="{}")  # card, colour ref, notes
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
     measured_by: Mapped[str] = mapped_column(String(200))  # audit name, "system:measure"
+
+
+class Notification(Base):
+    """One thing a user should know happened, pointing to the page where it is. It holds no
+    health information: a kind (closed vocabulary), an outcome word, a portal path and what
+    it is about (``ref``, e.g. ``share-link:<id>``: one notice per user, kind and ref)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    link: Mapped[str] = mapped_column(String(200))
+    ref: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: None (portal only) | "queued" (an e-mail is in the outbox) | "digest" (waits for the
+    #: daily digest) | "digested" (went out in one)
+    mail_state: Mapped[str | None] = mapped_column(String(10), index=True)
+
+
+Index("uq_notifications_user_kind_ref", Notification.user_id, Notification.kind,
+      Notification.ref, unique=True)  # fmt: skip
+
+
+class NotificationPreference(Base):
+    """How one user wants one kind of notice: off, portal, immediate (e-mail) or digest."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    delivery: Mapped[str] = mapped_column(String(10))
+
+
+class MailOutbox(Base):
+    """An e-mail waiting to go out (or gone). The body is sealed like a note (a share link's
+    e-mail carries its token) and erased once sent; failures wait and are tried again."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(400))

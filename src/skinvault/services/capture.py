@@ -18,6 +18,7 @@ from skinvault.bootstrap import Vault
 from skinvault.db.models import Photo, PhotoRequest, User
 from skinvault.errors import NotFound
 from skinvault.policy.decide import PatientAction
+from skinvault.services.notifications import Kind, notify, notify_patient
 from skinvault.services.records import authorize
 
 #: The same rules every time, so two dates of one site can be compared.
@@ -75,6 +76,13 @@ def ask_for_photo(
             outcome=Outcome.DONE,
             reason=site,
         )
+        notify_patient(
+            session,
+            vault,
+            patient_id=patient_id,
+            kind=Kind.PHOTO_ASKED,
+            ref=f"photo-request:{row.id}",
+        )
         return PhotoRequestView(row.id, row.site, row.guidance, actor.name, row.created_at, None)
 
 
@@ -103,3 +111,12 @@ def fulfil(vault: Vault, *, request_id: str, photo_id: str) -> None:
             raise NotFound("there is no such photo request for this patient")
         row.fulfilled_photo_id = photo_id
         row.fulfilled_at = vault.clock.now()
+        if row.requested_by:
+            notify(
+                session,
+                vault,
+                user_id=row.requested_by,
+                kind=Kind.PHOTO_ANSWERED,
+                ref=f"photo-request:{row.id}",
+                link=f"/portal/photos/{photo_id}",
+            )

@@ -34,6 +34,7 @@ from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultEr
 from skinvault.policy.decide import PatientAction, decide_operation
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import consents_for, record_consent
+from skinvault.services.notifications import Kind, notify_patient
 from skinvault.services.photos import shred_photo
 from skinvault.services.records import authorize
 from skinvault.services.retention import _shred_copy
@@ -300,6 +301,14 @@ def decide_request(
             object=f"deletion-request:{row.id}",
             outcome=Outcome.DONE,
             reason=f"{decision.value}{done}: {explanation}",
+        )
+        notify_patient(
+            session,
+            vault,
+            patient_id=row.patient_id,
+            kind=Kind.DELETION_DECIDED,
+            ref=f"deletion-request:{row.id}",
+            outcome=decision.value,
         )
         maybe_checkpoint(
             session,

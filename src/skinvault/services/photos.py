@@ -25,7 +25,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skinvault.actors import Actor
+from skinvault.actors import Actor, Role
 from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.chain import Event
 from skinvault.audit.log import maybe_checkpoint, record
@@ -60,6 +60,7 @@ from skinvault.policy.decide import (
 )
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import facts_of
+from skinvault.services.notifications import Kind, notify_care_team
 from skinvault.services.review import BREAK_GLASS_MARK, file_access
 from skinvault.tracking import sites as body_sites
 from skinvault.tracking.capture import capture_date
@@ -292,6 +293,14 @@ def store_photo(
                 signing_key=vault.keys.signing_key(),
                 every=vault.settings.audit_checkpoint_every,
             )
+            if actor.role is Role.PATIENT:
+                notify_care_team(
+                    session,
+                    vault,
+                    patient_id=patient_id,
+                    kind=Kind.NEW_PHOTO,
+                    ref=f"photo:{photo_id}",
+                )
             stored = _view(vault, photo, body_site)
     except BaseException:
         # Not listed, so not needed: remove now rather than waiting for a sweep.

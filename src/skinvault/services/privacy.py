@@ -194,6 +194,14 @@ def _encryption(settings: Settings) -> str:
     )
 
 
+def _mail_relay(settings: Settings) -> tuple[str, ...]:
+    """The mail relay, when e-mail is on: it sees addresses and "something new" notices."""
+    if not settings.smtp_host:
+        return ()
+    name = settings.mail_relay_name.strip() or settings.smtp_host
+    return (f"{name} (e-mail relay: sign-in notices without health information)",)
+
+
 def privacy_facts(settings: Settings) -> PrivacyFacts:
     """The facts for ``settings``; reads nothing but the settings object."""
     contact = settings.privacy_contact.strip()
@@ -210,7 +218,10 @@ def privacy_facts(settings: Settings) -> PrivacyFacts:
             settings.retention_teaching_copy_days,
             settings.retention_share_link_days,
         ),
-        sub_processors=tuple(s for s in settings.sub_processors if s.strip()),
+        sub_processors=(
+            *(s for s in settings.sub_processors if s.strip()),
+            *_mail_relay(settings),
+        ),
         ai_training=AI_TRAINING,
         who_can_see=WHO_CAN_SEE,
     )

@@ -39,6 +39,7 @@ from skinvault.audit.log import maybe_checkpoint, record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import Derivative, Photo, ShareLink
 from skinvault.errors import SkinvaultError
+from skinvault.services.notifications import Kind, notify_officers
 from skinvault.services.photos import shred_photo
 
 #: Derivatives made for secondary use; the teaching-copy period applies to them.
@@ -209,6 +210,15 @@ def run_retention(vault: Vault, *, actor: Actor, dry_run: bool = False) -> Reten
                 )
             actions.append(
                 RetentionAction(RetentionKind.SHARE_LINK, link.id, ended + link_period, not dry_run)
+            )
+        if not dry_run:
+            notify_officers(
+                session,
+                vault,
+                kind=Kind.RETENTION_RUN,
+                ref=f"retention:{vault.tokens.new_id()}",
+                link="/portal/admin",
+                outcome=f"{len(actions)} removed",
             )
         if actions and not dry_run:
             maybe_checkpoint(

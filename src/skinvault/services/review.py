@@ -31,6 +31,7 @@ from skinvault.bootstrap import Vault
 from skinvault.db.models import AuditEvent, BreakGlassReview, Patient
 from skinvault.errors import AccessDenied, NotFound
 from skinvault.policy.decide import decide_operation
+from skinvault.services.notifications import Kind, notify_officers, notify_patient
 
 #: How the audit log marks a read allowed by break-glass (the reason's start).
 BREAK_GLASS_MARK = "BREAK-GLASS, to be reviewed: "
@@ -109,6 +110,21 @@ def file_access(
             state=ReviewState.OPEN.value,
         )
         session.add(row)
+        session.flush()
+        notify_officers(
+            session,
+            vault,
+            kind=Kind.REVIEW_WAITING,
+            ref=f"break-glass:{row.id}",
+            link=f"/portal/review/{row.id}",
+        )
+        notify_patient(
+            session,
+            vault,
+            patient_id=patient_id,
+            kind=Kind.EMERGENCY_ACCESS,
+            ref=f"break-glass:{row.id}",
+        )
     else:
         row.last_at, row.last_seq, row.accesses = event.at, event.seq, row.accesses + 1
     session.flush()

@@ -55,6 +55,7 @@ from skinvault.policy.decide import Access, decide_link_revocation
 from skinvault.policy.purposes import Purpose
 
 # The fact-gathering for decide() lives in photos; sharing must decide on exactly the same facts.
+from skinvault.services.notifications import Kind, notify_sender
 from skinvault.services.photos import (
     MEDIA_TYPES,
     PHOTO,
@@ -462,6 +463,7 @@ def open_share_link(
                     outcome=Outcome.ALLOWED,
                     reason=f"opened through the link sent to {seen.recipient}",
                 )
+                notify_sender(session, vault, link=current, kind=Kind.LINK_OPENED)
         if late is not None:
             raise late  # committed to the audit log first
     except (LinkRefused, LinkUnavailable, NotFound, Busy):
@@ -559,6 +561,8 @@ def _wrong_password(
                 .values(locked_at=vault.clock.now())
                 .execution_options(synchronize_session=False)
             )
+            if (locked := session.get(ShareLink, seen.link_id)) is not None:
+                notify_sender(session, vault, link=locked, kind=Kind.LINK_LOCKED)
         error: SkinvaultError = (
             LinkLocked(_locked_message(limit))
             if locks

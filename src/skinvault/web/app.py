@@ -32,6 +32,7 @@ from skinvault.db.engine import is_busy
 from skinvault.errors import Busy, SkinvaultError
 from skinvault.services import privacy, sharing
 from skinvault.services.checkpoints import CheckpointSchedule
+from skinvault.services.notifications import NotificationWorker
 from skinvault.web import api, api_interop, fhir, pages, problems
 from skinvault.web.deps import client_address
 
@@ -56,9 +57,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     database; the thread stops (after one last signing) on shutdown."""
     schedule = CheckpointSchedule(app.state.vault)
     schedule.start()
+    notices = NotificationWorker(app.state.vault)  # e-mail and sweeps: never in a request
+    notices.start()
     try:
         yield
     finally:
+        await run_in_threadpool(notices.stop)
         await run_in_threadpool(schedule.stop)
 
 

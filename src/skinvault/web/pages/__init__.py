@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from skinvault.web.pages import account, admin, clinician, patient, public, review, users
+from skinvault.web.pages import (
+    account,
+    admin,
+    clinician,
+    notifications,
+    patient,
+    public,
+    review,
+    users,
+)
 from skinvault.web.pages.common import render, vault
 
 router = APIRouter(include_in_schema=False)
-for _module in (public, account, patient, clinician, admin, review, users):
+for _module in (public, account, patient, clinician, admin, review, users, notifications):
     router.include_router(_module.router)
 
 __all__ = ["render", "router", "vault"]
