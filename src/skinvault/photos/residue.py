@@ -26,6 +26,7 @@ _STRUCTURE = (
     b"%&'()*456789:CDEFGHIJSTUVWXYZcdefghijstuvwxyz",
     b"&'()*56789:CDEFGHIJSTUVWXYZcdefghijstuvwxyz",
 )
+_STRUCTURE_BLOB = b"\x00".join(_STRUCTURE)
 _MAX_STRINGS = 20_000
 
 
@@ -47,12 +48,14 @@ def strings(*blobs: bytes | bytearray | memoryview) -> set[bytes]:
     out: set[bytes] = set()
     for blob in blobs:
         raw = _EMBEDDED_JPEG.sub(b"\x00", bytes(blob))
-        for match in _RUN.finditer(raw):
-            run = match.group().strip()
-            if len(run) >= MIN_LENGTH and not any(run in s for s in _STRUCTURE):
+        for found in _RUN.findall(raw):
+            run = found.strip()
+            if len(run) >= MIN_LENGTH and _STRUCTURE_BLOB.find(run) < 0:
                 out.add(run)
-        for match in _UTF16.finditer(raw):
-            out.add(match.group())
+        # UTF-16 text is half zero bytes; a blob with few zeros (XMP, text) holds none worth
+        # the slower pattern.
+        if raw.count(b"\x00") * 8 >= len(raw):
+            out.update(_UTF16.findall(raw))
         if len(out) > _MAX_STRINGS:
             break
     return out
