@@ -17,12 +17,13 @@ from skinvault.web.pages import (
     patient,
     public,
     review,
+    tracking,
     users,
 )
 from skinvault.web.pages.common import render, vault
 
 router = APIRouter(include_in_schema=False)
-for _module in (public, account, patient, clinician, admin, review, users, notifications):
+for _module in (public, account, patient, clinician, admin, review, users, notifications, tracking):
     router.include_router(_module.router)
 
 __all__ = ["render", "router", "vault"]

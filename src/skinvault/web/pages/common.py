@@ -17,29 +17,14 @@ from skinvault.services import (
     accounts,
     records,
 )
+from skinvault.tracking import sites as _body_sites
 from skinvault.web.deps import PENDING_MESSAGE, SESSION_COOKIE
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 
-BODY_SITES = [
-    "face",
-    "scalp",
-    "neck",
-    "chest",
-    "abdomen",
-    "back",
-    "left-arm",
-    "right-arm",
-    "left-hand",
-    "right-hand",
-    "left-leg",
-    "right-leg",
-    "left-foot",
-    "right-foot",
-    "genital-area",
-    "other",
-]
+#: The closed body-site vocabulary (codes); labels and SNOMED CT in skinvault.tracking.sites.
+BODY_SITES = list(_body_sites.SITES)
 
 
 def vault(request: Request) -> Vault:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from datetime import date
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 
 from skinvault.actors import Role
-from skinvault.errors import AccessDenied, PhotoError, SkinvaultError
+from skinvault.bootstrap import Vault
+from skinvault.errors import AccessDenied, PhotoError, RequestInvalid, SkinvaultError
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
@@ -19,8 +24,10 @@ from skinvault.services import (
     photos,
     records,
     sharing,
+    tracking,
 )
 from skinvault.services.preview import CHECKLIST, privacy_preview
+from skinvault.tracking import sites as body_sites
 from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (
     BODY_SITES,
@@ -32,6 +39,7 @@ from skinvault.web.pages.common import (
     signed_in,
     vault,
 )
+from skinvault.web.pages.tracking import body_map_svg
 from skinvault.web.uploads import read_form
 
 router = APIRouter(include_in_schema=False)
@@ -63,6 +71,11 @@ def portal(request: Request) -> Response:
             photos=mine,
             timeline=by_site(mine),
             sites=BODY_SITES,
+            site_choices=body_sites.choices(),
+            picker_front=body_map_svg("front", {}, "pick"),
+            picker_back=body_map_svg("back", {}, "pick"),
+            lighting=tracking.LIGHTING,
+            distance=tracking.DISTANCE,
             checklist=CHECKLIST,
             patient_id=patient_id,
             asked=asked,
@@ -125,23 +138,59 @@ async def upload(request: Request) -> Response:
         if "file" not in files or not files["file"].data:
             raise PhotoError("choose a photo to upload")
         await run_in_threadpool(records.authorize, v, info.actor, patient_id, PatientAction.UPLOAD)
+        if not fields.get("site"):  # no default site: the person chooses one
+            raise RequestInvalid("Choose where on the body the photo was taken.")
+        site_code = body_sites.from_legacy(fields["site"]).code  # old names still accepted
+        taken_on = _date_field(fields.get("taken_on", ""))
+        details = tracking.check_details(
+            fields.get("treatment", "")[:500],
+            fields.get("lighting", ""),
+            fields.get("distance", ""),
+            {"yes": True, "no": False}.get(fields.get("card", "")),
+        )
         stored = await run_in_threadpool(
             lambda: photos.store_photo(
                 v,
                 patient_id=patient_id,
                 data=files["file"].data,
                 actor=info.actor,
-                site=fields.get("site") or None,
+                site=site_code,
                 note=fields.get("note", "")[:2000],
+                taken_on=taken_on,
             )
         )
+        if details != tracking.CaptureDetails():
+            await run_in_threadpool(
+                lambda: tracking.annotate(v, actor=info.actor, photo_id=stored.id, details=details)
+            )
         if fields.get("request_id"):
             await run_in_threadpool(
                 lambda: capture.fulfil(v, request_id=fields["request_id"], photo_id=stored.id)
             )
     except SkinvaultError as exc:
-        return error_page(request, exc, 422 if isinstance(exc, PhotoError) else 403)
-    return RedirectResponse(f"/portal/photos/{stored.id}?purpose=care&stored=1", status_code=303)
+        bad_input = isinstance(exc, PhotoError | RequestInvalid)
+        return error_page(request, exc, 422 if bad_input else 403)
+    # Measured in the background, in-process (the response does not wait for it).
+    return RedirectResponse(
+        f"/portal/photos/{stored.id}?purpose=care&stored=1",
+        status_code=303,
+        background=BackgroundTask(_measure_quietly, v, stored.id),
+    )
+
+
+def _date_field(text: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise RequestInvalid("Give the date the photo was taken as a date.") from None
+
+
+def _measure_quietly(v: Vault, photo_id: str) -> None:
+    """The background measurement: a failure is audited by the service, never shown as a 5xx."""
+    with contextlib.suppress(SkinvaultError):
+        tracking.measure_photo(v, photo_id)
 
 
 @router.get("/portal/consents", response_class=HTMLResponse)

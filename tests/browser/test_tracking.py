@@ -1,0 +1,109 @@
+"""Progress tracking in a real browser on a phone-sized screen (390 x 844).
+
+A patient chooses the site on the body map, uploads two visits of it (the capture
+date read from the photos), opens the site's series and chart, and compares the two
+dates aligned: fade slider and swipe divider. Screenshots go to
+``test-artifacts/browser/tracking-*.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from tests.browser.test_portal import CHROMIUM, PASSWORD, PHONE, browser, server, shot  # noqa: F401
+from tests.unit.test_tracking_align import _texture
+
+assert CHROMIUM
+
+
+def _visit(depig_radius: int, shift: tuple[int, int], taken: str) -> bytes:
+    """Skin-like texture with a pale patch, seen shifted; EXIF date of the visit."""
+    base = _texture(h=600, w=800, seed=4).astype(np.float32)
+    yy, xx = np.mgrid[0:600, 0:800]
+    patch = ((xx - 400) ** 2 + (yy - 300) ** 2) <= depig_radius**2
+    base[patch] = base[patch] * 0.25 + np.array([215, 222, 240], np.float32) * 0.75
+    img = np.clip(base, 0, 255).astype(np.uint8)
+    m = np.array([[1, 0, -shift[0]], [0, 1, -shift[1]]], np.float64)
+    img = cv2.warpAffine(img, m, (800, 600), borderMode=cv2.BORDER_REFLECT)
+    im = Image.fromarray(img[:, :, ::-1].copy())
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = taken
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=92, exif=exif)
+    return buf.getvalue()
+
+
+def test_body_map_series_chart_and_aligned_comparison(
+    server: tuple[str, Path],  # noqa: F811  (fixture imported from test_portal)
+    browser: object,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    base, _ = server
+    first, second = tmp_path / "visit1.jpg", tmp_path / "visit2.jpg"
+    first.write_bytes(_visit(90, (0, 0), "2026:01:10 10:00:00"))
+    second.write_bytes(_visit(130, (24, -15), "2026:03:07 10:00:00"))
+
+    ctx = browser.new_context(viewport=PHONE, base_url=base)  # type: ignore[attr-defined]
+    page = ctx.new_page()
+    page.goto("/signup")
+    page.get_by_label("Your name").fill("Tara Tracking")
+    page.get_by_label("E-mail").fill("tara@example.org")
+    page.get_by_label("Password (at least 12 characters)").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(re.compile(r".*/portal$"))
+
+    for n, path in enumerate((first, second)):
+        page.goto("/portal")
+        select = page.get_by_label("Body site")
+        assert select.input_value() == ""  # no default site
+        # Choose the place on the figure: the patient's left forearm, front view.
+        page.locator('[data-site-picker] a[data-site="forearm-left"]').click()
+        assert select.input_value() == "forearm-left"
+        page.get_by_text("Chosen: Left forearm (front)").wait_for()
+        if n == 1:
+            page.locator("#ghost-box").wait_for(state="visible")  # last photo as a guide
+            shot(page, "tracking-01-capture-with-guide")
+        page.get_by_label("Photo", exact=True).set_input_files(str(path))
+        page.get_by_label("Light").select_option("daylight")
+        page.get_by_role("button", name="Save photo").click()
+        page.get_by_text("Saved. Hidden details were removed").wait_for()
+
+    page.goto("/portal/body-map")
+    shot(page, "tracking-02-body-map")
+    page.locator('a.region.has[data-site="forearm-left"]').click()
+    page.get_by_role("heading", name="Left forearm (front)").wait_for()
+    # Measured in the background: reload until both figures are there.
+    for _ in range(40):
+        if page.locator("svg.chart circle").count() == 2:
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    assert page.locator("svg.chart circle").count() == 2
+    text = page.inner_text("main")
+    assert "10 January 2026" in text and "7 March 2026" in text
+    assert "date from the photo" in text
+    assert "A measurement aid, not a diagnosis." in text
+    shot(page, "tracking-03-series-chart")
+
+    page.get_by_role("button", name="Compare aligned").click()
+    page.locator("[data-aligned=yes]").wait_for()
+    top = page.locator("#overlay-top")
+    page.locator("#amount").fill("80")
+    assert abs(float(top.evaluate("e => getComputedStyle(e).opacity")) - 0.8) < 0.01
+    shot(page, "tracking-04-compare-fade")
+    page.get_by_label("Swipe").check()
+    box = page.locator("#overlay").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+    assert "inset" in top.evaluate("e => e.style.clipPath")
+    assert page.locator("#divider").is_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]  # nothing wider than the phone
+    shot(page, "tracking-05-compare-swipe")
+    ctx.close()
