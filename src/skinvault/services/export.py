@@ -550,10 +550,10 @@ def media_upload(body: object) -> MediaUpload:
         if body.get("type") != "transaction":
             raise RequestInvalid("a Bundle sent here must be a transaction")
         media_resource = None
-        for entry in body.get("entry") or []:
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if not isinstance(resource, dict):
+        for entry in _list(body.get("entry")):
+            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
                 continue
+            resource = entry["resource"]
             if resource.get("resourceType") == "Binary":
                 for key in (entry.get("fullUrl"), f"Binary/{resource.get('id')}"):
                     if key:
@@ -562,10 +562,11 @@ def media_upload(body: object) -> MediaUpload:
                 media_resource = resource
     if not isinstance(media_resource, dict) or media_resource.get("resourceType") != "Media":
         raise RequestInvalid("the body must be a Media (or a transaction Bundle holding one)")
-    for contained in media_resource.get("contained") or []:
+    for contained in _list(media_resource.get("contained")):
         if isinstance(contained, dict) and contained.get("resourceType") == "Binary":
             binaries[f"#{contained.get('id')}"] = contained
-    subject = (media_resource.get("subject") or {}).get("reference", "")
+    subject_ref = media_resource.get("subject")
+    subject = subject_ref.get("reference", "") if isinstance(subject_ref, dict) else ""
     if not isinstance(subject, str) or not subject.startswith("Patient/"):
         raise RequestInvalid("Media.subject must reference the patient: Patient/<id>")
     content = media_resource.get("content")
@@ -574,7 +575,7 @@ def media_upload(body: object) -> MediaUpload:
     encoded = content.get("data")
     if encoded is None:
         url = content.get("url")
-        binary = binaries.get(str(url)) if url else None
+        binary = binaries.get(str(url)) if isinstance(url, str) and url else None
         if binary is None:
             raise RequestInvalid(
                 "Media.content needs the image: data, or url naming a contained Binary (#id)"
@@ -590,7 +591,7 @@ def media_upload(body: object) -> MediaUpload:
     site = None
     body_site = media_resource.get("bodySite")
     if isinstance(body_site, dict):
-        for coding in body_site.get("coding") or []:
+        for coding in _list(body_site.get("coding")):
             if isinstance(coding, dict) and coding.get("system") == SNOMED_SYSTEM:
                 site = site_of(str(coding.get("code", "")))
                 if site:
@@ -605,3 +606,7 @@ def media_upload(body: object) -> MediaUpload:
         except ValueError as exc:
             raise RequestInvalid(f"createdDateTime is not a date: {created!r}") from exc
     return MediaUpload(subject.removeprefix("Patient/"), data, site, taken_on)
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
