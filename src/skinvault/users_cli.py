@@ -29,13 +29,20 @@ users_app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 Who = Annotated[str, typer.Argument(help="The user's e-mail address or user id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _link(vault: Vault, token: str) -> str:
+    """The link on ``public_base_url``; without it, the path, to be opened on the address
+    the service is reached at (the one ``skinvault serve`` prints)."""
     base = vault.settings.public_base_url.rstrip("/")
+    if not base:
+        err.print(
+            "skinvault: public_base_url is not set; open this path on the service's address"
+        )
     return f"{base}/account/{token}"
 
 
