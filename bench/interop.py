@@ -59,7 +59,7 @@ def main() -> None:
             try:
                 part10 = build(photo)
             except PhotoError:
-                rows[fmt]["refused"].append(1)
+                rows[fmt]["refused"].append(1)  # a stored photo that cannot be decoded
                 continue
             took = time.perf_counter() - started
             out = Path(tmp) / "x.dcm"
@@ -82,6 +82,8 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for fmt, row in sorted(rows.items()):
         files_n = len(row["files"])
+        if row["refused"]:
+            print(f"| {fmt} | {len(row['refused'])} refused (cannot be decoded) | | | | | | |")
         if not files_n:
             continue
         unchanged = int(sum(row["unchanged"]))

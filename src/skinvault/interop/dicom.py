@@ -198,7 +198,15 @@ def _native(photo: DicomPhoto) -> tuple[Dataset, str, str]:
         opened = Image.open(io.BytesIO(photo.data))
         opened.load()
         img: Image.Image = opened
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        RuntimeError,
+        Image.DecompressionBombError,
+    ) as exc:
+        # (pillow-heif raises EOFError for a truncated HEVC stream the scrubber accepted)
         raise DamagedFile(f"the stored photo cannot be decoded for DICOM: {exc}") from exc
     steps = [f"{photo.format.upper()} decoded to uncompressed pixels"]
     lossy = photo.format in ("jpeg", "heif")
