@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageCms, ImageDraw
 
 from skinvault.errors import DamagedFile, TooLarge, UnsupportedFormat
+from skinvault.photos import icc
 from skinvault.photos.redact import (
     MAX_BLOCKS,
     Redacted,
@@ -22,7 +23,7 @@ from skinvault.photos.redact import (
 from skinvault.photos.scrub import inspect
 from skinvault.photos.sniff import ImageFormat
 from tests import factories
-from tests.conftest import decoded, exiftool_json, icc_profile
+from tests.conftest import decoded, exiftool_json, icc_colour
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 SIZE = (240, 180)
@@ -131,7 +132,7 @@ def test_lossless_formats_fill_every_box_and_keep_every_other_pixel(
     assert (after[inside] == 0).all(), "a covered pixel is not black"
     assert (after[~inside] == before[~inside]).all(), "a pixel outside the boxes changed"
     assert metadata_left(result, tmp_path) == []
-    assert icc_profile(result.data) == SRGB
+    assert icc_colour(result.data) == icc.colour_tags(SRGB)
     assert inspect(result.data).findings == ()
 
 
@@ -165,7 +166,7 @@ def test_jpeg_is_re_encoded_at_high_quality_with_its_icc_and_nothing_else(
     assert np.abs(after[~near] - before[~near]).mean() < 2.5
     assert any("re-encoded" in n for n in result.notes)
     assert metadata_left(result, tmp_path) == []
-    assert icc_profile(result.data) == SRGB
+    assert icc_colour(result.data) == icc.colour_tags(SRGB)
     assert b"Jane Patient" not in result.data
 
 
@@ -193,7 +194,7 @@ def test_heif_comes_out_as_a_clean_jpeg(tmp_path: Path) -> None:
     result = redact(encoded("HEIF"), BOXES)
     assert result.format is ImageFormat.JPEG and result.data[:2] == b"\xff\xd8"
     assert metadata_left(result, tmp_path) == []
-    assert icc_profile(result.data) == SRGB
+    assert icc_colour(result.data) == icc.colour_tags(SRGB)
     assert any("was HEIF" in n for n in result.notes)
 
 

@@ -28,8 +28,9 @@ result does not look like a broken image.
 quality 95 with full-resolution chroma (4:4:4, see :func:`_encode`), PNG and WebP
 losslessly, TIFF with lossless Deflate, HEIF/AVIF as JPEG at quality 95 (every
 viewer opens it; the pixels are re-encoded anyway). The orientation is applied
-to the pixels, so no EXIF is needed; the ICC profile is kept byte for byte
-(skin colour matters clinically); nothing else is written. The result then
+to the pixels, so no EXIF is needed; the ICC profile's colour data is kept
+byte for byte (skin colour matters clinically; the final scrub makes its text
+neutral, see :mod:`skinvault.photos.icc`); nothing else is written. The result then
 passes through :func:`skinvault.photos.scrub.scrub` as a final guard, so it is
 held to the same standard as every other output.
 """
