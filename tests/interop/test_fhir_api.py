@@ -177,8 +177,13 @@ def test_binary_bytes_are_the_scrubbed_photo_and_reads_are_audited_as_exports(
     raw = c.get(f"/fhir/R4/Binary/{photo}", headers=world.h("lee", **{"X-Purpose-Of-Use": "TREAT"}))
     assert raw.status_code == 200 and raw.content == world.photo_bytes
     assert raw.headers["content-type"] == "image/jpeg"
+    assert c.get(f"/fhir/R4/Patient/{world.patients['ann']}", headers=world.h("lee")).is_success
     history = [e.text for e in access_history(world.vault, world.patients["ann"])]
     assert any(t.startswith("Dr. Lee exported, through the FHIR interface, your") for t in history)
+    assert any(
+        t.startswith("Dr. Lee read, through the FHIR interface, the details of your photos")
+        for t in history
+    ), history
 
 
 def test_a_refused_fhir_read_is_in_the_patients_history(world: World) -> None:

@@ -38,6 +38,7 @@ _VERBS = {
     "photo:export-dicom": "exported, as a DICOM file,",
     "photo:export-fhir": "exported, through the FHIR interface,",
     "photo:send": "sent, to a connected imaging system (PACS),",
+    "record:export-fhir": "read, through the FHIR interface, the details of",
 }
 _CONSENT = {
     "consent:grant": "gave consent for",
@@ -187,7 +188,8 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
             if (
                 e.object.startswith("patient:")
                 and e.action not in _CONSENT
-                and e.action != "break-glass:start"  # refused emergency attempts are shown too
+                # refused emergency attempts are shown too, and FHIR reads of the record
+                and e.action not in {"break-glass:start", "record:export-fhir"}
             ):
                 continue  # care-team changes and failed uploads are in the operator's log
             photo = photos.get(e.object.removeprefix("photo:"))
