@@ -310,6 +310,8 @@ async def create_media(actor: WritePhotos, request: Request) -> FhirResponse:
     )
 
 
-@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+@router.api_route(
+    "/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False
+)
 def unknown(rest: str) -> Response:
     raise NotFound(f"this server has no FHIR endpoint {rest!r}; see {BASE_PATH}/metadata")
