@@ -528,3 +528,21 @@ def test_the_privacy_facts_name_the_mail_relay_only_when_one_is_configured() -> 
         )
     )
     assert any(re.match(r"^Example Mail \(EU\) \(e-mail relay", s) for s in facts.sub_processors)
+
+
+def test_an_outbox_row_that_cannot_be_opened_is_given_up_and_the_others_still_go(
+    clinic: Clinic,
+) -> None:
+    c, v = clinic, clinic.vault
+    capture.ask_for_photo(v, actor=c.lee, patient_id=c.patient_id, site="face")
+    c.clock.advance(seconds=1)
+    capture.ask_for_photo(v, actor=c.lee, patient_id=c.patient_id, site="back")
+    with v.sessions.begin() as session:
+        first = session.scalars(select(MailOutbox).order_by(MailOutbox.created_at)).first()
+        assert first is not None
+        first.body_enc = b"not a sealed body"
+    assert mailer.deliver_due(v) == mailer.Delivery(sent=1)
+    with v.reading() as session:
+        broken = session.get(MailOutbox, first.id)
+        assert broken is not None and broken.failed_at is not None and broken.body_enc is None
+    assert len(c.relay.texts_for("ann@example.org")) == 1

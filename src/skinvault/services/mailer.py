@@ -35,7 +35,7 @@ from skinvault.bootstrap import Vault
 from skinvault.config import Settings
 from skinvault.crypto.envelope import open_blob, pack, seal, unpack
 from skinvault.db.models import MailOutbox
-from skinvault.errors import ConfigError
+from skinvault.errors import ConfigError, SkinvaultError
 
 log = logging.getLogger("skinvault.mail")
 
@@ -186,10 +186,20 @@ def _claim(vault: Vault) -> list[tuple[str, str, str, str]]:
             if row.body_enc is None:
                 row.failed_at, row.last_error = now, "no body"
                 continue
-            sealed = unpack(row.body_enc)
-            body = open_blob(
-                sealed.blob, sealed.wrapped_dek, object_id=row.id, kind=MAIL_BODY, keys=vault.keys
-            ).decode("utf-8")
+            try:
+                sealed = unpack(row.body_enc)
+                body = open_blob(
+                    sealed.blob,
+                    sealed.wrapped_dek,
+                    object_id=row.id,
+                    kind=MAIL_BODY,
+                    keys=vault.keys,
+                ).decode("utf-8")
+            except (SkinvaultError, UnicodeDecodeError) as exc:
+                # e.g. its key was retired meanwhile: this one is lost, the others still go
+                row.failed_at, row.body_enc, row.last_error = now, None, str(exc)[:_MAX_ERROR]
+                log.error("e-mail %s cannot be opened, given up: %s", row.id, exc)
+                continue
             taken.append((row.id, row.to_address, row.subject, body))
     return taken
 
