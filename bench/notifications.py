@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skinvault.actors import Actor, Role  # noqa: E402
-from skinvault.bootstrap import bootstrap  # noqa: E402
-from skinvault.config import load_settings  # noqa: E402
-from skinvault.services import admin, capture, notifications  # noqa: E402
-from skinvault.services.care import start_care  # noqa: E402
+from skinvault.actors import Actor, Role
+from skinvault.bootstrap import bootstrap
+from skinvault.config import load_settings
+from skinvault.services import admin, capture, notifications
+from skinvault.services.care import start_care
 
 RUNS = 30
 OPERATOR = Actor.system("bench")
@@ -44,7 +44,7 @@ def measure(folder: Path, **mail: object) -> list[float]:
             vault,
             role=Role.PATIENT,
             email="p@example.org",
-            password="a long passphrase",
+            password="a long passphrase",  # noqa: S106 (a throwaway bench vault)
             actor=OPERATOR,
             name="P",
         )
@@ -52,7 +52,7 @@ def measure(folder: Path, **mail: object) -> list[float]:
             vault,
             role=Role.CLINICIAN,
             email="c@example.org",
-            password="a long passphrase",
+            password="a long passphrase",  # noqa: S106 (a throwaway bench vault)
             actor=OPERATOR,
             name="C",
         )
