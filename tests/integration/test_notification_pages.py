@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
-from skinvault.services import accounts, admin, capture, notifications
+from skinvault.services import accounts, admin, capture, mailer, notifications, photos
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
 
@@ -119,3 +119,72 @@ def test_the_choices_offer_e_mail_only_when_the_clinic_sends_it(
     assert saved.status_code == 200 and "Saved." in saved.text
     chosen = notifications.preferences(vault, actor=ann)
     assert chosen[notifications.Kind.PHOTO_ASKED] is notifications.Delivery.OFF
+
+
+def test_a_patient_has_a_new_share_link_e_mailed_from_the_page_that_shows_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    from tests import factories
+    from tests.mailserver import SmtpServer
+
+    relay = SmtpServer(tmp_path).start()
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        public_base_url="https://photos.clinic.example",
+        smtp_host="127.0.0.1",
+        smtp_port=relay.port,
+        smtp_ca_file=relay.ca,
+        smtp_username="relay",
+        smtp_password="relay-secret",
+        mail_from="portal@clinic.example",
+    )
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            vault = app.state.vault
+            ann, ann_pid = _user(vault, Role.PATIENT, "ann@example.org", "Ann Example")
+            assert ann_pid
+            stored = photos.store_photo(
+                vault,
+                patient_id=ann_pid,
+                data=factories.jpeg(),
+                actor=ann,
+                site="hand-left",
+                note="itchy",
+            )
+            _sign_in(client, "ann@example.org")
+            page = client.get(f"/portal/photos/{stored.id}")
+            made = client.post(
+                f"/portal/photos/{stored.id}/share",
+                data={
+                    "csrf": _csrf(page.text),
+                    "recipient": "Dr. Gray",
+                    "hours": "24",
+                    "password": "correct horse",
+                },
+            )
+            url = re.search(r'name="url" value="([^"]+)"', made.text)
+            assert url and url.group(1).startswith("https://photos.clinic.example/s/")
+            forged = client.post(
+                "/portal/share-links/email",
+                data={
+                    "csrf": _csrf(made.text),
+                    "url": "https://evil.example/s/nope",
+                    "to": "gray@surgery.example",
+                },
+            )
+            assert forged.status_code == 404
+            sent = client.post(
+                "/portal/share-links/email",
+                data={"csrf": _csrf(made.text), "url": url.group(1), "to": "gray@surgery.example"},
+            )
+            assert sent.status_code == 200 and "The link is on its way" in sent.text
+            assert mailer.deliver_due(vault).sent == 1
+        [text] = relay.texts_for("gray@surgery.example")
+        assert url.group(1) in text and "Ann Example sent you a link" in text
+        for secret in ("correct horse", "hand", "itchy", stored.id):
+            assert secret not in text
+    finally:
+        app.state.vault.close()
+        relay.stop()
