@@ -439,10 +439,14 @@ def _new_properties(meta: Meta, keep: set[int]) -> tuple[list[Box], dict[int, in
 def _iprp(
     data: bytes, meta: Meta, keep: set[int], removed: list[bytes], kept: list[bytes]
 ) -> bytes:
-    props, renumber = _new_properties(meta, keep)
+    props, first = _new_properties(meta, keep)
     rebuilt = [_property(data, p, removed, kept) for p in props]
-    # A dropped property keeps its slot as an empty 'free' box, so indexes stay valid.
-    ipco = _box(b"ipco", *(r if r is not None else _box(b"free") for r in rebuilt))
+    # A property that could not be rebuilt is dropped, with its associations.
+    by_new = {new: old for old, new in first.items()}
+    boxes = [r for r in rebuilt if r is not None]
+    survivors = [by_new[i] for i, r in enumerate(rebuilt, 1) if r is not None]
+    renumber = {old: new for new, old in enumerate(survivors, 1)}
+    ipco = _box(b"ipco", *boxes)
     wide_ids = meta.ipma_version >= 1
     wide_index = bool(meta.ipma_flags & 1) or len(props) > 127
     rows = []
