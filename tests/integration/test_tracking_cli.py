@@ -49,7 +49,7 @@ def test_align_unrelated_says_no_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_measure_json_many_files_and_a_bad_one(tmp_path: Path) -> None:
-    img, truth = _photo(0.3)
+    img, truth = _photo(0.2)
     cv2.imwrite(str(tmp_path / "p.png"), img)
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 broken")
     res = runner.invoke(

@@ -94,7 +94,7 @@ def align(reference: Pixels, moving: Pixels, work_size: int = 1024) -> Alignment
     """The homography taking MOVING onto REFERENCE, with a confidence verdict."""
     ref_g, s_ref = _prepare(reference, work_size)
     mov_g, s_mov = _prepare(moving, work_size)
-    sift = cv2.SIFT_create(nfeatures=4000)  # type: ignore[attr-defined]
+    sift = cv2.SIFT_create(nfeatures=2000)  # type: ignore[attr-defined]
     kr, dr = sift.detectAndCompute(ref_g, None)
     km, dm = sift.detectAndCompute(mov_g, None)
     if dr is None or dm is None or len(kr) < MIN_INLIERS or len(km) < MIN_INLIERS:

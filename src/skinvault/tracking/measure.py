@@ -32,11 +32,12 @@ from numpy.typing import NDArray
 from skinvault.errors import RegionOutside
 from skinvault.tracking import colour
 
-METHOD = "pigment-index-own-skin"
-VERSION = "1"
+METHOD = "chroma-own-skin"
+VERSION = "2"
 WORK_SIZE = 1024
 F_WHITE = 0.10  # pigment index of fully depigmented skin under neutral light
 MIN_CONTRAST = 0.10
+MAX_RATIO = 0.6  # depigmented skin has at most this share of the reference's chroma
 
 Pixels = NDArray[np.uint8]
 Mask = NDArray[np.bool_]
@@ -96,6 +97,40 @@ def pigment_index(bgr: Pixels) -> NDArray[np.float32]:
     return np.asarray(np.log(r / b), dtype=np.float32)
 
 
+def saturation(bgr: Pixels) -> NDArray[np.float32]:
+    """CIELAB chroma over lightness, C*/L*: unchanged by exposure and shading, low where
+    melanin is gone (depigmented skin is near white), high on lips and in tanned skin."""
+    lab = cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
+    chroma = np.sqrt(lab[:, :, 1] ** 2 + lab[:, :, 2] ** 2)
+    return np.asarray(chroma / np.maximum(lab[:, :, 0], 5.0), dtype=np.float32)
+
+
+CANONICAL_SKIN = np.array([125.0, 150.0, 200.0])  # BGR the own unaffected skin is mapped to
+
+
+def normalise_to_own_skin(bgr: Pixels, skin: Mask) -> Pixels:
+    """Per-channel gains that map the person's unaffected skin to one canonical colour.
+
+    The unaffected skin is the more saturated class of an Otsu split of C*/L* over the
+    skin (or all of it when it does not split): melanin makes skin more saturated,
+    and a change in the colour or strength of the light then cancels out.
+    """
+    s = saturation(bgr)[skin]
+    if s.size < 200:
+        return bgr
+    lo, hi = float(np.percentile(s, 1)), float(np.percentile(s, 99))
+    ref = skin.copy()
+    if hi - lo > 0.05:
+        t = _otsu(s, lo, hi)
+        ref = skin & (saturation(bgr) >= t)
+    pix = bgr[ref].astype(np.float64)
+    if pix.shape[0] < 100:
+        return bgr
+    gains = CANONICAL_SKIN / np.maximum(np.median(pix, axis=0), 1.0)
+    out = np.clip(bgr.astype(np.float64) * gains, 0, 255)
+    return np.asarray(out.round(), dtype=np.uint8)
+
+
 def _reference(f: NDArray[np.float32], lum: NDArray[np.float32]) -> float:
     lo = np.percentile(lum, 20)
     cand = f[lum >= lo]
@@ -149,11 +184,11 @@ def _split(f: NDArray[np.float32], lum: NDArray[np.float32], skin: Mask, notes: 
     f_lo, f_hi = float(np.median(fv[lower])), float(np.median(fv[~lower]))
     lv = lum[usable]
     l_lo, l_hi = float(np.median(lv[lower])), float(np.median(lv[~lower]))
-    if f_hi - f_lo < MIN_CONTRAST or l_lo - l_hi < 4.0:
+    if f_hi - f_lo < MIN_CONTRAST or f_lo > MAX_RATIO * f_hi or l_lo - l_hi < 4.0:
         notes.append("no second, lighter and less pigmented skin tone found")
         return np.zeros(skin.shape, bool)
     threshold = (f_lo + f_hi) / 2.0
-    cand = skin & (f < threshold) & (lum > l_hi - 4.0)
+    cand = skin & (f < threshold) & (lum > l_hi - 20.0)
     return np.asarray(cv2.medianBlur(cand.astype(np.uint8) * 255, 5) > 0, dtype=bool) & skin
 
 
@@ -206,7 +241,8 @@ def measure(
         notes.append("too little skin found to measure")
         m = Measurement(round(skin_pct, 1), 0.0, card_json, METHOD, VERSION, notes, ref_kind)
         return m, ({"skin": skin, "depigmented": depig} if with_masks else {})
-    f = np.asarray(cv2.GaussianBlur(pigment_index(img), (0, 0), 1.5), dtype=np.float32)
+    img = normalise_to_own_skin(img, skin)
+    f = np.asarray(cv2.GaussianBlur(saturation(img), (0, 0), 1.5), dtype=np.float32)
     lum = cv2.cvtColor(img, cv2.COLOR_BGR2Lab)[:, :, 0].astype(np.float32) * (100.0 / 255.0)
     depig = _split(f, lum, skin, notes)
     if ref_kind == "own-skin":

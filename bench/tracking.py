@@ -1,0 +1,278 @@
+"""Progress-tracking goals, measured: alignment and the depigmented-area estimate.
+
+    .venv/bin/python bench/tracking.py            # prints the tables in docs/tracking.md
+
+Alignment: real photos (bench/tracking_set/SOURCES.md) resized to 1024 px, warped by
+known random homographies (rotation +-8 deg, scale 0.9-1.1, shift +-40 px, mild
+perspective) with the light changed (+-0.7 EV, warm/cool); error = distance between
+where the estimated and the true transform put a 7 x 7 grid of points on the middle
+80 % of the photo.
+
+Depigmented area: real skin (face crops) with depigmented patches synthesised
+(irregular shapes, soft borders, full or partial strength, 2-60 % of the skin), three
+visits per photo with the area growing or shrinking, each visit under neutral light,
++1 EV, -1 EV, warm and cool light, and a rendered ColorChecker in a third of them.
+Truth: the synthesised pixels of strength >= 0.5 inside the skin of the unmodified
+photo (its skin mask), as a share of that skin.
+Baselines: Otsu on L* inside a plain YCrCb skin-colour mask (lighter class =
+depigmented), and a constant guess (the set's median truth).
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from skinvault.tracking import align as al  # noqa: E402
+from skinvault.tracking import colour  # noqa: E402
+from skinvault.tracking import measure as me  # noqa: E402
+from tracking_synth import blob_mask, depigment, relight, soften  # noqa: E402
+
+SET = ROOT / "bench" / "tracking_set"
+CLUES = ROOT / "bench" / "clues_set"
+CORPUS = ROOT / "tests" / "data" / "corpus"
+LIGHTS = {"neutral": (0.0, 0.0), "+1EV": (1.0, 0.0), "-1EV": (-1.0, 0.0),
+          "warm": (0.0, 1.0), "cool": (0.0, -1.0)}  # fmt: skip
+
+
+# -- the base photos -------------------------------------------------------------------------
+
+
+def skin_bases() -> list[tuple[str, np.ndarray]]:
+    bases: list[tuple[str, np.ndarray]] = []
+    astro = cv2.imread(str(SET / "skimage-astronaut.png"))
+    bases.append(("astronaut", astro[70:195, 170:280]))
+    for xml in ("dlib-training.xml", "dlib-testing.xml"):
+        for image in ET.parse(CLUES / xml).getroot().iter("image"):  # noqa: S314 (our own file)
+            photo = cv2.imread(str(CLUES / f"dlib-{image.get('file')}"))
+            if photo is None:
+                continue
+            for box in image.iter("box"):
+                t, left = int(box.get("top", 0)), int(box.get("left", 0))
+                w, h = int(box.get("width", 0)), int(box.get("height", 0))
+                if min(w, h) < 60:
+                    continue
+                crop = photo[max(0, t) : t + h, max(0, left) : left + w]
+                bases.append((f"{image.get('file')}@{left},{t}", crop))
+    out = []
+    for name, crop in bases:
+        scale = 480 / max(crop.shape[:2])
+        big = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        out.append((name, big))
+    return out
+
+
+# -- depigmented area --------------------------------------------------------------------------
+
+
+def otsu_baseline(bgr: np.ndarray) -> float:
+    ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
+    cr, cb = ycc[:, :, 1], ycc[:, :, 2]
+    skin = (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)
+    if skin.sum() < 50:
+        return 0.0
+    lum = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)[:, :, 0][skin].reshape(-1, 1)
+    t, _ = cv2.threshold(lum, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return 100.0 * float((lum > t).mean())
+
+
+def area_bench() -> dict[str, object]:
+    rng = np.random.default_rng(12)
+    rows: list[dict[str, object]] = []
+    for name, base in skin_bases():
+        skin = me.skin_mask(base)
+        if skin.mean() < 0.2:
+            continue
+        h, w = base.shape[:2]
+        field = blob_mask((h, w), rng, 0.5, skin)  # only for the seed of the shape
+        del field
+        noise = rng.standard_normal((max(4, h // 24), max(4, w // 24))).astype(np.float32)
+        noise = cv2.GaussianBlur(cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC),
+                                 (0, 0), max(h, w) / 40)  # fmt: skip
+        start = float(rng.uniform(0.02, 0.6))
+        grow = rng.random() < 0.5
+        targets = [start, min(0.6, start * 1.6 + 0.03), min(0.6, start * 2.2 + 0.06)]
+        if not grow:
+            targets = targets[::-1]
+        strength = 1.0 if rng.random() < 0.6 else float(rng.uniform(0.6, 0.75))
+        sigma = float(rng.uniform(1.0, 5.0))
+        with_card = rng.random() < 0.34
+        for visit, target in enumerate(targets):
+            vals = noise[skin]
+            thr = np.quantile(vals, 1.0 - target)
+            shape = (noise >= thr).astype(np.float32)
+            alpha = soften(shape, sigma) * strength * skin
+            truth = 100.0 * float(((alpha >= 0.5) & skin).sum()) / float(skin.sum())
+            synth = depigment(base, alpha.astype(np.float32))
+            for light, (ev, warm) in LIGHTS.items():
+                img = relight(synth, ev, warm)
+                if with_card:  # a grey side panel holding the card, under the same light
+                    panel = np.full((h, int(w * 0.6), 3), 150, np.uint8)
+                    card = colour.render_card(int(panel.shape[1] * 0.9))
+                    y0 = (h - card.shape[0]) // 2
+                    panel[y0 : y0 + card.shape[0], 10 : 10 + card.shape[1]] = card
+                    img = np.hstack([img, relight(panel, ev, warm)])
+                m, _ = me.measure(img)
+                rows.append({
+                    "base": name, "visit": visit, "light": light, "card": with_card,
+                    "truth": truth, "got": m.depigmented_percent, "otsu": otsu_baseline(img),
+                    "card_found": m.card is not None,
+                })  # fmt: skip
+    truths = [float(r["truth"]) for r in rows]  # type: ignore[arg-type]
+    const = statistics.median(truths)
+    err = [abs(float(r["got"]) - float(r["truth"])) for r in rows]  # type: ignore[arg-type]
+    otsu = [abs(float(r["otsu"]) - float(r["truth"])) for r in rows]  # type: ignore[arg-type]
+    cons = [abs(const - t) for t in truths]
+    # direction of change between consecutive visits, per light
+    right = total = 0
+    by_key: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for r in rows:
+        by_key.setdefault((str(r["base"]), str(r["light"])), []).append(r)
+    for series in by_key.values():
+        series.sort(key=lambda r: int(r["visit"]))  # type: ignore[arg-type]
+        for a, b in itertools.pairwise(series):
+            dt = float(b["truth"]) - float(a["truth"])  # type: ignore[arg-type]
+            dg = float(b["got"]) - float(a["got"])  # type: ignore[arg-type]
+            if abs(dt) < 1.0:
+                continue
+            total += 1
+            right += int(np.sign(dt) == np.sign(dg))
+    # the same photo under changed light
+    moves = []
+    neutral = {(r["base"], r["visit"]): float(r["got"]) for r in rows if r["light"] == "neutral"}  # type: ignore[arg-type]
+    for r in rows:
+        if r["light"] != "neutral":
+            moves.append(abs(float(r["got"]) - neutral[(r["base"], r["visit"])]))  # type: ignore[arg-type]
+    cards = [r for r in rows if r["card"]]
+    return {
+        "photos": len(rows), "bases": len({r["base"] for r in rows}),
+        "truth_range": (min(truths), max(truths)),
+        "mae": statistics.mean(err), "max": max(err), "over15": sum(e > 15 for e in err),
+        "otsu_mae": statistics.mean(otsu), "const_mae": statistics.mean(cons), "const": const,
+        "direction": (right, total), "light_mean": statistics.mean(moves),
+        "light_max": max(moves), "light_over3": sum(m > 3 for m in moves), "moves": len(moves),
+        "cards": (sum(bool(r["card_found"]) for r in cards), len(cards)),
+    }  # fmt: skip
+
+
+def speed_12mp() -> float:
+    _, base = skin_bases()[0]
+    big = cv2.resize(base, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    t0 = time.perf_counter()
+    me.measure(big)
+    return time.perf_counter() - t0
+
+
+# -- alignment ---------------------------------------------------------------------------------
+
+
+def _random_h(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    a = np.deg2rad(rng.uniform(-8, 8))
+    s = rng.uniform(0.9, 1.1)
+    c = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1]])
+    r = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0], [0, 0, 1]])
+    p = np.array([[1, 0, 0], [0, 1, 0], [rng.uniform(-4e-5, 4e-5), rng.uniform(-4e-5, 4e-5), 1]])
+    t = np.array([[1, 0, w / 2 + rng.uniform(-40, 40)], [0, 1, h / 2 + rng.uniform(-40, 40)],
+                  [0, 0, 1]])  # fmt: skip
+    return t @ p @ r @ c
+
+
+def align_bench() -> dict[str, object]:
+    rng = np.random.default_rng(7)
+    paths = sorted(CORPUS.glob("0[0-2][0-9]-jpg-*.jpg")) + sorted(CORPUS.glob("04[2-9]-jpg-*.jpg"))
+    photos = []
+    for p in [*paths, SET / "skimage-astronaut.png"]:
+        img = cv2.imread(str(p))
+        if img is None or min(img.shape[:2]) < 200:
+            continue
+        scale = 1024 / max(img.shape[:2])
+        photos.append((p.name, cv2.resize(img, None, fx=scale, fy=scale,
+                                            interpolation=cv2.INTER_AREA)))  # fmt: skip
+    meds, maxes, times, confident, wrong_confident = [], [], [], 0, 0
+    for name, ref in photos:
+        h, w = ref.shape[:2]
+        h_true = _random_h(rng, w, h)
+        mov = cv2.warpPerspective(ref, np.linalg.inv(h_true), (w, h), borderMode=cv2.BORDER_REFLECT)
+        mov = relight(mov, float(rng.uniform(-0.7, 0.7)), float(rng.choice([-1.0, 0.0, 1.0])))
+        t0 = time.perf_counter()
+        got = al.align(ref, mov)
+        times.append(time.perf_counter() - t0)
+        grid = np.float32([[x, y] for x in np.linspace(0.1 * w, 0.9 * w, 7)
+                           for y in np.linspace(0.1 * h, 0.9 * h, 7)]).reshape(-1, 1, 2)  # fmt: skip
+        diff = cv2.perspectiveTransform(grid, h_true) - cv2.perspectiveTransform(
+            grid, np.array(got.matrix)
+        )
+        e = np.sqrt((diff**2).sum(2)).ravel()
+        if got.confident:
+            confident += 1
+            meds.append(float(np.median(e)))
+            maxes.append(float(e.max()))
+            wrong_confident += int(e.max() > 3.0)
+        del name
+    # unrelated pairs must not be called aligned
+    false_pos = sum(
+        al.align(photos[i][1], photos[(i + 5) % len(photos)][1]).confident
+        for i in range(len(photos))
+    )
+    return {
+        "pairs": len(photos), "confident": confident,
+        "median_of_medians": statistics.median(meds) if meds else float("nan"),
+        "worst_median": max(meds) if meds else float("nan"),
+        "worst_max": max(maxes) if maxes else float("nan"),
+        "confident_but_over3": wrong_confident,
+        "time_median": statistics.median(times), "time_max": max(times),
+        "unrelated_called_aligned": false_pos,
+    }  # fmt: skip
+
+
+def main() -> None:
+    cv2.setNumThreads(2)
+    a = align_bench()
+    print("## Alignment (1024 px, known homographies, light changed)")
+    print(f"pairs: {a['pairs']}, aligned with confidence: {a['confident']}")
+    print(
+        f"landmark error, median per pair: median {a['median_of_medians']:.2f} px,"
+        f" worst {a['worst_median']:.2f} px; max per pair: worst {a['worst_max']:.2f} px"
+    )
+    print(f"confident but max error > 3 px: {a['confident_but_over3']}")
+    print(f"unrelated pairs called aligned: {a['unrelated_called_aligned']} of {a['pairs']}")
+    print(f"time per pair: median {a['time_median']:.2f} s, max {a['time_max']:.2f} s")
+    m = area_bench()
+    print()
+    print("## Depigmented share of the skin (percentage points)")
+    print(
+        f"photos: {m['photos']} ({m['bases']} real skin photos x 3 visits x 5 lights);"
+        f" truth {m['truth_range'][0]:.1f}-{m['truth_range'][1]:.1f} %"
+    )  # type: ignore[index]
+    print("| method | mean abs error | max error | photos over 15 |")
+    print("|---|---|---|---|")
+    print(
+        f"| skinvault ({me.METHOD}/{me.VERSION}) | {m['mae']:.1f} | {m['max']:.1f} |"
+        f" {m['over15']} of {m['photos']} |"
+    )
+    print(f"| Otsu on L* in a YCrCb skin mask | {m['otsu_mae']:.1f} | | |")
+    print(f"| constant guess ({m['const']:.1f} %) | {m['const_mae']:.1f} | | |")
+    r, t = m["direction"]  # type: ignore[misc]
+    print(f"direction of change between visits right: {r} of {t} ({100 * r / max(1, t):.0f} %)")
+    print(
+        f"same photo under changed light moves: mean {m['light_mean']:.1f}, max"
+        f" {m['light_max']:.1f} points; {m['light_over3']} of {m['moves']} over 3"
+    )
+    c, n = m["cards"]  # type: ignore[misc]
+    print(f"colour card found: {c} of {n} photos with a card")
+    print(f"time for one 12 MP photo: {speed_12mp():.2f} s")
+
+
+if __name__ == "__main__":
+    main()
