@@ -208,8 +208,8 @@ def align_bench() -> dict[str, object]:
         t0 = time.perf_counter()
         got = al.align(ref, mov)
         times.append(time.perf_counter() - t0)
-        grid = np.float32([[x, y] for x in np.linspace(0.1 * w, 0.9 * w, 7)
-                           for y in np.linspace(0.1 * h, 0.9 * h, 7)]).reshape(-1, 1, 2)  # fmt: skip
+        xs, ys = np.linspace(0.1 * w, 0.9 * w, 7), np.linspace(0.1 * h, 0.9 * h, 7)
+        grid = np.float32([[x, y] for x in xs for y in ys]).reshape(-1, 1, 2)
         diff = cv2.perspectiveTransform(grid, h_true) - cv2.perspectiveTransform(
             grid, np.array(got.matrix)
         )
