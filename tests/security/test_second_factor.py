@@ -27,7 +27,7 @@ PUBLIC = {
     "/", "/login", "/signup", "/setup/{token}", "/enrol-totp", "/logout", "/healthz",
     "/privacy-facts", "/privacy-facts.json", "/s/{token}", "/s/{token}/content",
     "/account/{token}", "/openapi.json", "/api/docs", "/docs/oauth2-redirect",
-    "/api/v1/auth/token", "/fhir/R4/metadata",
+    "/api/v1/auth/token", "/fhir/R4/metadata", "/readyz",
 }  # fmt: skip
 IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"RIFF", b"\x00\x00\x00")
 
