@@ -24,9 +24,9 @@ from skinvault.db.engine import (
     schema_is_current,
     session_factory,
 )
-from skinvault.errors import ConfigError
+from skinvault.errors import ServerMisconfigured
 from skinvault.ports import BlobStore, Clock, KeySource, SystemClock, SystemTokens, TokenSource
-from skinvault.storage import open_blob_store
+from skinvault.storage import S3BlobStore, open_blob_store
 
 
 @dataclass
@@ -59,11 +59,13 @@ def prepare_data_dir(settings: Settings) -> Path:
     """Create the data dir (0700) if it does not exist; refuse a file in its place."""
     path = settings.data_dir
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"the data directory {path} is a file, not a folder")
+        raise ServerMisconfigured(f"the data directory {path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise ConfigError(f"cannot create the data directory {path} ({exc.strerror})") from exc
+        raise ServerMisconfigured(
+            f"cannot create the data directory {path} ({exc.strerror})"
+        ) from exc
     return path
 
 
@@ -85,7 +87,7 @@ def bootstrap(
         migrate(engine)
     elif not schema_is_current(engine):
         engine.dispose()
-        raise ConfigError(
+        raise ServerMisconfigured(
             f"the database at {settings.effective_database_url} is not set up or is out of date:"
             " run `skinvault admin init` first"
         )
@@ -99,6 +101,9 @@ def bootstrap(
             data_dir=settings.data_dir,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
+            connect_timeout=settings.s3_connect_timeout_seconds,
+            read_timeout=settings.s3_read_timeout_seconds,
+            max_attempts=settings.s3_max_attempts,
         ),
         keys=keys or key_source(settings),
         clock=clock or SystemClock(),
@@ -107,4 +112,6 @@ def bootstrap(
     if create:
         vault.keys.current()  # creates the key file on first run
         vault.keys.signing_key()
+        if isinstance(vault.blobs, S3BlobStore):
+            vault.blobs.ensure_bucket()  # the only place a bucket is made (init and serve)
     return vault

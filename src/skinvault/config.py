@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     blob_store: str = "local"
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    #: Seconds to wait for the S3 endpoint to accept a connection, and for each answer.
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: Tries per S3 call (with backoff) before the blob store counts as unavailable (503).
+    s3_max_attempts: int = Field(default=3, ge=1, le=10)
+    #: Seconds /readyz waits for the database and for the blob store before it answers 503.
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     #: "file": key files in <data dir>/keys (created 0600); "env": SKINVAULT_KEK.
     key_source: Literal["file", "env"] = "file"
     #: A signed audit checkpoint is written after this many events.

@@ -12,7 +12,12 @@ to a problem+json document. Anything else escaping is a bug.
           │                       (decompression-bomb guard)
           ├── ScrubFailed         cleaning would leave metadata behind; nothing written
           └── RegionOutside       a crop or box that does not overlap the image
-     ├── ConfigError              settings, data dir or key files unusable
+     ├── ConfigError              an input or setting that cannot be used as given (in a
+     │    │                       request: the client's input, 400)
+     │    └── ServerMisconfigured the server's own settings, data dir or key files are
+     │                            unusable (500: never the client's fault)
+     ├── ServiceUnavailable       a dependency (database, blob store) is down or too slow (503)
+     │    └── StorageUnavailable  the blob store cannot be reached, refuses us or has no bucket
      ├── VaultError               stored data that cannot be found or trusted
      │    ├── NotFound            no such photo, user or patient (or it was deleted)
      │    ├── BlobUnreadable      blob missing, corrupted or swapped; names the object id
@@ -70,6 +75,20 @@ class RegionOutside(PhotoError):
 
 class ConfigError(SkinvaultError):
     """Settings, the data directory or the key files cannot be used as configured."""
+
+
+class ServerMisconfigured(ConfigError):
+    """The server's own configuration (settings, data dir, key files) is unusable: an
+    operator must fix it; a request that meets it is answered 500, never 400."""
+
+
+class ServiceUnavailable(SkinvaultError):
+    """Something the service depends on is down or does not answer in time (503, retry)."""
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The blob store cannot be written or read right now (unreachable, timed out, refused,
+    or its bucket is missing); nothing was stored."""
 
 
 class VaultError(SkinvaultError):

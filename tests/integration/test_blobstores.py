@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from skinvault.errors import BlobUnreadable, ConfigError
+from skinvault.errors import BlobUnreadable, ConfigError, StorageUnavailable
 from skinvault.ports import BlobStore
 from skinvault.storage import (
     LocalBlobStore,
@@ -146,11 +146,12 @@ def test_s3_prefix_keeps_vaults_apart(s3_endpoint: str) -> None:
     assert list(store.keys()) == ["p/1"]
 
 
-def test_s3_without_a_bucket_is_a_config_error(s3_endpoint: str) -> None:
+def test_s3_without_a_bucket_is_storage_unavailable_not_the_clients_error(s3_endpoint: str) -> None:
     store = s3_store(s3_endpoint)
     missing = S3BlobStore("no-such-bucket-here", client=store._client)
-    with pytest.raises(ConfigError, match="no-such-bucket-here does not exist"):
+    with pytest.raises(StorageUnavailable, match="no-such-bucket-here does not exist") as got:
         missing.put("p/1", b"x")
+    assert not isinstance(got.value, ConfigError)
 
 
 def test_s3_listing_pages_past_a_thousand_keys(s3_endpoint: str) -> None:

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from skinvault.errors import ConfigError, KeyUnavailable
+from skinvault.errors import KeyUnavailable, ServerMisconfigured
 from skinvault.ports import Kek
 
 KEY_SIZE = 32
@@ -77,7 +77,7 @@ class MemoryKeySource:
 
     def retire(self, kek_id: str) -> None:
         if kek_id == self._current:
-            raise ConfigError(_RETIRE_CURRENT.format(kek_id))
+            raise ServerMisconfigured(_RETIRE_CURRENT.format(kek_id))
         if self._keks.pop(kek_id, None) is None:
             raise KeyUnavailable(f"there is no key {kek_id} to retire")
 
@@ -108,11 +108,11 @@ class FileKeySource:
                     folder.mkdir(mode=0o700, exist_ok=True)
             mode = stat.S_IMODE(directory.stat().st_mode)
         except OSError as exc:
-            raise ConfigError(
+            raise ServerMisconfigured(
                 f"the key folder {directory} cannot be created or read ({exc.strerror})"
             ) from exc
         if mode & 0o077:
-            raise ConfigError(
+            raise ServerMisconfigured(
                 f"the key folder {directory} can be opened by other users (mode {mode:04o});"
                 f" run `chmod 700 {directory}`"
             )
@@ -126,18 +126,20 @@ class FileKeySource:
         except FileNotFoundError:
             raise  # the caller knows whether a missing file means "create" or "unknown id"
         except OSError as exc:
-            raise ConfigError(f"the key file {path} cannot be opened: {exc.strerror}") from exc
+            raise ServerMisconfigured(
+                f"the key file {path} cannot be opened: {exc.strerror}"
+            ) from exc
         with os.fdopen(fd, "rb") as handle:
             mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
             if mode & 0o077:
-                raise ConfigError(
+                raise ServerMisconfigured(
                     f"the key file {path} can be read by other users (mode {mode:04o});"
                     f" run `chmod 600 {path}` and check who may have copied it"
                 )
             raw = handle.read(1024)
         key = _decode_key_file(raw)
         if key is None:
-            raise ConfigError(
+            raise ServerMisconfigured(
                 f"the key file {path} does not hold a 32-byte key;"
                 " restore it from your backup (it may be truncated or edited)"
             )
@@ -154,16 +156,18 @@ class FileKeySource:
             # wraps nothing yet and stays readable, so making a new one is safe.
             return self.rotate()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"the file {self.directory / 'current'} cannot be read") from exc
+            raise ServerMisconfigured(
+                f"the file {self.directory / 'current'} cannot be read"
+            ) from exc
         if not _FILE_ID.fullmatch(kek_id):
-            raise ConfigError(
+            raise ServerMisconfigured(
                 f"the file {self.directory / 'current'} should name a key id"
                 f" like 3f9a0c1e, not {kek_id[:40]!r}"
             )
         try:
             return self.get(kek_id)
         except KeyUnavailable:
-            raise ConfigError(
+            raise ServerMisconfigured(
                 f"the current key {kek_id} named in {self.directory / 'current'} is missing;"
                 f" restore {self._kek_path(kek_id).name} from your backup"
             ) from None
@@ -216,7 +220,7 @@ class FileKeySource:
 
     def retire(self, kek_id: str) -> None:
         if kek_id == self.current().id:
-            raise ConfigError(_RETIRE_CURRENT.format(kek_id))
+            raise ServerMisconfigured(_RETIRE_CURRENT.format(kek_id))
         if not _FILE_ID.fullmatch(kek_id):
             raise KeyUnavailable(f"there is no key {kek_id!r} in {self.directory} to retire")
         try:
@@ -246,7 +250,7 @@ class EnvKeySource:
         # Parsed now, so a typo stops the server at start-up rather than at the first upload.
         spec = environ.get("SKINVAULT_KEK", "").strip()
         if not spec:
-            raise ConfigError(
+            raise ServerMisconfigured(
                 "SKINVAULT_KEK is not set: give it one or more id:base64key entries"
                 " separated by commas (the current key first)"
             )
@@ -255,12 +259,12 @@ class EnvKeySource:
         for entry in spec.split(","):
             kek_id, sep, encoded = entry.strip().partition(":")
             if not sep or not _ENV_ID.fullmatch(kek_id):
-                raise ConfigError(
+                raise ServerMisconfigured(
                     "each SKINVAULT_KEK entry must look like id:base64key, with an id of 1 to 32"
                     f" letters, digits, '.', '_' or '-' (entry {len(self._order) + 1} does not)"
                 )
             if kek_id in self._keks:
-                raise ConfigError(f"SKINVAULT_KEK names the key id {kek_id} twice")
+                raise ServerMisconfigured(f"SKINVAULT_KEK names the key id {kek_id} twice")
             key = _decode_b64(encoded, f"the key {kek_id} in SKINVAULT_KEK")
             self._keks[kek_id] = Kek(kek_id, key)
             self._order.append(kek_id)
@@ -285,14 +289,14 @@ class EnvKeySource:
         return tuple(self._order)
 
     def rotate(self) -> Kek:
-        raise ConfigError(_ENV_ROTATE)
+        raise ServerMisconfigured(_ENV_ROTATE)
 
     def retire(self, kek_id: str) -> None:
-        raise ConfigError(_ENV_ROTATE)
+        raise ServerMisconfigured(_ENV_ROTATE)
 
     def signing_key(self) -> bytes:
         if self._signing is None:
-            raise ConfigError(
+            raise ServerMisconfigured(
                 "SKINVAULT_SIGNING_KEY is not set: give it 32 random bytes in base64"
                 " (for example the output of `openssl rand -base64 32`)"
             )
@@ -310,9 +314,9 @@ def _decode_b64(encoded: str, what: str) -> bytes:
     try:
         key = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError(f"{what} is not valid base64") from None
+        raise ServerMisconfigured(f"{what} is not valid base64") from None
     if len(key) != KEY_SIZE:
-        raise ConfigError(f"{what} must be 32 bytes once base64-decoded, not {len(key)}")
+        raise ServerMisconfigured(f"{what} must be 32 bytes once base64-decoded, not {len(key)}")
     return key
 
 

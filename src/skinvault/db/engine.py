@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from skinvault.errors import ConfigError
+from skinvault.errors import ServerMisconfigured
 
 _SQLITE_BUSY_MS = 30_000
 _POOL_WAIT_S = 30
@@ -52,7 +52,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise ConfigError(f"the database URL {url!r} is not valid ({exc})") from exc
+        raise ServerMisconfigured(f"the database URL {url!r} is not valid ({exc})") from exc
     if parsed.drivername.startswith("sqlite"):
         pool: dict[str, int] = {}
         if parsed.database and parsed.database != ":memory:":

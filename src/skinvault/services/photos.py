@@ -45,6 +45,7 @@ from skinvault.errors import (
     NotFound,
     PhotoError,
     SkinvaultError,
+    StorageUnavailable,
     TooLarge,
 )
 from skinvault.photos.findings import Finding
@@ -123,6 +124,15 @@ def open_note(vault: Vault, photo: Photo) -> str:
     return open_blob(
         sealed.blob, sealed.wrapped_dek, object_id=photo.id, kind=NOTE, keys=vault.keys
     ).decode("utf-8")
+
+
+def _put(vault: Vault, key: str, blob: bytes) -> None:
+    """Write a blob; a store that fails with an OS error (whatever its kind) is the
+    server's fault — StorageUnavailable (503), never the uploader's 4xx."""
+    try:
+        vault.blobs.put(key, blob)
+    except OSError as exc:
+        raise StorageUnavailable(f"{vault.blobs.description} cannot be written ({exc})") from exc
 
 
 def _blob_key(vault: Vault, kind: str) -> str:
@@ -233,9 +243,9 @@ def store_photo(
     sealed = seal(scrubbed, object_id=photo_id, kind=PHOTO, kek=kek)
     sealed_thumb = seal(preview.data, object_id=thumb_id, kind=THUMBNAIL, kek=kek)
     photo_key, thumb_key = _blob_key(vault, "p"), _blob_key(vault, "t")
-    vault.blobs.put(photo_key, sealed.blob)
+    _put(vault, photo_key, sealed.blob)
     try:
-        vault.blobs.put(thumb_key, sealed_thumb.blob)
+        _put(vault, thumb_key, sealed_thumb.blob)
         now = vault.clock.now()
         with vault.sessions.begin() as session:
             if session.get(Patient, patient_id) is None:

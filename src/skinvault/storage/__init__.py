@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from skinvault.errors import ConfigError
+from skinvault.errors import ServerMisconfigured
 from skinvault.ports import BlobStore
 from skinvault.storage.local import LocalBlobStore, check_key
 from skinvault.storage.memory import MemoryBlobStore
@@ -29,6 +29,9 @@ def open_blob_store(
     data_dir: Path,
     endpoint_url: str | None = None,
     region: str | None = None,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 30.0,
+    max_attempts: int = 3,
 ) -> BlobStore:
     """The blob store a settings URL names; ConfigError for anything else."""
     url = url.strip()
@@ -40,17 +43,25 @@ def open_blob_store(
     if parts.scheme == "file":
         path = unquote(parts.path)
         if parts.netloc not in ("", "localhost") or not path.startswith("/"):
-            raise ConfigError(
+            raise ServerMisconfigured(
                 f"the blob store {url!r} must name an absolute folder, like file:///srv/skinvault/blobs"
             )
         return LocalBlobStore(Path(path))
     if parts.scheme == "s3":
         if not parts.netloc:
-            raise ConfigError(f"the blob store {url!r} must name a bucket, like s3://bucket/prefix")
+            raise ServerMisconfigured(
+                f"the blob store {url!r} must name a bucket, like s3://bucket/prefix"
+            )
         return S3BlobStore(
-            parts.netloc, prefix=parts.path.strip("/"), endpoint_url=endpoint_url, region=region
+            parts.netloc,
+            prefix=parts.path.strip("/"),
+            endpoint_url=endpoint_url,
+            region=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
         )
-    raise ConfigError(
+    raise ServerMisconfigured(
         f"the blob store {url!r} is not understood: use local, file:///folder, s3://bucket/prefix"
         " or memory://"
     )

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from skinvault.errors import BlobUnreadable
+from skinvault.errors import BlobUnreadable, StorageUnavailable
 
 # Every store accepts exactly this set, so moving a vault between backends
 # never strands a key: safe as a file name and as an S3 key alike.
@@ -68,6 +68,14 @@ class LocalBlobStore:
             path.mkdir(mode=0o700, exist_ok=True)
 
     def put(self, key: str, data: bytes) -> None:
+        try:
+            self._put(key, data)
+        except OSError as exc:  # disk full, read-only mount, permissions: the server's fault
+            raise StorageUnavailable(
+                f"{self.description} cannot be written ({exc.strerror or exc})"
+            ) from exc
+
+    def _put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         self._make_dirs(path.parent)
         temp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
@@ -83,11 +91,22 @@ class LocalBlobStore:
             raise
         _fsync_dir(path.parent)
 
+    def check(self) -> None:
+        """Raise StorageUnavailable unless the folder can be written (readiness probe)."""
+        if self.root.exists() and not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"{self.description} cannot be written")
+        if not self.root.exists() and not os.access(self.root.parent, os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"{self.description} cannot be created")
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise BlobUnreadable(f"blob {key} is missing from {self.root}") from None
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"{self.description} cannot be read ({exc.strerror or exc})"
+            ) from exc
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -35,6 +35,7 @@ from skinvault.services.checkpoints import CheckpointSchedule
 from skinvault.services.notifications import NotificationWorker
 from skinvault.web import api, api_interop, fhir, pages, problems
 from skinvault.web.deps import client_address
+from skinvault.web.health import Readiness
 
 HERE = Path(__file__).parent
 log = logging.getLogger("skinvault.web")
@@ -124,7 +125,21 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=True)
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers (it checks nothing else; see /readyz)."""
         return {"status": "ok", "version": __version__}
+
+    readiness = Readiness(app.state.vault, settings.readiness_timeout_seconds)
+
+    @app.get("/readyz", include_in_schema=True)
+    def readyz() -> JSONResponse:
+        """Readiness: 200 when the database and the blob store both answer within
+        readiness_timeout_seconds, else 503 naming which did not."""
+        checks = readiness.check()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", **checks},
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/privacy-facts.json")
     def privacy_facts_json() -> JSONResponse:

@@ -11,6 +11,7 @@ refusal is a plain page with the message. The API always answers problem+json.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +35,8 @@ from skinvault.errors import (
     PhotoError,
     RequestInvalid,
     SecondFactorPending,
+    ServerMisconfigured,
+    ServiceUnavailable,
     SkinvaultError,
     TooLarge,
     TooManyAttempts,
@@ -41,6 +44,7 @@ from skinvault.errors import (
 )
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger("skinvault.web")
 _BASE = "https://skinvault.dev/problems/"
 
 # (status, slug, title) by error class; the most specific class listed first wins.
@@ -62,6 +66,9 @@ _MAP: list[tuple[type[Exception], int, str, str]] = [
     (BlobUnreadable, 500, "stored-data-damaged", "Stored data cannot be read"),
     (KeyUnavailable, 500, "key-unavailable", "Encryption key unavailable"),
     (AuditChainBroken, 500, "audit-broken", "Audit log broken"),
+    (ServiceUnavailable, 503, "service-unavailable", "The service is unavailable"),
+    # Server-side configuration first: only what is left of ConfigError is the client's input.
+    (ServerMisconfigured, 500, "server-misconfigured", "The server is misconfigured"),
     (ConfigError, 400, "invalid-request", "Invalid request"),
 ]
 
@@ -75,17 +82,43 @@ def problem(status: int, slug: str, title: str, detail: str) -> JSONResponse:
     )
 
 
+_SERVER_SIDE = {
+    ServiceUnavailable: "A service this one depends on is not answering; please try again shortly.",
+    ServerMisconfigured: "The server is not set up correctly; its operator has been told.",
+}
+
+
+def _detail(exc: SkinvaultError) -> str:
+    """What the client reads: its own mistakes in full; a server-side fault only in general
+    words (bucket names, key paths and hosts go to the server's log, not to the client)."""
+    for cls, text in _SERVER_SIDE.items():
+        if isinstance(exc, cls):
+            log.error("%s: %s", type(exc).__name__, exc)
+            return text
+    return str(exc)
+
+
 def for_error(exc: SkinvaultError) -> JSONResponse:
     for cls, status, slug, title in _MAP:
         if isinstance(exc, cls):
-            answer = problem(status, slug, title, str(exc))
+            answer = problem(status, slug, title, _detail(exc))
             if status == 429:
                 answer.headers["Retry-After"] = "5" if isinstance(exc, Busy) else "60"
+            elif status == 503:
+                answer.headers["Retry-After"] = "10"
             return answer
     return problem(500, "error", "Something went wrong", str(exc))
 
 
-_API_PREFIXES = ("/api/", "/fhir/", "/healthz", "/privacy-facts.json", "/static/")
+_API_PREFIXES = (
+    "/api/",
+    "/fhir/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/privacy-facts.json",
+    "/static/",
+)
 
 
 def is_page(request: Request) -> bool:
