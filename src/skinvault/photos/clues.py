@@ -18,8 +18,8 @@ Detectors (see ``docs/clues.md`` for the comparison and the numbers):
   OpenCV's DNN module; no download, ever. The photo is scaled
   so that its long side is :data:`FACE_WORKING_SIDE` pixels and the boxes are
   mapped back.
-* **Text** — Tesseract (Apache-2.0, Debian's ``tesseract-ocr``) through
-  ``pytesseract``: word boxes with confidences, merged into line boxes. When
+* **Text** — Tesseract (Apache-2.0, Debian's ``tesseract-ocr``), the image on
+  its stdin (never a temporary file): word boxes with confidences, merged into line boxes. When
   the ``tesseract`` binary is missing, text is skipped with a logged warning.
 
 Scores are the detectors' own confidences in 0..1. Face hits down to
@@ -34,10 +34,12 @@ import io
 import logging
 import math
 import shutil
+import subprocess
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps
 
@@ -170,6 +172,37 @@ def tesseract_available() -> bool:
     return shutil.which("tesseract") is not None
 
 
+def _tesseract_words(image: Image.Image) -> dict[str, list[Any]]:
+    """Tesseract's word table for ``image``, the pixels passed on stdin and the table read
+    from stdout: pytesseract would write the image to a temporary file (plaintext pixels on
+    disk, which the service promises never to do)."""
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    try:
+        done = subprocess.run(
+            ["tesseract", "stdin", "stdout", "--psm", "11", "tsv"],
+            input=png.getvalue(),
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError("tesseract took longer than 120 s") from exc
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode("utf-8", "replace").strip()[-300:])
+    rows = done.stdout.decode("utf-8", "replace").splitlines()
+    header = rows[0].split("\t") if rows else []
+    table: dict[str, list[Any]] = {name: [] for name in header}
+    for row in rows[1:]:
+        cells = row.split("\t")
+        if len(cells) != len(header):
+            continue
+        for name, cell in zip(header, cells, strict=True):
+            # Whole numbers, confidences truncated, as pytesseract gave them.
+            table[name].append(cell if name == "text" else int(float(cell)))
+    return table
+
+
 def find_text(image: Image.Image, *, working_side: int = TEXT_WORKING_SIDE) -> list[Clue]:
     """Lines of readable words (Tesseract) in ``image``; boxes in its pixels.
 
@@ -178,17 +211,13 @@ def find_text(image: Image.Image, *, working_side: int = TEXT_WORKING_SIDE) -> l
     if not tesseract_available():
         log.warning("tesseract is not installed: text clues are skipped")
         return []
-    import pytesseract  # noqa: PLC0415
-
     small, scale = _scaled(image, working_side)
     try:
-        data = pytesseract.image_to_data(
-            small.convert("L"), output_type=pytesseract.Output.DICT, config="--psm 11"
-        )
-    except pytesseract.TesseractNotFoundError:
+        data = _tesseract_words(small.convert("L"))
+    except FileNotFoundError:
         log.warning("tesseract is not installed: text clues are skipped")
         return []
-    except pytesseract.TesseractError as exc:  # a crash on odd input is not the caller's fault
+    except RuntimeError as exc:  # a crash on odd input is not the caller's fault
         log.warning("tesseract failed, text clues are skipped: %s", exc)
         return []
     width, height = image.size
