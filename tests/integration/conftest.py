@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from skinvault.db.engine import make_engine, migrate
 from skinvault.storage import S3BlobStore
+from tests.ports import serve_on_free_port
 
 PG_URL = os.environ.get("SKINVAULT_TEST_PG", "")
 NO_PG = "PostgreSQL tests need SKINVAULT_TEST_PG=postgresql://… (.ci/run sets it)"
@@ -76,33 +75,19 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """URL of a moto S3 server running for the whole session."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """URL of a moto S3 server running for the whole session (a taken port is retried)."""
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the moto S3 server exited at start-up (code {server.returncode})")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the moto S3 server did not answer within 30 s")
-                time.sleep(0.1)
+        server, port = serve_on_free_port(
+            lambda port: [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
+            timeout=30,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except RuntimeError as exc:
+        pytest.fail(f"the moto S3 server did not start: {exc}")
+    try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()

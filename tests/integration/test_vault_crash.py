@@ -1,4 +1,9 @@
-"""A process storing photos is killed (SIGKILL) at random moments; the vault stays whole."""
+"""A process storing photos is killed (SIGKILL) mid-store; the vault stays whole.
+
+The writer reports each photo it has stored; the test kills it only after that report (a
+seeded number of stores in), a seeded fraction of one store's duration later, so a slow
+runner still has stored photos and the kill still lands at different points of a store.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ photo = factories.jpeg()
 print("ready", flush=True)
 while True:
     store_photo(vault, patient_id=sys.argv[3], data=photo, actor=Actor.system("crash-writer"))
+    print("stored", flush=True)
 """
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +68,16 @@ def test_killed_writers_leave_only_readable_photos_a_valid_chain_and_sweepable_o
         assert child.stdout.readline().strip() == b"ready", (
             child.stderr.read() if child.stderr else ""
         )
-        time.sleep(rng.uniform(0.05, 0.6))
+        took = 0.0
+        for _ in range(rng.randint(1, 3)):
+            started = time.monotonic()
+            line = child.stdout.readline()
+            took = time.monotonic() - started  # how long one store takes on this runner
+            assert line.strip() == b"stored", (
+                line, child.stderr.read() if child.stderr else ""
+            )  # fmt: skip
+        # Into the next store by a fraction of how long one took: a different moment each time.
+        time.sleep(rng.uniform(0, 1) * min(took, 1.0))
         child.send_signal(signal.SIGKILL)
         child.wait()
         child.stdout.close()
