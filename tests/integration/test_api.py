@@ -149,7 +149,7 @@ def test_an_upload_is_scrubbed_and_reads_back_for_care(world: World) -> None:
     answer = _upload(world, "ann", original)
     assert answer.status_code == 201, answer.text
     body = answer.json()
-    assert body["site"] == "left hand" or body["site"] == "left-hand"
+    assert body["site"] == "hand-left"  # the old free-text "left-hand" maps to the coded site
     assert {"location", "device", "person"} <= {f["category"] for f in body["findings"]}
     content = world.client.get(
         f"/api/v1/photos/{body['id']}/content?purpose=care", headers=world.headers("lee")
