@@ -65,7 +65,7 @@ def test_the_header_counts_unread_notices_and_opening_one_reads_it(
     assert 'aria-label="Notifications, 2 new"' in home and '<span class="badge">2</span>' in home
     page = client.get("/portal/notifications")
     assert page.status_code == 200
-    assert page.text.count("Your care team asked you for a photo.") == 2
+    assert page.text.count('aria-label="Open: Your care team asked you for a photo."') == 2
     assert "Mole?" not in page.text and "face" not in page.text  # the list tells no details
     [first, _second] = re.findall(r'action="/portal/notifications/([0-9a-f]{32})/open"', page.text)
     opened = client.post(
