@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(default=3, ge=1, le=10)
     #: Seconds /readyz waits for the database and for the blob store before it answers 503.
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    #: One JSON line per request on stderr (method, route template, status, duration, actor
+    #: id; never query strings, addresses or names).
+    request_log: bool = True
+    #: A token /metrics asks for (``Authorization: Bearer …``); empty: /metrics answers only
+    #: requests from this machine (loopback).
+    metrics_token: SecretStr = SecretStr("")
     #: "file": key files in <data dir>/keys (created 0600); "env": SKINVAULT_KEK.
     key_source: Literal["file", "env"] = "file"
     #: A signed audit checkpoint is written after this many events.

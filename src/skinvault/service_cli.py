@@ -7,13 +7,20 @@ administrator, and serves on 127.0.0.1:8000.
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from skinvault.admin_cli import BlobStoreUrl, ConfigFile, DatabaseUrl, DataDir
 from skinvault.errors import SkinvaultError
+
+if TYPE_CHECKING:
+    from skinvault.config import Settings
 
 out = Console(highlight=False, soft_wrap=True)  # links stay on one line, copyable
 err = Console(stderr=True, highlight=False)
@@ -30,10 +37,22 @@ def serve(
     database_url: DatabaseUrl = None,
     blob_store: BlobStoreUrl = None,
     config: ConfigFile = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="SKINVAULT_WORKERS",
+            min=1,
+            max=64,
+            help="Worker processes (uvicorn); all state is in the database, so any number"
+            " answers as one service.",
+        ),
+    ] = 1,
 ) -> None:
     """Start the portal and the API (creating the data dir and database on first run)."""
     import uvicorn
 
+    from skinvault.bootstrap import bootstrap
     from skinvault.config import load_settings
     from skinvault.services import accounts
     from skinvault.web.app import create_app
@@ -47,8 +66,17 @@ def serve(
             # Outward links (share links, set-up links) go to the address printed below,
             # never to whatever Host header a request carries.
             settings = settings.model_copy(update={"public_base_url": listen})
-        app = create_app(settings)
-        setup = accounts.create_setup_token(app.state.vault)
+        if workers == 1:
+            app = create_app(settings)
+            setup = accounts.create_setup_token(app.state.vault)
+        else:
+            # Each worker builds its app from the environment: pass the resolved choices on.
+            os.environ.update(_worker_environment(settings, config))
+            vault = bootstrap(settings, create=True)  # schema, keys, bucket: once, not N times
+            try:
+                setup = accounts.create_setup_token(vault)
+            finally:
+                vault.close()
     except SkinvaultError as exc:
         err.print(f"skinvault: {exc}")
         raise typer.Exit(1) from exc
@@ -65,11 +93,43 @@ def serve(
     # anyone else, X-Forwarded-For would let a client choose its address (and so reset
     # the per-address sign-in limit).
     proxies = settings.trusted_proxies
+    if workers > 1:
+        out.print(f"Workers: {workers}")
+    _request_log(settings.request_log)
     uvicorn.run(
-        app,
+        app if workers == 1 else "skinvault.web.app:app_from_environment",
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,  # keep the handlers set up here (the request log) in every worker
         proxy_headers=bool(proxies),
         forwarded_allow_ips=",".join(proxies) if proxies else None,
+        timeout_graceful_shutdown=30,  # uploads in flight finish; then the rest is cut
     )
+
+
+def _worker_environment(settings: Settings, config: Path | None) -> dict[str, str]:
+    env = {
+        "SKINVAULT_DATA_DIR": str(settings.data_dir),
+        "SKINVAULT_DATABASE_URL": settings.database_url,
+        "SKINVAULT_BLOB_STORE": settings.blob_store,
+        "SKINVAULT_PUBLIC_BASE_URL": settings.public_base_url,
+    }
+    if config is not None:
+        env["SKINVAULT_CONFIG"] = str(config.resolve())
+    return env
+
+
+def _request_log(enabled: bool) -> None:
+    """JSON lines of skinvault.requests (and skinvault's warnings) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("skinvault", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    if enabled:
+        logging.getLogger("skinvault.requests").setLevel(logging.INFO)

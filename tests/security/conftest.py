@@ -65,7 +65,8 @@ def start_server(data: Path, database_url: str, env: dict[str, str] | None = Non
             [sys.executable, "-m", "skinvault", "serve", "--data-dir", str(data),
              "--database-url", database_url, "--port", str(port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **(env or {})},
+            # The request log is off unless asked for: nobody reads this pipe while it runs.
+            env={**os.environ, "SKINVAULT_REQUEST_LOG": "false", **(env or {})},
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

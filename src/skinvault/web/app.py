@@ -11,6 +11,7 @@ answer: a CSP without inline scripts, no framing, no sniffing, no referrer.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,11 +31,12 @@ from skinvault import __version__
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import Settings
 from skinvault.db.engine import is_busy
+from skinvault.db.models import AuditEvent, MailOutbox
 from skinvault.errors import Busy, SkinvaultError
 from skinvault.services import privacy, sharing
 from skinvault.services.checkpoints import CheckpointSchedule
 from skinvault.services.notifications import NotificationWorker
-from skinvault.web import api, api_interop, fhir, pages, problems
+from skinvault.web import api, api_interop, fhir, observe, pages, problems
 from skinvault.web.deps import client_address
 from skinvault.web.health import Readiness
 
@@ -58,11 +61,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     database; the thread stops (after one last signing) on shutdown."""
     schedule = CheckpointSchedule(app.state.vault)
     schedule.start()
+    app.state.metrics.start()
     notices = NotificationWorker(app.state.vault)  # e-mail and sweeps: never in a request
     notices.start()
     try:
         yield
     finally:
+        app.state.metrics.stop()
         await run_in_threadpool(notices.stop)
         await run_in_threadpool(schedule.stop)
 
@@ -74,6 +79,14 @@ async def _busy(request: Request, exc: Exception) -> Response:
         raise exc
     log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
     return await problems.handle(request, Busy("the service is busy; please try again shortly"))
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``serve --workers N`` worker: settings from SKINVAULT_* (which
+    ``serve`` sets from its options before it starts the workers)."""
+    from skinvault.config import load_settings  # noqa: PLC0415
+
+    return create_app(load_settings())
 
 
 def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
@@ -117,6 +130,26 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
+    app.state.metrics = observe.Metrics(settings.data_dir / "run" / "metrics")
+
+    @app.middleware("http")
+    async def request_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """One log line and one metrics observation per request (the outermost layer)."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = observe.route_of(request)
+            took = time.perf_counter() - started
+            app.state.metrics.observe(request.method, route, status, took)
+            if settings.request_log:
+                observe.log_request(request, route, status, took)
+
     app.include_router(api.router)
     app.include_router(api_interop.router)
     app.include_router(fhir.router)
@@ -140,6 +173,26 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
             {"status": "ready" if ready else "unavailable", **checks},
             status_code=200 if ready else 503,
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        """Prometheus text: requests, latencies, audit appends. Only with the metrics token,
+        or (without one) from this machine."""
+        if not observe.may_scrape(request, settings.metrics_token.get_secret_value()):
+            return problems.problem(403, "metrics-refused", "Not allowed", "metrics are private")
+        with app.state.vault.reading() as session:
+            audit_events = session.scalar(select(func.max(AuditEvent.seq))) or 0
+            mail_waiting = session.scalar(
+                select(func.count())
+                .select_from(MailOutbox)
+                .where(MailOutbox.sent_at.is_(None), MailOutbox.failed_at.is_(None))
+            )
+        gauges = {
+            "skinvault_audit_events_total": ("Events appended to the audit log.", audit_events),
+            "skinvault_mail_outbox_waiting": ("E-mails waiting to be sent.", mail_waiting or 0),
+        }
+        text = observe.render(app.state.metrics.gathered(), gauges)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/privacy-facts.json")
     def privacy_facts_json() -> JSONResponse:

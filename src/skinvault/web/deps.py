@@ -51,6 +51,7 @@ def caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         actor, scopes = accounts.token_holder(vault, header[7:].strip())
+        request.state.actor_id = actor.id  # for the request log (an opaque id, no name)
         return Caller(actor, None, scopes)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
@@ -63,6 +64,7 @@ def caller(request: Request) -> Caller:
                 raise accounts.AuthenticationFailed(
                     "the form is out of date (missing or wrong CSRF token); reload the page"
                 )
+        request.state.actor_id = info.actor.id
         return Caller(info.actor, info.csrf_token)
     raise accounts.AuthenticationFailed("sign in, or send a bearer token from /api/v1/auth/token")
 

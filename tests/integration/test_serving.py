@@ -1,0 +1,159 @@
+"""``serve --workers N``, the request log and ``/metrics`` (issue 15).
+
+Two worker processes on one database answer as one service: uploads through both are
+all stored, a lockout earned in one holds in the other, the audit chain verifies and
+``/metrics`` adds up the workers. The request log names route templates only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from skinvault.actors import Actor, Role
+from skinvault.bootstrap import bootstrap
+from skinvault.config import load_settings
+from skinvault.services import accounts, admin, photos, records, sharing
+from skinvault.web.app import create_app
+from tests import factories
+from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
+from tests.security.conftest import start_server
+
+OPERATOR = Actor.system("test")
+PASSWORD = "a long enough password"
+UPLOADS = 24
+
+
+def _requests_of(metrics: str, method: str, route: str) -> int:
+    pattern = rf'skinvault_http_requests_total{{method="{method}",route="{re.escape(route)}",status="(\d+)"}} (\d+)'  # noqa: E501
+    return sum(int(n) for _, n in re.findall(pattern, metrics))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_workers_answer_as_one_service(backend: str, tmp_path: Path) -> None:
+    url, schema = fresh_database_url(backend, tmp_path)
+    data = tmp_path / "v"
+    vault = bootstrap(load_settings(data_dir=data, database_url=url), create=True)
+    server = start_server(data, url, {"SKINVAULT_WORKERS": "2"})
+    try:
+        children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                                  text=True, check=False).stdout.split()  # fmt: skip
+        assert len(children) >= 2, "serve --workers 2 started fewer than two workers"
+        made = admin.create_user(vault, role=Role.PATIENT, email="ann@example.org",
+                                 password=PASSWORD, actor=OPERATOR, name="Ann")  # fmt: skip
+        actor = Actor(made.user_id, Role.PATIENT, "Ann")
+        bearer = {"Authorization": f"Bearer {accounts.issue_api_token(vault, actor=actor).token}"}
+        upload = factories.jpeg()
+
+        def store(i: int) -> int:
+            with httpx.Client(base_url=server.base, timeout=60) as http:  # a new connection each
+                return http.post(
+                    f"/api/v1/patients/{made.patient_id}/photos",
+                    headers=bearer,
+                    files={"file": (f"p{i}.jpg", upload, "image/jpeg")},
+                ).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(store, range(UPLOADS)))
+        assert codes == [201] * UPLOADS
+        assert len(records.list_photos(vault, patient_id=made.patient_id, actor=actor)) == UPLOADS
+
+        # Five wrong passwords lock the account for this address, whichever worker answers.
+        answers = []
+        for _ in range(7):
+            with httpx.Client(base_url=server.base, timeout=30) as http:
+                wrong = {"email": "ann@example.org", "password": "wrong password here"}
+                answers.append(http.post("/api/v1/auth/token", json=wrong).status_code)
+        assert answers[:5] == [401] * 5 and answers[5:] == [429, 429], answers
+
+        verify = subprocess.run(
+            [sys.executable, "-m", "skinvault", "audit", "verify", "--data-dir", str(data),
+             "--database-url", url], capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+        deadline = time.monotonic() + 15  # each worker shares its counts every 5 s
+        route = "/api/v1/patients/{patient_id}/photos"
+        while True:
+            text = httpx.get(server.base + "/metrics", timeout=10).text
+            if _requests_of(text, "POST", route) == UPLOADS:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        assert "skinvault_http_request_duration_seconds_bucket" in text
+        assert made.patient_id not in text  # route templates, never ids
+    finally:
+        server.stop()
+        vault.close()
+        if schema:
+            drop_schema(schema)
+
+
+def test_the_request_log_names_route_templates_never_tokens_ids_or_queries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "v")
+    app = create_app(settings)
+    vault = app.state.vault
+    made = admin.create_user(vault, role=Role.PATIENT, email="ann@example.org",
+                             password=PASSWORD, actor=OPERATOR, name="Ann")  # fmt: skip
+    actor = Actor(made.user_id, Role.PATIENT, "Ann")
+    token = accounts.issue_api_token(vault, actor=actor).token
+    stored = photos.store_photo(vault, patient_id=made.patient_id or "", data=factories.jpeg(),
+                                actor=actor)  # fmt: skip
+    link = sharing.create_share_link(vault, photo_id=stored.id, actor=actor,
+                                     recipient="gp@surgery.example", expires_in=timedelta(days=1),
+                                     single_use=False, password=None)  # fmt: skip
+    caplog.set_level(logging.INFO, logger="skinvault.requests")
+    with TestClient(app) as http:
+        assert http.get(f"/s/{link.token}/content?note=Jane+Patient").status_code == 200
+        got = http.get(
+            f"/api/v1/photos/{stored.id}/content",
+            params={"purpose": "care", "access_token": "query-secret"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert got.status_code == 200
+        assert http.get("/no/such/page/with-a-secret").status_code == 404
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "skinvault.requests"]
+    assert [(x["method"], x["route"], x["status"]) for x in lines] == [
+        ("GET", "/s/{token}/content", 200),
+        ("GET", "/api/v1/photos/{photo_id}/content", 200),
+        ("GET", "(unmatched)", 404),
+    ]
+    assert lines[1]["actor"] == made.user_id and "actor" not in lines[0]
+    everything = caplog.text
+    for secret in (link.token, token, "query-secret", "Jane", stored.id, "with-a-secret"):
+        assert secret not in everything
+    assert all(x["ms"] >= 0 for x in lines)
+    app.state.vault.close()
+
+
+def test_metrics_need_the_token_or_this_machine(tmp_path: Path) -> None:
+    open_app = create_app(load_settings(data_dir=tmp_path / "a"))
+    with TestClient(open_app) as http:  # the test client is not on loopback
+        refused = http.get("/metrics")
+        assert refused.status_code == 403
+        assert "skinvault_" not in refused.text
+    open_app.state.vault.close()
+    guarded = create_app(load_settings(data_dir=tmp_path / "b", metrics_token="s3cret-scrape"))
+    with TestClient(guarded) as http:
+        assert http.get("/metrics").status_code == 403
+        wrong = {"Authorization": "Bearer nope"}
+        assert http.get("/metrics", headers=wrong).status_code == 403
+        good = http.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
+        assert good.status_code == 200
+        assert good.headers["content-type"].startswith("text/plain")
+        assert 'route="/metrics"' in good.text  # the refused scrapes above were counted
+        assert "skinvault_audit_events_total" in good.text
+    guarded.state.vault.close()
