@@ -124,8 +124,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--pg", action="store_true", help="also run on SKINVAULT_TEST_PG")
+    parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) for CI")
     args = parser.parse_args()
-    n = args.events
+    n = 2_000 if args.quick else args.events
 
     print(f"building {n:,} events …", file=sys.stderr)
     events, prevs, hashes, blobs = build(n)

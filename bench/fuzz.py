@@ -31,7 +31,10 @@ def main() -> int:
     parser.add_argument("--mutants", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--seconds", type=float, default=3600.0, help="stop early after this long")
+    parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) for CI")
     args = parser.parse_args()
+    if args.quick:
+        args.mutants, args.seconds = 100, 20.0
     started = time.perf_counter()
     tally = fuzzing.run(SEEDS, seconds=args.seconds, seed=args.seed, limit=args.mutants)
     wall = time.perf_counter() - started

@@ -173,7 +173,10 @@ def main() -> None:
         help="working folder (default: /dev/shm, a RAM disk, so disk writeback noise"
         " does not decide the result; pass a disk folder to include the disk)",
     )
+    parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) for CI")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.repeat, args.sample, args.only = 2, 1, 1, args.only or ["skinvault"]
 
     with tempfile.TemporaryDirectory(prefix="skinvault-bench-", dir=args.dir) as tmp:
         work = Path(tmp)

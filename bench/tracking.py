@@ -40,6 +40,7 @@ from skinvault.tracking import measure as me  # noqa: E402
 from tracking_synth import blob_mask, depigment, relight, soften  # noqa: E402
 
 SET = ROOT / "bench" / "tracking_set"
+QUICK = False  # --quick: two photos per part, for CI
 CLUES = ROOT / "bench" / "clues_set"
 CORPUS = ROOT / "tests" / "data" / "corpus"
 LIGHTS = {"neutral": (0.0, 0.0), "+1EV": (1.0, 0.0), "-1EV": (-1.0, 0.0),
@@ -90,10 +91,14 @@ def otsu_baseline(bgr: np.ndarray) -> float:
 def area_bench() -> dict[str, object]:
     rng = np.random.default_rng(12)
     rows: list[dict[str, object]] = []
+    used = 0
     for name, base in skin_bases():
         skin = me.skin_mask(base)
         if skin.mean() < 0.2:
             continue
+        used += 1
+        if QUICK and used > 2:
+            break
         h, w = base.shape[:2]
         field = blob_mask((h, w), rng, 0.5, skin)  # only for the seed of the shape
         del field
@@ -199,6 +204,7 @@ def align_bench() -> dict[str, object]:
         scale = 1024 / max(img.shape[:2])
         photos.append((p.name, cv2.resize(img, None, fx=scale, fy=scale,
                                             interpolation=cv2.INTER_AREA)))  # fmt: skip
+    photos = photos[:2] if QUICK else photos
     meds, maxes, times, confident, wrong_confident = [], [], [], 0, 0
     for name, ref in photos:
         h, w = ref.shape[:2]
@@ -236,7 +242,18 @@ def align_bench() -> dict[str, object]:
     }  # fmt: skip
 
 
+def _arguments(doc: str) -> bool:
+    """``--help`` prints this and exits; ``--quick`` (a few seconds, for CI) is returned."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
+    return bool(parser.parse_args().quick)
+
+
 def main() -> None:
+    global QUICK  # noqa: PLW0603 - a script: --quick shrinks its inputs
+    QUICK = _arguments(__doc__ or "")
     cv2.setNumThreads(2)
     a = align_bench()
     print("## Alignment (1024 px, known homographies, light changed)")

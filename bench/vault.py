@@ -44,6 +44,7 @@ from skinvault.config import load_settings
 from skinvault.photos.scrub import scrub
 from skinvault.photos.thumbnail import thumbnail
 from skinvault.services.admin import create_user
+from skinvault.services.care import start_care
 from skinvault.services.photos import read_photo, store_photo
 
 HERE = Path(__file__).resolve().parent
@@ -132,6 +133,9 @@ def open_vault(data_dir: Path, database_url: str | None) -> tuple[Vault, str, Ac
         actor=system,
     )
     assert patient.patient_id
+    # The clinician stores and reads as the patient's care team (without this, every store
+    # is refused: "bench has no care relationship").
+    start_care(vault, patient_id=patient.patient_id, member_id=clinician.user_id, actor=system)
     return vault, patient.patient_id, Actor(clinician.user_id, Role.CLINICIAN, "bench")
 
 
@@ -214,7 +218,11 @@ def main() -> None:
         help="where the temp data dirs go (default: /tmp on the real disk, not /dev/shm:"
         " fsync is part of what is measured)",
     )
+    parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) for CI")
     args = parser.parse_args()
+    if args.quick:
+        args.photos, args.repeat = 2, 1
+        args.no_pg = args.no_pg or not os.environ.get("SKINVAULT_TEST_PG")
     if args.photos < 1 or args.repeat < 1:
         parser.error("--photos and --repeat must be at least 1")
 
