@@ -16,6 +16,7 @@ from rich.console import Console
 
 from skinvault import __version__, scrub_output
 from skinvault.admin_cli import admin_app, audit_app
+from skinvault.backup_cli import backup_command, restore_command
 from skinvault.batch import (
     REDACT_KINDS,
     ClueResult,
@@ -43,6 +44,8 @@ app = typer.Typer(
 )
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 admin_app.add_typer(users_app, name="users")
+admin_app.command("backup")(backup_command)
+admin_app.command("restore")(restore_command)
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")

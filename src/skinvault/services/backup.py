@@ -1,0 +1,389 @@
+"""Backups that restore: one archive with the database, the blobs it names and a manifest.
+
+    >>> report = make_backup(vault, Path("/backups/sv-2026-12-01.svbackup"))  # doctest: +SKIP
+    >>> restore_backup(new_settings, Path("/backups/sv-2026-12-01.svbackup"))  # doctest: +SKIP
+
+The archive is a tar file (0600) holding:
+
+``manifest.json``
+    format, time, version, schema revision, row counts, the key ids the archive needs,
+    and the SHA-256 of every other member (restore refuses an archive that differs).
+``database.jsonl.gz.sealed``
+    every table as JSON lines, gzipped and sealed (AES-256-GCM) under the current
+    key-encryption key: names, e-mail addresses and audit reasons are not readable from
+    the archive alone.
+``blobs/…``
+    the blobs the database names, copied as stored (already ciphertext).
+``audit-head.json``
+    the signed audit head kept at backup time, if there was one.
+
+The snapshot is consistent: SQLite through the online backup API (the copy is then read
+at leisure); PostgreSQL in one REPEATABLE READ, READ ONLY transaction. Blobs are copied
+*after* the snapshot, by the keys the snapshot names: one written later is not named (it
+belongs to a later backup), one removed since (a photo shredded meanwhile) is listed as
+missing — it was unreadable anyway once its key was destroyed.
+
+**Keys are not in the archive.** Whoever holds both the archive and the keys can read
+every photo; kept apart, a stolen archive is ciphertext. Back up ``<data dir>/keys/``
+(or the ``SKINVAULT_KEK`` value) separately — offline, to escrow — and remember that a
+lost key-encryption key means lost photos: no backup brings them back.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy.engine import make_url
+
+from skinvault import __version__
+from skinvault.audit.head import HEAD_FILE
+from skinvault.bootstrap import Vault, bootstrap, key_source, prepare_data_dir
+from skinvault.config import Settings
+from skinvault.crypto.envelope import is_shredded, open_blob, seal
+from skinvault.db.engine import make_engine
+from skinvault.db.models import Base, Derivative, Photo
+from skinvault.errors import (
+    BlobUnreadable,
+    KeyUnavailable,
+    RequestInvalid,
+    ServerMisconfigured,
+    VaultError,
+)
+
+FORMAT = "skinvault-backup/1"
+MANIFEST, DATABASE, HEAD = "manifest.json", "database.jsonl.gz.sealed", HEAD_FILE
+KIND = "backup"
+# Not worth restoring: sign-in failures and sessions start afresh (everyone signs in again).
+SKIPPED_TABLES = frozenset({"sign_in_failures", "web_sessions"})
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    path: Path
+    rows: dict[str, int]
+    blobs: int
+    missing_blobs: tuple[str, ...]
+    key_ids: tuple[str, ...]
+    size: int
+
+
+# -- values <-> JSON ------------------------------------------------------------------------
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, bytes):
+        return {"$b": base64.b64encode(value).decode()}
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, date):
+        return {"$d": value.isoformat()}
+    return value
+
+
+def _decode(value: object) -> object:
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, raw),) = value.items()
+        if tag == "$b":
+            return base64.b64decode(raw)
+        if tag == "$dt":
+            parsed = datetime.fromisoformat(raw)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if tag == "$d":
+            return date.fromisoformat(raw)
+    return value
+
+
+def _tables() -> list[Table]:
+    return [t for t in Base.metadata.sorted_tables if t.name not in SKIPPED_TABLES]
+
+
+def _schema_revision(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar())
+
+
+# -- the snapshot ----------------------------------------------------------------------------
+
+
+def _dump(engine: Engine) -> tuple[bytes, dict[str, int], list[str], set[str]]:
+    """(gzipped JSON lines, rows per table, blob keys named, key ids named) in one snapshot."""
+    buffer = io.BytesIO()
+    rows: dict[str, int] = {}
+    blob_keys: list[str] = []
+    key_ids: set[str] = set()
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as out:
+            for table in _tables():
+                count = 0
+                for row in conn.execute(select(table)).mappings():
+                    out.write(
+                        json.dumps(
+                            {"t": table.name, "r": {k: _encode(v) for k, v in row.items()}},
+                            separators=(",", ":"),
+                        ).encode()
+                        + b"\n"
+                    )
+                    count += 1
+                    named = table.name in (Photo.__tablename__, Derivative.__tablename__)
+                    if named and not is_shredded(row["wrapped_dek"]):  # shredded: nothing kept
+                        blob_keys.append(str(row["blob_key"]))
+                    if row.get("kek_id"):
+                        key_ids.add(str(row["kek_id"]))
+                rows[table.name] = count
+        conn.rollback()
+    return buffer.getvalue(), rows, blob_keys, key_ids
+
+
+def _sqlite_snapshot(url: str, into: Path) -> Engine:
+    """A copy of the SQLite database made with the online backup API (writers may go on)."""
+    database = make_url(url).database
+    if not database:
+        raise ServerMisconfigured("an in-memory SQLite database cannot be backed up")
+    source = sqlite3.connect(database)
+    target = sqlite3.connect(into)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return make_engine(f"sqlite:///{into}")
+
+
+def make_backup(vault: Vault, out: Path, progress: Progress = _no_progress) -> BackupReport:
+    """Write a backup archive of ``vault`` to ``out`` (atomically; mode 0600)."""
+    out = out.resolve()
+    if out.exists():
+        raise RequestInvalid(f"{out} exists already; choose a new file for each backup")
+    revision = _schema_revision(vault.engine)
+    with tempfile.TemporaryDirectory(prefix="skinvault-backup-") as scratch:
+        progress("database", 0, 1)
+        if vault.engine.dialect.name == "sqlite":
+            snapshot = _sqlite_snapshot(str(vault.engine.url), Path(scratch) / "snapshot.db")
+            try:
+                dump, rows, blob_keys, key_ids = _dump(snapshot)
+            finally:
+                snapshot.dispose()
+        else:
+            dump, rows, blob_keys, key_ids = _dump(vault.engine)
+        progress("database", 1, 1)
+        kek = vault.keys.current()
+        backup_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
+        sealed = seal(dump, object_id=backup_id, kind=KIND, kek=kek)
+        members: dict[str, str] = {DATABASE: hashlib.sha256(sealed.blob).hexdigest()}
+        missing: list[str] = []
+        temp = out.with_name(f".{out.name}.tmp-{os.urandom(4).hex()}")
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as tar:
+                _add(tar, DATABASE, sealed.blob)
+                head_file = vault.settings.data_dir / "keys" / HEAD_FILE
+                if head_file.is_file():
+                    head = head_file.read_bytes()
+                    _add(tar, HEAD, head)
+                    members[HEAD] = hashlib.sha256(head).hexdigest()
+                for done, key in enumerate(blob_keys, 1):
+                    try:
+                        blob = vault.blobs.get(key)
+                    except BlobUnreadable:
+                        missing.append(key)
+                        continue
+                    name = f"blobs/{key}"
+                    _add(tar, name, blob)
+                    members[name] = hashlib.sha256(blob).hexdigest()
+                    progress("blobs", done, len(blob_keys))
+                needed = sorted(key_ids | {kek.id})
+                manifest = {
+                    "format": FORMAT,
+                    "id": backup_id,
+                    "created_at": datetime.now(UTC).isoformat(),
+                    "skinvault": __version__,
+                    "schema_revision": revision,
+                    "database": vault.engine.dialect.name,
+                    "rows": rows,
+                    "key_ids": needed,
+                    "database_kek_id": kek.id,
+                    "database_wrapped_dek": base64.b64encode(sealed.wrapped_dek).decode(),
+                    "missing_blobs": missing,
+                    "sha256": members,
+                    "keys_included": False,
+                }
+                _add(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, out)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    return BackupReport(
+        out, rows, len(blob_keys) - len(missing), tuple(missing), tuple(needed),
+        out.stat().st_size,
+    )  # fmt: skip
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o600
+    tar.addfile(info, io.BytesIO(data))
+
+
+# -- restoring -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    rows: dict[str, int]
+    blobs: int
+    audit_head: bool
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, bytes]]:
+    for info in tar:
+        if not info.isfile():
+            raise VaultError(f"the backup holds {info.name!r}, which is not a plain file")
+        handle = tar.extractfile(info)
+        assert handle is not None
+        yield info.name, handle.read()
+
+
+def read_manifest(archive: Path) -> dict[str, Any]:
+    try:
+        with tarfile.open(archive, mode="r:") as tar:
+            handle = tar.extractfile(MANIFEST)
+            if handle is None:
+                raise KeyError(MANIFEST)
+            manifest: dict[str, Any] = json.loads(handle.read())
+    except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
+        raise VaultError(f"{archive} is not a readable skinvault backup ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise VaultError(f"{archive} is not a {FORMAT} archive")
+    return manifest
+
+
+def verify_backup(archive: Path) -> dict[str, Any]:
+    """The manifest, once every member's SHA-256 matches it (and nothing is extra or missing)."""
+    manifest = read_manifest(archive)
+    expected: dict[str, str] = manifest["sha256"]
+    seen: set[str] = set()
+    with tarfile.open(archive, mode="r:") as tar:
+        for name, data in _members(tar):
+            if name == MANIFEST:
+                continue
+            if expected.get(name) != hashlib.sha256(data).hexdigest():
+                raise VaultError(f"the backup's {name} does not match its manifest: damaged")
+            seen.add(name)
+    if seen != set(expected):
+        raise VaultError(f"the backup lacks {sorted(set(expected) - seen)[:3]}: incomplete")
+    return manifest
+
+
+def _is_empty(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        for table in _tables():
+            if conn.execute(select(func.count()).select_from(table)).scalar():
+                return False
+    return True
+
+
+def restore_backup(
+    settings: Settings, archive: Path, progress: Progress = _no_progress
+) -> RestoreReport:
+    """Restore ``archive`` into the (empty) database and blob store ``settings`` name.
+
+    The keys come first: every key id the archive needs must already be in the target's
+    key source (copy ``keys/`` or set ``SKINVAULT_KEK``), or nothing is written."""
+    manifest = verify_backup(archive)
+    prepare_data_dir(settings)
+    keys = key_source(settings)
+    for kek_id in manifest["key_ids"]:
+        try:
+            keys.get(kek_id)
+        except KeyUnavailable as exc:
+            raise KeyUnavailable(
+                f"the backup needs the key {kek_id}, which {keys.description} does not have:"
+                " restore the keys (kept apart from backups) first"
+            ) from exc
+    vault = bootstrap(settings, create=True, keys=keys)
+    try:
+        if _schema_revision(vault.engine) != manifest["schema_revision"]:
+            raise RequestInvalid(
+                f"the backup's schema is {manifest['schema_revision']}, this version's is"
+                f" {_schema_revision(vault.engine)}: restore with the version that made it"
+            )
+        if not _is_empty(vault.engine):
+            raise RequestInvalid("the target database is not empty: restore into a new one")
+        rows: dict[str, int] = {}
+        blobs = 0
+        restored_head = False
+        with tarfile.open(archive, mode="r:") as tar:
+            for name, data in _members(tar):
+                if name == DATABASE:
+                    plain = open_blob(
+                        data, base64.b64decode(manifest["database_wrapped_dek"]),
+                        object_id=manifest["id"], kind=KIND, keys=keys,
+                    )  # fmt: skip
+                    rows = _load(vault.engine, gzip.decompress(plain))
+                    progress("database", 1, 1)
+                elif name.startswith("blobs/"):
+                    vault.blobs.put(name.removeprefix("blobs/"), data)
+                    blobs += 1
+                    progress("blobs", blobs, len(manifest["sha256"]) - 1)
+                elif name == HEAD:
+                    _write_head(settings, data)
+                    restored_head = True
+        return RestoreReport(rows, blobs, restored_head)
+    finally:
+        vault.close()
+
+
+def _load(engine: Engine, dump: bytes) -> dict[str, int]:
+    """Insert every row of ``dump`` in one transaction (tables in foreign-key order)."""
+    tables = {t.name: t for t in _tables()}
+    pending: dict[str, list[dict[str, object]]] = {name: [] for name in tables}
+    for line in dump.splitlines():
+        item = json.loads(line)
+        if item["t"] in tables:
+            pending[item["t"]].append({k: _decode(v) for k, v in item["r"].items()})
+    with engine.begin() as conn:
+        for name, batch in pending.items():
+            for start in range(0, len(batch), 500):
+                conn.execute(insert(tables[name]), batch[start : start + 500])
+    return {name: len(batch) for name, batch in pending.items()}
+
+
+def _write_head(settings: Settings, data: bytes) -> None:
+    """The backup's signed head replaces the kept one: a restore rolls the log back on
+    purpose, and verify must compare the restored log with the head it had."""
+    places = [settings.data_dir / "keys"]
+    if settings.audit_head_copy_dir is not None:
+        places.append(settings.audit_head_copy_dir)
+    for folder in places:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temp = folder / f".{HEAD_FILE}.restore-{os.urandom(4).hex()}"
+        temp.write_bytes(data)
+        os.replace(temp, folder / HEAD_FILE)
+
+
+__all__ = ["BackupReport", "RestoreReport", "make_backup", "restore_backup", "verify_backup"]
