@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import ROOT
+from tests.ports import serve_on_free_port
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -34,12 +34,6 @@ pytestmark = pytest.mark.skipif(
 ARTIFACTS = Path(os.environ.get("SKINVAULT_ARTIFACTS", ROOT / "test-artifacts")) / "browser"
 PASSWORD = "a long enough password"
 PHONE = {"width": 390, "height": 844}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cli(data: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -54,23 +48,23 @@ def _cli(data: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data = tmp_path_factory.mktemp("vault")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skinvault", "serve", "--data-dir", str(data), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def healthy(port: int) -> bool:
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1) as answer:  # noqa: S310 (loopback http)
-                if answer.status == 200:
-                    break
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                return bool(answer.status == 200)
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                output = proc.stdout.read() if proc.stdout else ""
-                pytest.fail(f"skinvault serve did not start: {output}")
-            time.sleep(0.2)
+            return False
+
+    try:  # a port taken between choosing and binding it is retried with another
+        proc, port = serve_on_free_port(
+            lambda port: [sys.executable, "-m", "skinvault", "serve", "--data-dir", str(data),
+                          "--port", str(port)],
+            ready=healthy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    except RuntimeError as exc:
+        pytest.fail(f"skinvault serve did not start: {exc}")
+    base = f"http://127.0.0.1:{port}"
     yield base, data
     proc.terminate()
     try:
