@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     retention_teaching_copy_days: int = Field(default=1825, ge=1)
     #: Days an expired or revoked share link's record is kept before it is removed.
     retention_share_link_days: int = Field(default=90, ge=1)
+    #: ``serve`` applies the retention rules this often, in seconds; 0 (the default): never —
+    #: it shreds photos, so it is turned on once the periods above are the clinic's own.
+    retention_run_seconds: int = Field(default=0, ge=0)
+    #: ``serve`` removes orphaned blobs (older than 15 minutes) this often; 0: never.
+    sweep_seconds: int = Field(default=3600, ge=0)
     #: Failed sign-ins from one client address, within the window, before it must wait.
     sign_in_failures_per_address: int = Field(default=20, ge=1)
     #: Minutes over which failed sign-ins of one address are counted.

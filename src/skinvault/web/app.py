@@ -35,6 +35,7 @@ from skinvault.db.models import AuditEvent, MailOutbox
 from skinvault.errors import Busy, SkinvaultError
 from skinvault.services import privacy, sharing
 from skinvault.services.checkpoints import CheckpointSchedule
+from skinvault.services.maintenance import MaintenanceSchedule
 from skinvault.services.notifications import NotificationWorker
 from skinvault.web import api, api_interop, fhir, observe, pages, problems
 from skinvault.web.deps import client_address
@@ -62,12 +63,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     schedule = CheckpointSchedule(app.state.vault)
     schedule.start()
     app.state.metrics.start()
+    upkeep = MaintenanceSchedule(app.state.vault)  # sweep (and retention, if turned on)
+    upkeep.start()
     notices = NotificationWorker(app.state.vault)  # e-mail and sweeps: never in a request
     notices.start()
     try:
         yield
     finally:
         app.state.metrics.stop()
+        await run_in_threadpool(upkeep.stop)
         await run_in_threadpool(notices.stop)
         await run_in_threadpool(schedule.stop)
 
