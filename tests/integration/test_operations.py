@@ -262,3 +262,40 @@ def test_readyz_turns_503_while_s3_is_frozen_and_uploads_answer_503_not_400(
     finally:
         vault.close()
         server.stop()
+
+
+def test_the_environment_key_rotation_in_the_operations_guide_keeps_every_photo(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/operations.md, "Rotation with environment keys", step by step."""
+    import base64
+
+    def key() -> str:
+        return base64.b64encode(os.urandom(32)).decode()
+
+    old, new = f"k2026a:{key()}", f"k2027a:{key()}"
+    monkeypatch.setenv("SKINVAULT_KEY_SOURCE", "env")
+    monkeypatch.setenv("SKINVAULT_SIGNING_KEY", key())
+    monkeypatch.setenv("SKINVAULT_KEK", old)
+    settings = load_settings(data_dir=tmp_path / "v", database_url=database_url)
+    vault = bootstrap(settings, create=True)
+    made = _ann(vault)
+    ann = Actor(made.user_id, Role.PATIENT, "Ann")
+    before = photos.store_photo(vault, patient_id=made.patient_id or "",
+                                data=factories.jpeg(), actor=ann, note="left forearm")  # fmt: skip
+    vault.close()
+    monkeypatch.setenv("SKINVAULT_KEK", f"{new},{old}")  # 1. the new key first, the old kept
+    rotated = subprocess.run(
+        [sys.executable, "-m", "skinvault", "admin", "rotate-key", "--data-dir",
+         str(tmp_path / "v"), "--database-url", database_url],
+        capture_output=True, text=True, check=False, env=dict(os.environ),
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr  # 2. rotate-key
+    monkeypatch.setenv("SKINVAULT_KEK", new)  # 3. the old key removed
+    vault = bootstrap(load_settings(data_dir=tmp_path / "v", database_url=database_url))
+    try:
+        assert photos.read_photo(vault, photo_id=before.id, actor=ann, purpose="care").data
+        row = photos.get_photo(vault, before.id)
+        assert row.id == before.id
+    finally:
+        vault.close()
