@@ -1,0 +1,276 @@
+"""skinvault's upload and view paths side by side with Orthanc's, in one run.
+
+    .venv/bin/python bench/service_vs_orthanc.py                  # 120 photos, 8 clients
+    .venv/bin/python bench/service_vs_orthanc.py --photos 40 --workers 1 2 4
+
+The same 12 MP JPEGs (bench/scrub.py's batch: ~3.8 MB with full metadata) go to:
+
+- **Orthanc** (Debian ``orthanc``, started here on free loopback ports with its default
+  storage), wrapped as DICOM VL Photographic Image files by skinvault's own
+  ``interop.dicom.build`` (the JPEG encapsulated unchanged): ``POST /instances``, then
+  ``GET /instances/{id}/file``;
+- **skinvault** (``skinvault serve --workers N``, SQLite and a local folder, for each N
+  asked for): ``POST /api/v1/patients/{id}/photos`` (scrub, thumbnail, encrypt, two
+  fsynced blobs, audit, commit), then ``GET /api/v1/photos/{id}/content?purpose=care``
+  (decide, audit, decrypt).
+
+Each path runs with C concurrent clients (threads, one httpx client each) over every
+photo once. The table prints requests/s, p50/p95 latency and skinvault's ratio to
+Orthanc; the issue's goal is ≥ 1.0x on both paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import httpx2 as httpx
+
+HERE = Path(__file__).resolve().parent
+ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+
+
+def _module(name: str) -> ModuleType:
+    """bench/<name>.py as a module (bench/ is not a package), loaded once."""
+    key = f"_bench_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, HERE / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited at start-up ({proc.returncode})")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(f"{what} did not answer within 60 s")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Run:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.first_error = ""
+        self.seconds = 0.0
+        self.outputs: list[str] = []
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: int) -> float:
+        if not self.latencies:
+            return 0.0
+        return statistics.quantiles(self.latencies, n=100)[q - 1] * 1000
+
+
+def drive(name: str, count: int, clients: int, make: Callable[[], httpx.Client],
+          call: Callable[[httpx.Client, int], str | None]) -> Run:  # fmt: skip
+    """``call(client, i)`` for i in range(count) from ``clients`` threads; ``call`` returns
+    an output (e.g. the new id) or raises/returns None on failure."""
+    run = Run(name)
+    outputs: dict[int, str] = {}
+    local: dict[int, httpx.Client] = {}
+
+    def one(i: int) -> None:
+        import threading
+
+        client = local.setdefault(threading.get_ident(), make())
+        started = time.perf_counter()
+        try:
+            out = call(client, i)
+        except Exception as exc:
+            out, error = None, f"{type(exc).__name__}: {exc}"
+        else:
+            error = "no result"
+        if out is None:
+            run.errors += 1
+            run.first_error = run.first_error or error
+            return
+        run.latencies.append(time.perf_counter() - started)
+        outputs[i] = out
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(one, range(count)))
+    run.seconds = time.perf_counter() - started
+    for client in local.values():
+        client.close()
+    run.outputs = [outputs[i] for i in sorted(outputs)]
+    return run
+
+
+# -- Orthanc ---------------------------------------------------------------------------
+
+
+def dicom_files(photos: list[bytes]) -> list[bytes]:
+    from skinvault.interop.dicom import DicomPhoto, build
+
+    now = datetime.now(UTC)
+    return [
+        build(DicomPhoto(photo_id=f"bench{i:05}", patient_id="benchpatient",
+                         patient_name="Bench^Patient", site=None, site_label=None, data=data,
+                         format="jpeg", taken_on=None, uploaded_at=now)).data
+        for i, data in enumerate(photos)
+    ]  # fmt: skip
+
+
+def bench_orthanc(work: Path, files: list[bytes], clients: int) -> tuple[Run, Run]:
+    home = work / "orthanc"
+    home.mkdir()
+    bench_service = _module("service")
+    http_port, dicom_port = bench_service.free_port(), bench_service.free_port()
+    config = {
+        "Name": "bench", "StorageDirectory": str(home / "db"), "IndexDirectory": str(home / "db"),
+        "HttpPort": http_port, "DicomPort": dicom_port, "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False, "HttpServerEnabled": True, "Plugins": [],
+        "HttpThreadsCount": 50,
+    }  # fmt: skip
+    (home / "orthanc.json").write_text(json.dumps(config))
+    with (home / "orthanc.log").open("wb") as log:
+        proc = subprocess.Popen([ORTHANC, str(home / "orthanc.json")], stdout=log,
+                                stderr=subprocess.STDOUT, cwd=home)  # fmt: skip
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        _wait(base + "/system", proc, "Orthanc")
+
+        def make() -> httpx.Client:
+            return httpx.Client(base_url=base, timeout=300)
+
+        def upload(client: httpx.Client, i: int) -> str | None:
+            got = client.post("/instances", content=files[i],
+                              headers={"Content-Type": "application/dicom"})  # fmt: skip
+            return str(got.json()["ID"]) if got.status_code == 200 else None
+
+        up = drive("orthanc upload", len(files), clients, make, upload)
+        ids = up.outputs
+
+        def view(client: httpx.Client, i: int) -> str | None:
+            got = client.get(f"/instances/{ids[i % len(ids)]}/file")
+            return "ok" if got.status_code == 200 and len(got.content) > 1000 else None
+
+        seen = drive("orthanc view", len(files), clients, make, view)
+        return up, seen
+    finally:
+        _stop(proc)
+
+
+# -- skinvault -------------------------------------------------------------------------
+
+
+def bench_skinvault(work: Path, photos: list[bytes], clients: int, workers: int) -> tuple[Run, Run]:
+    bench_service = _module("service")
+    data = work / f"skinvault-{workers}"
+    pid = bench_service.create_patient(data)
+    port = bench_service.free_port()
+    env = {**os.environ, "SKINVAULT_REQUEST_LOG": "false"}
+    with (work / f"skinvault-{workers}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skinvault", "serve", "--data-dir", str(data),
+             "--port", str(port), "--workers", str(workers)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(base + "/healthz", proc, "skinvault serve")
+        login = {"email": bench_service.EMAIL, "password": bench_service.PASSWORD}
+        token = httpx.post(base + "/api/v1/auth/token", timeout=30, json=login).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+        def make() -> httpx.Client:
+            return httpx.Client(base_url=base, timeout=300, headers=headers)
+
+        def upload(client: httpx.Client, i: int) -> str | None:
+            form = {"file": (f"IMG_{i:04}.jpg", photos[i], "image/jpeg")}
+            got = client.post(f"/api/v1/patients/{pid}/photos", files=form)
+            return str(got.json()["id"]) if got.status_code == 201 else None
+
+        up = drive(f"skinvault upload ({workers}w)", len(photos), clients, make, upload)
+        ids = up.outputs
+
+        def view(client: httpx.Client, i: int) -> str | None:
+            got = client.get(f"/api/v1/photos/{ids[i % len(ids)]}/content",
+                             params={"purpose": "care"})  # fmt: skip
+            return "ok" if got.status_code == 200 and len(got.content) > 1000 else None
+
+        seen = drive(f"skinvault view ({workers}w)", len(photos), clients, make, view)
+        return up, seen
+    finally:
+        _stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photos", type=int, default=120)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    if not Path(ORTHANC).exists():
+        sys.exit("Orthanc is not installed (Debian package orthanc; scripts/test installs it)")
+    with tempfile.TemporaryDirectory(prefix="sv-vs-orthanc-") as scratch:
+        work = Path(scratch)
+        print(f"making {args.photos} 12 MP photos …", file=sys.stderr)
+        photos = _module("service").load_photos(work, args.photos)
+        files = dicom_files(photos)
+        mean = sum(map(len, photos)) / len(photos) / 1e6
+        print(f"orthanc … ({args.clients} clients)", file=sys.stderr)
+        o_up, o_view = bench_orthanc(work, files, args.clients)
+        rows = [(o_up, None), (o_view, None)]
+        for workers in args.workers:
+            print(f"skinvault --workers {workers} …", file=sys.stderr)
+            s_up, s_view = bench_skinvault(work, photos, args.clients, workers)
+            rows += [(s_up, o_up), (s_view, o_view)]
+    print(f"\n{args.photos} photos (mean {mean:.1f} MB), {args.clients} clients, "
+          f"{os.cpu_count()} cores\n")  # fmt: skip
+    header = (
+        f"{'path':<26}{'ok':>6}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'x Orthanc':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for run, peer in rows:
+        ratio = f"{run.rate / peer.rate:.2f}x" if peer and peer.rate else "-"
+        print(f"{run.name:<26}{len(run.latencies):>6}{run.errors:>8}{run.rate:>9.1f}"
+              f"{run.pct(50):>9.0f}{run.pct(95):>9.0f}{ratio:>11}")  # fmt: skip
+    for run, _ in rows:
+        if run.errors:
+            print(f"{run.name}: first error: {run.first_error}")
+
+
+if __name__ == "__main__":
+    main()
