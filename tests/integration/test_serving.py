@@ -40,6 +40,28 @@ def _requests_of(metrics: str, method: str, route: str) -> int:
     return sum(int(n) for _, n in re.findall(pattern, metrics))
 
 
+def _children(pid: int) -> list[int]:
+    """Worker processes of ``pid`` (from /proc: children started by multiprocessing's spawn,
+    which is how uvicorn starts its workers; its resource tracker does not count)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue  # it exited meanwhile
+        if fields.get("PPid", "").strip() != str(pid):
+            continue
+        try:
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(int(status.parent.name))
+    return found
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_workers_answer_as_one_service(backend: str, tmp_path: Path) -> None:
     url, schema = fresh_database_url(backend, tmp_path)
@@ -47,9 +69,7 @@ def test_two_workers_answer_as_one_service(backend: str, tmp_path: Path) -> None
     vault = bootstrap(load_settings(data_dir=data, database_url=url), create=True)
     server = start_server(data, url, {"SKINVAULT_WORKERS": "2"})
     try:
-        children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
-                                  text=True, check=False).stdout.split()  # fmt: skip
-        assert len(children) >= 2, "serve --workers 2 started fewer than two workers"
+        assert len(_children(server.proc.pid)) >= 2, "serve --workers 2 started fewer than two"
         made = admin.create_user(vault, role=Role.PATIENT, email="ann@example.org",
                                  password=PASSWORD, actor=OPERATOR, name="Ann")  # fmt: skip
         actor = Actor(made.user_id, Role.PATIENT, "Ann")
