@@ -28,6 +28,7 @@ PUBLIC = {
     "/privacy-facts", "/privacy-facts.json", "/s/{token}", "/s/{token}/content",
     "/account/{token}", "/openapi.json", "/api/docs", "/docs/oauth2-redirect",
     "/api/v1/auth/token", "/fhir/R4/metadata", "/readyz",
+    "/metrics",  # loopback (the tests' client) or metrics_token only; no patient data
 }  # fmt: skip
 IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"RIFF", b"\x00\x00\x00")
 
