@@ -82,7 +82,11 @@ def bootstrap(
     key and schema; otherwise a missing or outdated schema is a clear error."""
     if create:
         prepare_data_dir(settings)
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_overflow,
+    )
     if create:
         migrate(engine)
     elif not schema_is_current(engine):

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     #: SQLAlchemy URL; empty means SQLite in the data dir.
     database_url: str = ""
+    #: PostgreSQL connections each process keeps pooled, and how many more it may open at
+    #: busy times (each worker is a process: N workers use up to N × (size + overflow)).
+    database_pool_size: int = Field(default=5, ge=1, le=200)
+    database_pool_overflow: int = Field(default=10, ge=0, le=200)
     #: "local" (the data dir's blobs/ folder), "file:///path", or "s3://bucket/prefix".
     blob_store: str = "local"
     s3_endpoint_url: str | None = None

@@ -299,3 +299,17 @@ def test_the_environment_key_rotation_in_the_operations_guide_keeps_every_photo(
         assert row.id == before.id
     finally:
         vault.close()
+
+
+def test_the_postgresql_pool_is_sized_by_the_settings(database_url: str, tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "v", database_url=database_url,
+                             database_pool_size=3, database_pool_overflow=2)  # fmt: skip
+    vault = bootstrap(settings, create=True)
+    try:
+        pool = vault.engine.pool
+        if vault.engine.dialect.name == "postgresql":
+            assert (pool.size(), pool._max_overflow) == (3, 2)  # type: ignore[attr-defined]
+        else:  # SQLite keeps its own sizing: connections there are file handles
+            assert pool.size() == 10  # type: ignore[attr-defined]
+    finally:
+        vault.close()

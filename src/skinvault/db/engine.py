@@ -47,8 +47,10 @@ _SQLITE_OVERFLOW = 30
 READ_ONLY = "skinvault_read_only"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and serialised writers."""
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and serialised writers.
+    ``pool_size``/``max_overflow`` size PostgreSQL's pool (per process: N workers hold up
+    to N × (pool_size + max_overflow) connections)."""
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -67,7 +69,13 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=_POOL_WAIT_S,
+    )
 
 
 def _tune_sqlite(engine: Engine) -> None:
