@@ -257,10 +257,9 @@ def main() -> None:
             rows += [(s_up, o_up), (s_view, o_view)]
     print(f"\n{args.photos} photos (mean {mean:.1f} MB), {args.clients} clients, "
           f"{os.cpu_count()} cores\n")  # fmt: skip
-    header = (
-        f"{'path':<26}{'ok':>6}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'x Orthanc':>11}"
-    )
+    columns = [("ok", 6), ("errors", 8), ("req/s", 9), ("p50 ms", 9), ("p95 ms", 9)]
+    header = f"{'path':<26}" + "".join(f"{name:>{width}}" for name, width in columns)
+    header += f"{'x Orthanc':>11}"
     print(header)
     print("-" * len(header))
     for run, peer in rows:
