@@ -174,3 +174,84 @@ def test_the_record_level_decisions_in_plain_words(action: PatientAction) -> Non
         False,
         "People in the this account role cannot do this on a patient's record.",
     )
+
+
+def test_the_first_refusals_say_why_in_plain_words() -> None:
+    gone = decide(
+        NG, Access.VIEW, PhotoFacts("ph1", "pt1", "u-patient", deleted=True), Purpose.TEACHING,
+        consents=[], relationships=[], now=NOW,
+    )  # fmt: skip
+    assert (gone.allowed, gone.reason) == (False, "This photo has been deleted.")
+    nobody = _read(Actor.system("job"), Purpose.CARE, [])
+    assert (nobody.allowed, nobody.reason) == (False, "Only signed-in people can open photos.")
+    own = _read(ANN, Purpose.CARE, [])
+    assert (own.allowed, own.reason) == (True, "This is your own photo.")
+    # A grant recorded at the same instant as the refusal in force is not an earlier yes.
+    tie = [_consent(NOW, False), _consent(NOW, True)]
+    assert (
+        _read(NG, Purpose.TEACHING, tie).reason == "The patient said no to teaching on 1 June 2026."
+    )
+
+
+def test_operating_the_service_and_managing_accounts_are_for_administrators() -> None:
+    from skinvault.policy.decide import decide_account_management, decide_operation
+
+    ok = decide_operation(BOSS)
+    assert (ok.allowed, ok.reason) == (True, "Officer operates the service as an administrator.")
+    no = decide_operation(LEE)
+    assert (no.allowed, no.reason) == (False, "Only administrators operate the service.")
+    manage = decide_account_management(BOSS, target_id="u-lee", action="disable")
+    assert (manage.allowed, manage.reason) == (
+        True,
+        "Officer manages accounts as an administrator.",
+    )
+    console = decide_account_management(
+        Actor.system("console"), target_id="u-boss", action="disable"
+    )
+    assert console.allowed
+    refused = decide_account_management(LEE, target_id="u-ng", action="create")
+    assert (refused.allowed, refused.reason) == (False, "Only administrators manage accounts.")
+    for action in ("disable", "reset-totp"):
+        own = decide_account_management(BOSS, target_id=BOSS.id, action=action)
+        assert (own.allowed, own.reason) == (
+            False, "You cannot do this to your own account; ask another administrator."
+        )  # fmt: skip
+    assert decide_account_management(BOSS, target_id=BOSS.id, action="unlock").allowed
+    assert not decide_account_management(
+        Actor("system-ish", None, "x"), target_id="t", action="create"
+    ).allowed
+
+
+def test_links_and_tokens_are_withdrawn_by_who_the_contract_names() -> None:
+    from skinvault.policy.decide import decide_link_revocation, decide_token_revocation
+
+    def link(actor: Actor, sender: str | None = "u-lee", owner: str | None = "u-patient"):  # type: ignore[no-untyped-def]
+        got = decide_link_revocation(actor, sender_id=sender, patient_user_id=owner)
+        return got.allowed, got.reason
+
+    assert link(LEE) == (True, "You sent this link.")
+    assert link(ANN) == (True, "The link shows your photo.")
+    assert link(NG) == (False, "Only the person who sent a link, or the patient, can withdraw it.")
+    assert link(Actor("u-lee", None, "x")) == (False, "Only signed-in people can withdraw a link.")
+    assert link(LEE, sender=None)[0] is False and link(ANN, owner=None)[0] is False
+    mine = decide_token_revocation(LEE, owner_id=LEE.id)
+    assert (mine.allowed, mine.reason) == (True, "This is your own token.")
+    boss = decide_token_revocation(BOSS, owner_id=LEE.id)
+    assert (boss.allowed, boss.reason) == (True, "Officer revokes tokens as an administrator.")
+    other = decide_token_revocation(NG, owner_id=LEE.id)
+    assert (other.allowed, other.reason) == (
+        False,
+        "Only the token's owner or an administrator can revoke it.",
+    )
+    assert not decide_token_revocation(Actor(LEE.id, None, "x"), owner_id=LEE.id).allowed
+
+
+def test_other_patients_admins_and_future_care_are_refused_in_plain_words() -> None:
+    other = _read(Actor("u-bob", Role.PATIENT, "Bob"), Purpose.CARE, [])
+    assert (other.allowed, other.reason) == (False, "Patients can see only their own photos.")
+    boss = _read(BOSS, Purpose.CARE, [])
+    assert boss.reason == "Administrators manage the service but do not look at photos."
+    future = _read(LEE, Purpose.CARE, [], relationships=_care(NOW + timedelta(days=1)))
+    assert (future.allowed, future.reason) == (
+        False, "Dr. Lee has no care relationship with this patient."
+    )  # fmt: skip
