@@ -239,7 +239,12 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=120)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--quick", action="store_true", help="a few photos, one client, one worker (seconds)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.photos, args.clients, args.workers = 3, 1, [1]
     if not Path(ORTHANC).exists():
         sys.exit("Orthanc is not installed (Debian package orthanc; scripts/test installs it)")
     with tempfile.TemporaryDirectory(prefix="sv-vs-orthanc-") as scratch:
