@@ -78,7 +78,7 @@ def thumbnail(data: bytes, size: int) -> Preview:
                 upright.save(out, "JPEG", quality=_QUALITY)
         except MemoryError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # Pillow's decoders fail in many ways (OSError, EOFError, struct.error, ValueError
             # and more) on a file whose structure the scrubber accepted: each one means the
             # pixels cannot be decoded, which is the uploader's file, never a server fault.
