@@ -238,3 +238,19 @@ def test_break_glass_from_the_clinician_home_over_the_live_portal(live: Live) ->
     assert [e.outcome for e in live.vault_events("break-glass:review")] == ["done"]
     assert doctor.get("/portal/review").status_code == 403
     assert csrf_of(home)
+
+
+def test_an_emergency_export_joins_the_review_queue_like_an_emergency_view(ward: Ward) -> None:
+    from skinvault.audit.actions import Action
+    from skinvault.services import export, review
+
+    v, w = ward.vault, ward
+    got = export.export_photo(
+        v, photo_id=w.photo_id, actor=w.two, purpose="care",
+        action=Action.PHOTO_EXPORT_DICOM, break_glass_reason=REASON,
+    )  # fmt: skip
+    assert got.data
+    queued = review.cases(v, actor=w.officer)
+    assert len(queued) == 1 and queued[0].reason == REASON
+    emergency = [e for e in history.access_history(v, w.patient_id) if "Dr. Two" in e.text]
+    assert emergency and emergency[0].emergency

@@ -52,8 +52,10 @@ from skinvault.services.photos import (
     MEDIA_TYPES,
     PHOTO,
     _audit_failure,
+    _audit_reason,
     _decision,
     _decrypt,
+    _file_break_glass,
     _parse_purpose,
 )
 
@@ -126,12 +128,10 @@ def export_photo(
                 purpose=chosen,
                 break_glass_reason=break_glass_reason,
             )
-            reason = decision.reason
-            if decision.break_glass:
-                reason = f"BREAK-GLASS, to be reviewed: {reason}"
+            reason = _audit_reason(decision)  # marks break-glass as views do
             if detail:
                 reason = f"{reason} ({detail})"
-            record(
+            event = record(
                 session,
                 clock=vault.clock,
                 actor=actor.audit_name,
@@ -144,6 +144,8 @@ def export_photo(
             if not decision.allowed:
                 denied = AccessDenied(decision.reason)
             else:
+                # An emergency export joins the privacy officer's queue like an emergency view.
+                _file_break_glass(session, vault, decision, actor, photo, break_glass_reason, event)
                 patient = session.get(Patient, photo.patient_id)
                 site = session.get(BodySite, photo.site_id) if photo.site_id else None
                 hidden = Obligation.DEIDENTIFIED in decision.obligations
