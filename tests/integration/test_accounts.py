@@ -108,7 +108,7 @@ def test_five_failures_lock_the_account_from_that_address_and_the_lock_grows(
             vault, email="lee@clinic.example", password=password, totp=None, address=address
         )
 
-    for _ in range(accounts.MAX_FAILED_LOGINS):
+    for _ in range(vault.settings.lockout_failures):
         with pytest.raises(AuthenticationFailed, match="wrong e-mail"):
             sign_in("x" * 12, STRANGER)
     clock.advance(minutes=14, seconds=59)
@@ -119,7 +119,7 @@ def test_five_failures_lock_the_account_from_that_address_and_the_lock_grows(
     # The stranger's guesses do not lock the owner out from their own address.
     assert sign_in(PASSWORD, HOME).actor.role is Role.PATIENT
     clock.advance(seconds=2)
-    for _ in range(accounts.MAX_FAILED_LOGINS):  # the lock is over: the guessing goes on
+    for _ in range(vault.settings.lockout_failures):  # the lock is over: the guessing goes on
         with pytest.raises(AuthenticationFailed, match="wrong e-mail"):
             sign_in("y" * 12, STRANGER)
     clock.advance(minutes=29)  # a second run of failures locks for twice as long
@@ -137,7 +137,7 @@ def test_an_unknown_email_locks_exactly_like_a_known_one(vault: Vault) -> None:
     make_user(vault, Role.PATIENT)
     answers = []
     for email in ("lee@clinic.example", "nobody@clinic.example"):
-        for _ in range(accounts.MAX_FAILED_LOGINS):
+        for _ in range(vault.settings.lockout_failures):
             with pytest.raises(AuthenticationFailed):
                 accounts.authenticate(
                     vault, email=email, password="z" * 12, totp=None, address=STRANGER
@@ -153,7 +153,7 @@ def test_an_unknown_email_locks_exactly_like_a_known_one(vault: Vault) -> None:
 def test_a_success_resets_the_count_of_failures(vault: Vault) -> None:
     make_user(vault, Role.PATIENT)
     for _ in range(2):
-        for _ in range(accounts.MAX_FAILED_LOGINS - 1):
+        for _ in range(vault.settings.lockout_failures - 1):
             with pytest.raises(AuthenticationFailed):
                 accounts.authenticate(
                     vault, email="lee@clinic.example", password="y" * 12, totp=None

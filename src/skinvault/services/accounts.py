@@ -66,9 +66,6 @@ SESSION_START = Action.AUTH_SESSION_START
 SETUP_TOKEN_CREATE = Action.AUTH_SETUP_TOKEN_CREATE
 SETUP_TOKEN_USE = Action.AUTH_SETUP_TOKEN_USE
 
-#: Consecutive failed sign-ins that lock an account, and for how long.
-MAX_FAILED_LOGINS = 5
-LOCKOUT_PERIOD = timedelta(minutes=15)
 #: A web session ends after this long without a request…
 SESSION_IDLE_TIMEOUT = timedelta(minutes=15)
 #: …and this long after sign-in, however active it is.
@@ -400,7 +397,6 @@ def _check_user(
             )
         return AuthenticationFailed(WRONG_CREDENTIALS), None
     limits_mod.clear_account(session, user.email, address)
-    user.failed_logins = 0
     user.last_login_at = now
     pending = needs_totp and not enrolled
     _audit(
@@ -837,8 +833,6 @@ def use_setup_token(vault: Vault, token: str, *, email: str, password: str, name
 
 __all__ = [
     "API_TOKEN_PREFIX",
-    "LOCKOUT_PERIOD",
-    "MAX_FAILED_LOGINS",
     "SESSION_ABSOLUTE_TIMEOUT",
     "SESSION_IDLE_TIMEOUT",
     "AccountLocked",

@@ -341,8 +341,6 @@ def unlock(vault: Vault, *, actor: Actor, user_id: str) -> int:
     with vault.sessions.begin() as session:
         user = _user(session, user_id)
         forgotten = limits_mod.clear_account(session, user.email)
-        user.locked_until = None
-        user.failed_logins = 0
         _audit(session, vault, actor, Action.USER_UNLOCK, user.id, f"{forgotten} failures cleared")
     return forgotten
 

@@ -13,6 +13,5 @@ def outward_url(request: Request, path: str) -> str:
     """``path`` on the service's public address: ``public_base_url``, else the address
     ``serve`` printed (it sets the setting to it), never the request's Host header, which
     any client may forge to plant its own site in a link the clinic sends."""
-    settings = request.app.state.settings
-    base = str(getattr(settings, "public_base_url", "") or "") or DEFAULT_BASE
+    base = request.app.state.settings.public_base_url or DEFAULT_BASE
     return base.rstrip("/") + path
