@@ -18,12 +18,24 @@ from skinvault.web.pages import (
     public,
     review,
     tracking,
+    upload,
     users,
 )
 from skinvault.web.pages.common import render, vault
 
 router = APIRouter(include_in_schema=False)
-for _module in (public, account, patient, clinician, admin, review, users, notifications, tracking):
+for _module in (
+    public,
+    account,
+    patient,
+    upload,
+    clinician,
+    admin,
+    review,
+    users,
+    notifications,
+    tracking,
+):
     router.include_router(_module.router)
 
 __all__ = ["render", "router", "vault"]
