@@ -36,6 +36,7 @@ from skinvault.web.app import create_app
 from skinvault.web.health import Readiness
 from tests import factories
 from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
+from tests.ports import serve_on_free_port
 from tests.security.conftest import start_server
 
 OPERATOR = Actor.system("test")
@@ -53,29 +54,18 @@ def _ann(vault: Vault) -> admin.NewUser:
     )  # fmt: skip
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def moto() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """(endpoint, process) of a moto S3 server of this test only."""
-    port = _port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "moto did not start"
-            time.sleep(0.1)
+    """(endpoint, process) of a moto S3 server of this test only (a taken port is retried)."""
+    try:
+        proc, port = serve_on_free_port(
+            lambda port: [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
+            timeout=30,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except RuntimeError as exc:
+        pytest.fail(f"the moto S3 server did not start: {exc}")
     yield f"http://127.0.0.1:{port}", proc
     proc.send_signal(signal.SIGCONT)
     proc.terminate()
