@@ -129,6 +129,8 @@ class Photo(Base):
     #: The note (treatment, lighting, …) sealed like the photo itself (kind "note"); None if empty.
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     content_sha256: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of the file as the person chose it (before scrubbing); None before 0013.
+    original_sha256: Mapped[str | None] = mapped_column(String(64))
     blob_key: Mapped[str] = mapped_column(String(200), unique=True)
     #: None once shredded: the blob can never be decrypted again.
     wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -155,6 +157,25 @@ class Derivative(Base):
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: How a photo version was made: boxes covered, region kept (JSON); None for thumbnails.
+    spec_json: Mapped[str | None] = mapped_column(Text)
+    #: Who confirmed the boxes/region a version used (a user id), None if only detected.
+    confirmed_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class PhotoMarkup(Base):
+    """What the patient or clinician chose for a photo's versions (0011): face boxes
+    confirmed or added, the crop region, and the detector's own boxes."""
+
+    __tablename__ = "photo_markups"
+
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), primary_key=True)
+    detected_json: Mapped[str | None] = mapped_column(Text)
+    boxes_json: Mapped[str] = mapped_column(Text)
+    crop_json: Mapped[str | None] = mapped_column(Text)
+    confirmed_by: Mapped[str | None] = mapped_column(String(32))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(Integer)
 
 
 class Consent(Base):

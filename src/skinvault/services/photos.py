@@ -261,6 +261,7 @@ def store_photo(
                 uploaded_by=actor.id if actor.role else None,
                 note_enc=seal_note(vault, photo_id, note),
                 content_sha256=hashlib.sha256(scrubbed).hexdigest(),
+                original_sha256=hashlib.sha256(data).hexdigest(),  # for receipts (0013)
                 blob_key=photo_key,
                 wrapped_dek=sealed.wrapped_dek,
                 kek_id=kek.id,
