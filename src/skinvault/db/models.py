@@ -448,3 +448,31 @@ class MailOutbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(400))
+
+
+class Job(Base):
+    """Background work waiting, running, done or dead (0014). The payload holds ids only,
+    never health information; ``key`` makes enqueueing idempotent (one thumbnail job per
+    photo, one purge a day)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    payload_json: Mapped[str] = mapped_column(Text, default="{}")
+    #: queued | running | done | dead
+    state: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: a fresh token per claim: only the holder of the current one may finish the job
+    lease: Mapped[str | None] = mapped_column(String(32))
+    leased_by: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+
+
+Index("ix_jobs_state_run_after", Job.state, Job.run_after)

@@ -50,7 +50,7 @@ from skinvault.errors import (
 )
 from skinvault.photos.findings import Finding
 from skinvault.photos.scrub import scrub
-from skinvault.photos.thumbnail import thumbnail
+from skinvault.photos.thumbnail import dimensions
 from skinvault.policy.decide import (
     Access,
     CareFacts,
@@ -219,7 +219,8 @@ def store_photo(
     note: str = "",
     taken_on: date | None = None,
 ) -> StoredPhoto:
-    """Scrub ``data``, store it and a thumbnail encrypted, audit it; nothing is kept on error."""
+    """Scrub ``data``, store it encrypted, audit it; nothing is kept on error (the
+    thumbnail is a job enqueued in the same transaction: services/thumbnails.py)."""
     target = f"patient:{patient_id}"
     try:
         if len(data) > vault.settings.max_upload_bytes:
@@ -233,19 +234,16 @@ def store_photo(
             taken_on = capture_date(data)
             taken_on_source = "photo" if taken_on is not None else None
         scrubbed, report = scrub(data)
-        preview = thumbnail(scrubbed, vault.settings.thumbnail_size)
-        width, height = preview.source_width, preview.source_height
+        width, height = dimensions(scrubbed)  # the header only: the thumbnail is a job
     except PhotoError as exc:
         _audit_failure(vault, actor, Action.PHOTO_STORE, target, str(exc))
         raise
-    photo_id, thumb_id = vault.tokens.new_id(), vault.tokens.new_id()
+    photo_id = vault.tokens.new_id()
     kek = vault.keys.current()
     sealed = seal(scrubbed, object_id=photo_id, kind=PHOTO, kek=kek)
-    sealed_thumb = seal(preview.data, object_id=thumb_id, kind=THUMBNAIL, kek=kek)
-    photo_key, thumb_key = _blob_key(vault, "p"), _blob_key(vault, "t")
+    photo_key = _blob_key(vault, "p")
     _put(vault, photo_key, sealed.blob)
     try:
-        _put(vault, thumb_key, sealed_thumb.blob)
         now = vault.clock.now()
         with vault.sessions.begin() as session:
             if session.get(Patient, patient_id) is None:
@@ -274,21 +272,7 @@ def store_photo(
                 ),
             )
             session.add(photo)
-            session.flush()  # the photo row must exist before its derivative references it
-            session.add(
-                Derivative(
-                    id=thumb_id,
-                    photo_id=photo_id,
-                    kind=THUMBNAIL,
-                    blob_key=thumb_key,
-                    wrapped_dek=sealed_thumb.wrapped_dek,
-                    kek_id=kek.id,
-                    format="jpeg",
-                    width=preview.width,
-                    height=preview.height,
-                    created_at=now,
-                )
-            )
+            _enqueue_derivatives(session, vault, photo_id, report.format.value)
             record(
                 session,
                 clock=vault.clock,
@@ -315,11 +299,20 @@ def store_photo(
             stored = _view(vault, photo, body_site)
     except BaseException:
         # Not listed, so not needed: remove now rather than waiting for a sweep.
-        for key in (photo_key, thumb_key):
-            with contextlib.suppress(SkinvaultError, OSError):
-                vault.blobs.delete(key)
+        with contextlib.suppress(SkinvaultError, OSError):
+            vault.blobs.delete(photo_key)
         raise
     return stored
+
+
+def _enqueue_derivatives(session: Session, vault: Vault, photo_id: str, fmt: str) -> None:
+    """The upload's slow work, as jobs committed with the photo (none lost, none orphaned)."""
+    from skinvault.services import jobs  # noqa: PLC0415 (jobs' handlers import this module)
+
+    jobs.enqueue(session, vault, "thumbnail", {"photo_id": photo_id}, key=f"thumbnail:{photo_id}")
+    if fmt in {"heif", "tiff"}:  # browsers cannot show these: make the display copy early
+        jobs.enqueue(session, vault, "display_version", {"photo_id": photo_id},
+                     key=f"display_version:{photo_id}")  # fmt: skip
 
 
 def get_photo(vault: Vault, photo_id: str) -> StoredPhoto:

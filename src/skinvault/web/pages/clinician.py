@@ -41,10 +41,13 @@ def patient_page(patient_id: str, request: Request) -> Response:
         found = records.list_photos(vault(request), actor=info.actor, patient_id=patient_id)
     except AccessDenied as exc:
         return error_page(request, exc, 403)
+    # The name as the care team knows it (list_photos above has made the access decision).
+    name = dict(records.patients_of(vault(request), info.actor.id)).get(patient_id)
     return render(
         request,
         "patient_photos.html",
         info=info,
+        patient_name=name,
         photos=found,
         patient_id=patient_id,
         sites=BODY_SITES,
