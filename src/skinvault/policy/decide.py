@@ -192,7 +192,7 @@ def _secondary(
     consents: Iterable[ConsentFacts],
     now: datetime,
 ) -> Decision:
-    title = PURPOSE_TEXTS[purpose].title.lower()
+    title = PURPOSE_TEXTS[purpose].in_sentence
     assert actor.role is not None
     if actor.role not in SECONDARY_ROLES[purpose]:
         return deny(f"People in the {actor.role.value} role do not use photos for {title}.")

@@ -72,6 +72,15 @@ class PurposeText:
     title: str
     text: str
 
+    @property
+    def in_sentence(self) -> str:
+        """The title as it reads inside a sentence: "Allow training AI models", never
+        "training ai models" (only the first letter is lowered, and not in an acronym)."""
+        first, _, rest = self.title.partition(" ")
+        if first.isupper() and len(first) > 1:
+            return self.title
+        return first[:1].lower() + first[1:] + (f" {rest}" if rest else "")
+
 
 #: The plain-language texts shown when asking for consent. A change of wording
 #: gets a new version, and each consent records the version the patient saw.

@@ -37,9 +37,18 @@ _VERBS = {
     "share-link:revoke": "withdrew a share link to",
     "photo:export-dicom": "exported, as a DICOM file,",
     "photo:export-fhir": "exported, through the FHIR interface,",
+    "measurement:export-fhir": "exported, through the FHIR interface, the measurements of",
     "photo:send": "sent, to a connected imaging system (PACS),",
+    "photo:export-archive": "exported, in a personal archive,",
+    "record:export-archive": "downloaded an encrypted personal archive of",
+    "public-copy:make": "made a public copy (nothing in it links to the record) of one of",
     "record:export-fhir": "read, through the FHIR interface, the details of",
 }
+#: Events on the record as a whole that the patient's history shows (others are the
+#: operator's: care-team changes, failed uploads).
+_RECORD_LINES = frozenset(
+    {"break-glass:start", "record:export-fhir", "record:export-archive", "public-copy:make"}
+)
 _CONSENT = {
     "consent:grant": "gave consent for",
     "consent:refuse": "said no to",
@@ -74,6 +83,8 @@ class HistoryEntry:
     emergency: bool = False
     #: The reason that person gave, word for word.
     reason_given: str | None = None
+    #: Which photo, in words ("your left hand photo of 3 May 2026"); None for consent lines.
+    photo: str | None = None
 
 
 def _given_reason(reason: str | None) -> str | None:
@@ -112,7 +123,7 @@ def _purpose_words(purpose: str | None) -> str:
     return (
         " for your care"
         if chosen is Purpose.CARE
-        else f" for {PURPOSE_TEXTS[chosen].title.lower()}"
+        else f" for {PURPOSE_TEXTS[chosen].in_sentence}"
     )
 
 
@@ -189,7 +200,7 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
                 e.object.startswith("patient:")
                 and e.action not in _CONSENT
                 # refused emergency attempts are shown too, and FHIR reads of the record
-                and e.action not in {"break-glass:start", "record:export-fhir"}
+                and e.action not in _RECORD_LINES
             ):
                 continue  # care-team changes and failed uploads are in the operator's log
             photo = photos.get(e.object.removeprefix("photo:"))
@@ -212,7 +223,87 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
                 continue
             entries.append(
                 HistoryEntry(
-                    e.at, who, e.action, e.purpose, e.outcome, _sentence(e, photo_words, who)
+                    e.at, who, e.action, e.purpose, e.outcome, _sentence(e, photo_words, who),
+                    photo=None if e.action in _CONSENT else photo_words,
                 )
-            )
+            )  # fmt: skip
         return entries
+
+
+#: Reads that make up one "visit": opening a photo shows its preview and details too.
+_LOOKS = frozenset({"photo:view", "photo:thumbnail", "photo:describe"})
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One line of the page "Who saw my photos": a person's looks at the patient's photos on
+    one day for one purpose, folded together; any other entry is a line of its own."""
+
+    at: datetime  #: the first moment
+    last: datetime
+    who: str
+    outcome: str
+    text: str
+    #: The patient's own looks at their own photos (the page folds these away by default).
+    own: bool = False
+    emergency: bool = False
+    #: How many audited reads the line stands for.
+    count: int = 1
+
+
+def visits(entries: list[HistoryEntry]) -> list[Visit]:
+    """``access_history`` folded for reading, newest first: one line per person, day and
+    purpose for allowed looks (view, preview, details); refusals, emergencies, shares,
+    consent answers and every other entry keep a line each.
+
+        >>> [v.text for v in visits(access_history(vault, patient_id))]   # doctest: +SKIP
+        ['Dr. Lee looked at your left hand photo of 3 May 2026 for your care, 12 June 2026
+          (14:02 to 14:09, 3 reads).', ...]
+
+    Nothing is dropped: the full list stays in ``access_history`` (the API and the archive
+    give it whole), and every read is counted in its line.
+    """
+    lines: list[Visit] = []
+    groups: dict[tuple[str, str, str | None], list[HistoryEntry]] = {}
+    order: list[tuple[str, str, str | None] | HistoryEntry] = []
+    for entry in entries:
+        if entry.action in _LOOKS and entry.outcome == "allowed" and not entry.emergency:
+            key = (entry.actor, f"{entry.at:%Y-%m-%d}", entry.purpose)
+            if key not in groups:
+                groups[key] = []
+                order.append(key)
+            groups[key].append(entry)
+        else:
+            order.append(entry)
+    for item in order:
+        if isinstance(item, HistoryEntry):
+            lines.append(
+                Visit(item.at, item.at, item.actor, item.outcome, item.text,
+                      own=item.actor == "You" and item.action in _LOOKS,
+                      emergency=item.emergency)
+            )  # fmt: skip
+            continue
+        group = groups[item]
+        first, last = group[0], group[-1]
+        photos = list(dict.fromkeys(e.photo or "your photo" for e in group))
+        what = photos[0] if len(photos) == 1 else f"{len(photos)} of your photos: " + "; ".join(
+            p.removeprefix("your ") for p in photos
+        )
+        kinds = {e.action for e in group}
+        verb = _VERBS[kinds.pop()] if len(kinds) == 1 else "viewed"
+        span = (
+            f"{first.at:%H:%M}"
+            if first.at.replace(second=0, microsecond=0) == last.at.replace(second=0, microsecond=0)
+            else f"{first.at:%H:%M} to {last.at:%H:%M}"
+        )
+        reads = f", {len(group)} reads" if len(group) > 1 else ""
+        lines.append(
+            Visit(
+                first.at, last.at, first.actor, "allowed",
+                f"{first.actor} {verb} {what}{_purpose_words(first.purpose)},"
+                f" {_day(first.at)} ({span}{reads}).",
+                own=first.actor == "You", count=len(group),
+            )
+        )  # fmt: skip
+    lines.sort(key=lambda v: v.at, reverse=True)
+    return lines

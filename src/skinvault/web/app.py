@@ -39,6 +39,7 @@ from skinvault.services.maintenance import MaintenanceSchedule
 from skinvault.services.notifications import NotificationWorker
 from skinvault.web import api, api_interop, fhir, observe, pages, problems
 from skinvault.web.deps import client_address
+from skinvault.web.docs import mount_api_docs
 from skinvault.web.health import Readiness
 
 HERE = Path(__file__).parent
@@ -103,7 +104,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
             "Share skin photos without leaking more than the clinical question needs. Every"
             " read names a purpose and passes one policy decision; every access is audited."
         ),
-        docs_url="/api/docs",
+        docs_url=None,  # served by web/docs.py from the package: the CSP blocks a CDN
         redoc_url=None,
     )
     app.state.vault = vault or bootstrap(settings, create=True)
@@ -158,6 +159,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.include_router(api_interop.router)
     app.include_router(fhir.router)
     app.include_router(pages.router)
+    mount_api_docs(app)  # before /static: it mounts /static/swagger-ui
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=True)

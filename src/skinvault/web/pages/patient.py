@@ -7,7 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from skinvault.actors import Role
-from skinvault.errors import AccessDenied, SkinvaultError
+from skinvault.bootstrap import Vault
+from skinvault.errors import AccessDenied, RequestInvalid, SkinvaultError
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import (
@@ -20,6 +21,7 @@ from skinvault.services import (
     sharing,
     tracking,
 )
+from skinvault.services.accounts import SessionInfo
 from skinvault.services.preview import CHECKLIST
 from skinvault.tracking import sites as body_sites
 from skinvault.web.links import outward_url
@@ -27,6 +29,7 @@ from skinvault.web.pages.common import (
     BODY_SITES,
     check_csrf,
     error_page,
+    flash_redirect,
     form_fields,
     own_record,
     render,
@@ -148,7 +151,14 @@ def consent_receipt(purpose: Purpose, request: Request) -> Response:
     view = consents.consents_for(v, patient_id).get(purpose) if patient_id else None
     if view is None:
         return error_page(request, AccessDenied("No answer has been recorded yet."), 404)
-    return HTMLResponse(consents.receipt_html(view))
+    return render(
+        request,
+        "consent_receipt.html",
+        info=info,
+        view=view,
+        text=PURPOSE_TEXTS[purpose],
+        data=consents.receipt(view),
+    )
 
 
 @router.get("/portal/history", response_class=HTMLResponse)
@@ -159,11 +169,14 @@ def history_page(request: Request) -> Response:
         patient_id = own_record(request, info, PatientAction.READ_HISTORY)
     except AccessDenied as exc:
         return error_page(request, exc, 403)
+    entries = history.access_history(v, patient_id)
     return render(
         request,
         "history.html",
         info=info,
-        events=list(reversed(history.access_history(v, patient_id))),
+        visits=history.visits(entries),
+        events=list(reversed(entries)),
+        full=request.query_params.get("full") == "1",
     )
 
 
@@ -175,7 +188,18 @@ def sent_page(request: Request) -> Response:
         patient_id = own_record(request, info, PatientAction.READ_SENT)
     except AccessDenied as exc:
         return error_page(request, exc, 403)
-    return render(request, "sent.html", info=info, entries=sharing.sent_log(v, patient_id))
+    return render(
+        request,
+        "sent.html",
+        info=info,
+        entries=sharing.sent_log(v, patient_id),
+        by_id=_photos_by_id(v, info, patient_id),
+    )
+
+
+def _photos_by_id(v: Vault, info: SessionInfo, patient_id: str) -> dict[str, photos.StoredPhoto]:
+    """The patient's photos by id, so a list of links or requests can say which photo."""
+    return {p.id: p for p in records.list_photos(v, actor=info.actor, patient_id=patient_id)}
 
 
 @router.post("/portal/share-links/{link_id}/revoke")
@@ -210,7 +234,14 @@ async def reissue_link(link_id: str, request: Request) -> Response:
         "recipient": recipient,
         "expires_at": made.expires_at,
     }
-    return render(request, "sent.html", info=info, entries=entries, reissued=reissued)
+    return render(
+        request,
+        "sent.html",
+        info=info,
+        entries=entries,
+        reissued=reissued,
+        by_id=_photos_by_id(v, info, patient_id),
+    )
 
 
 @router.get("/portal/deletion", response_class=HTMLResponse)
@@ -221,12 +252,15 @@ def deletion_page(request: Request) -> Response:
         patient_id = own_record(request, info, PatientAction.REQUEST_DELETION)
     except AccessDenied as exc:
         return error_page(request, exc, 403)
+    mine = records.list_photos(v, actor=info.actor, patient_id=patient_id)
     return render(
         request,
         "deletion.html",
         info=info,
         requests=deletion.requests_for(v, patient_id),
-        photos=records.list_photos(v, actor=info.actor, patient_id=patient_id),
+        photos=mine,
+        by_id={p.id: p for p in mine},
+        my_sites=[code for code in body_sites.SITES if code in {p.site for p in mine}],
     )
 
 
@@ -241,13 +275,16 @@ async def file_deletion(request: Request) -> Response:
     except AccessDenied as exc:
         return error_page(request, exc, 403)
     try:
-        scope = deletion.DeletionScope(f.get("scope", "everything"))
+        if not f.get("scope"):  # never a default: "all my photos" is chosen, not assumed
+            raise RequestInvalid("choose what should be deleted: one photo, one site or all")
+        scope = deletion.DeletionScope(f["scope"])
+        ref = {"photo": f.get("photo_ref"), "series": f.get("site_ref")}.get(scope.value)
         await run_in_threadpool(
             lambda: deletion.file_request(
                 v,
                 patient_id=patient_id,
                 scope=scope,
-                scope_ref=f.get("scope_ref") or None,
+                scope_ref=ref or f.get("scope_ref") or None,
                 reason=f.get("reason", ""),
                 actor=info.actor,
             )
@@ -261,4 +298,8 @@ async def file_deletion(request: Request) -> Response:
             title="The request was not filed",
             message=str(exc),
         )
-    return RedirectResponse("/portal/deletion", status_code=303)
+    return flash_redirect(
+        "/portal/deletion",
+        info,
+        "Your request is sent. The privacy team decides it and you will read the outcome here.",
+    )
