@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     dicom_calling_aet: str = Field(default="SKINVAULT", min_length=1, max_length=16)
     #: Attempts per send before it is recorded as failed (waits 1 s, 2 s, … in between).
     dicom_send_attempts: int = Field(default=3, ge=1, le=10)
+    #: Seconds one send attempt may take (connect, association, answer) before it counts as
+    #: failed; a portal send waits at most attempts x this, plus 1 s, 2 s, ... between tries.
+    dicom_send_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     #: The mail relay notification e-mails go through; empty: no e-mail is ever sent (the
     #: portal's notification list still works). See docs/notifications.md.
     smtp_host: str = ""

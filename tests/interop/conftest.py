@@ -1,17 +1,16 @@
 """Real outside checkers for interop tests: dciodvfy, a real Orthanc, and the FHIR validators.
 
 Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``) is started once per session
-on free loopback ports, in a temp dir with its own configuration, and stopped
-by its PID. The npm validators live in .cache/npm (installed by scripts/test).
+on free loopback ports (tests/ports.py: a port taken before Orthanc binds it is
+retried), in a temp dir with its own configuration, and stopped by its PID.
+The npm validators live in .cache/npm (installed by scripts/test).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,11 @@ import httpx2 as httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.ports import free_port, serve_on_free_port
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 NPM_DIR = ROOT / ".cache" / "npm"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -44,13 +38,7 @@ class OrthancServer:
         return httpx.Client(base_url=self.http, timeout=30)
 
 
-@pytest.fixture(scope="session")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
-    if not Path(ORTHANC).exists():
-        pytest.fail("Orthanc is not installed: run scripts/test (it installs Debian orthanc)")
-    home = tmp_path_factory.mktemp("orthanc")
-    http_port, dicom_port = _free_port(), _free_port()
-    plugins = [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else []
+def _orthanc_config(home: Path, http_port: int, dicom_port: int, plugins: list[str]) -> Path:
     config = {
         "Name": "skinvault-test",
         "StorageDirectory": str(home / "db"),
@@ -66,29 +54,48 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         "StableAge": 1,
     }
-    (home / "orthanc.json").write_text(json.dumps(config))
-    log = (home / "orthanc.log").open("wb")
-    server = subprocess.Popen(
-        [ORTHANC, str(home / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT, cwd=home
-    )
-    base = f"http://127.0.0.1:{http_port}"
+    path = home / f"orthanc-{http_port}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _orthanc_answers(http_port: int) -> bool:
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(
-                    f"Orthanc exited at start-up ({server.returncode}):"
-                    f" {(home / 'orthanc.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(base + "/system", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("Orthanc did not answer within 60 s")
-            time.sleep(0.2)
-        yield OrthancServer(base, "127.0.0.1", dicom_port, "ORTHANC", bool(plugins))
+        return httpx.get(f"http://127.0.0.1:{http_port}/system", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """A real Orthanc on free loopback ports (tests/ports.py retries a port taken meanwhile)."""
+    if not Path(ORTHANC).exists():
+        pytest.fail("Orthanc is not installed: run scripts/test (it installs Debian orthanc)")
+    home = tmp_path_factory.mktemp("orthanc")
+    plugins = [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else []
+    dicom_ports: dict[int, int] = {}
+
+    def argv(http_port: int) -> list[str]:
+        # A taken DICOM port makes Orthanc exit at start-up too, so both are chosen per try.
+        dicom_ports[http_port] = free_port()
+        return [ORTHANC, str(_orthanc_config(home, http_port, dicom_ports[http_port], plugins))]
+
+    log = (home / "orthanc.log").open("wb")
+    try:
+        server, http_port = serve_on_free_port(
+            argv, ready=_orthanc_answers, timeout=60, stdout=log, stderr=subprocess.STDOUT, cwd=home
+        )
+    except RuntimeError as exc:
+        log.close()
+        pytest.fail(f"Orthanc did not start: {exc}: {(home / 'orthanc.log').read_text()[-2000:]}")
+    try:
+        yield OrthancServer(
+            f"http://127.0.0.1:{http_port}",
+            "127.0.0.1",
+            dicom_ports[http_port],
+            "ORTHANC",
+            bool(plugins),
+        )
     finally:
         server.terminate()
         try:

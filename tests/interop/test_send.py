@@ -21,7 +21,8 @@ from skinvault.services.photos import read_photo, store_photo
 from skinvault.web.app import create_app
 from tests import factories
 from tests.integration.conftest import database_url  # noqa: F401
-from tests.interop.conftest import OrthancServer, _free_port
+from tests.interop.conftest import OrthancServer
+from tests.ports import free_port
 
 OPERATOR = Actor.system("test")
 
@@ -32,7 +33,7 @@ def app_world(
     tmp_path: Path,
     orthanc: OrthancServer,
 ) -> Iterator[dict[str, Any]]:
-    closed = _free_port()  # nothing listens here
+    closed = free_port()  # nothing listens here
     settings = load_settings(
         data_dir=tmp_path / "data",
         database_url=database_url,

@@ -40,6 +40,7 @@ class Action(StrEnum):
     PHOTO_MEASURE = "photo:measure"  # the depigmented share measured and stored (tracking)
     PHOTO_ANNOTATE = "photo:annotate"  # capture date / details / site corrected (tracking)
     MEASUREMENT_VIEW = "measurement:view"  # a photo's measurement shown (same decision as view)
+    MEASUREMENT_EXPORT_FHIR = "measurement:export-fhir"  # measurements read as FHIR Observations
     AUTH_LOGIN = "auth:login"
     AUTH_LOGOUT = "auth:logout"
     AUTH_LOCKOUT = "auth:lockout"

@@ -131,6 +131,9 @@ class Photo(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     #: SHA-256 of the file as the person chose it (before scrubbing); None before 0013.
     original_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: 64-bit perceptual hash (photos/phash.py) as 16 hex digits, for the resend guard;
+    #: None for photos stored before 0012.
+    phash: Mapped[str | None] = mapped_column(String(16))
     blob_key: Mapped[str] = mapped_column(String(200), unique=True)
     #: None once shredded: the blob can never be decrypted again.
     wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -448,6 +451,36 @@ class MailOutbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(400))
+
+
+class UploadDraft(Base):
+    """A previewed upload kept for a few minutes so the save needs no second upload (0012).
+
+    The scrubbed photo and its display image are sealed like a photo (their own data
+    keys, bound to the draft id); deleting the row shreds both.
+    """
+
+    __tablename__ = "upload_drafts"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    photo_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    display_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    kek_id: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(10))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    display_width: Mapped[int] = mapped_column(Integer)
+    display_height: Mapped[int] = mapped_column(Integer)
+    clues_json: Mapped[str] = mapped_column(Text)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    scrubbed_sha256: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[str] = mapped_column(String(16))
+    #: the capture date read before scrubbing removed it
+    taken_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Job(Base):

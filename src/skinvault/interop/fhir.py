@@ -30,6 +30,17 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 LOCAL_SCOPE = "urn:skinvault:consent-scope"
 LOCAL_ACTION = "urn:skinvault:audit-action"
+#: No LOINC or SNOMED CT concept names "share of the visible skin that is depigmented",
+#: so the measurements have local codes (docs/interop.md lists them).
+LOCAL_MEASUREMENT = "urn:skinvault:measurement"
+LOCAL_METHOD = "urn:skinvault:measurement-method"
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+#: measurement kind (tracking's Measurement.kind) -> display of its local code
+MEASUREMENT_CODES = {
+    "depigmented-share": "Depigmented share of the visible skin in the photographed region",
+    "skin-share": "Share of the photographed region that is skin",
+}
 
 Json = dict[str, Any]
 
@@ -235,6 +246,73 @@ def consent(facts: ConsentFacts) -> Json:
 
 
 @dataclass(frozen=True)
+class ObservationFacts:
+    measurement_id: str
+    photo_id: str
+    patient_id: str | None  # None when de-identified
+    site: str | None
+    site_label: str | None
+    effective: date | datetime | None  # when the photo was taken (None when de-identified)
+    issued: datetime | None  # when it was measured (None when de-identified)
+    kind: str  # depigmented-share | skin-share
+    value: float
+    method: str
+    version: str
+    notes: tuple[str, ...] = ()
+    colour_reference: str | None = None  # "own-skin" or the reference card found
+
+
+def observation(facts: ObservationFacts) -> Json:
+    """One stored measurement of a photo as an R4 Observation (a measurement aid)."""
+    resource: Json = {
+        "resourceType": "Observation",
+        "id": facts.measurement_id,
+        "status": "final",
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "imaging", "display": "Imaging"}]}
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": LOCAL_MEASUREMENT,
+                    "code": facts.kind,
+                    "display": MEASUREMENT_CODES.get(facts.kind, facts.kind),
+                }
+            ],
+            "text": MEASUREMENT_CODES.get(facts.kind, facts.kind),
+        },
+    }
+    if facts.patient_id:
+        resource["subject"] = {"reference": f"Patient/{facts.patient_id}"}
+    if isinstance(facts.effective, datetime):
+        resource["effectiveDateTime"] = instant(facts.effective)
+    elif isinstance(facts.effective, date):
+        resource["effectiveDateTime"] = facts.effective.isoformat()
+    if facts.issued is not None:
+        resource["issued"] = instant(facts.issued)
+    resource["valueQuantity"] = {
+        "value": round(float(facts.value), 2),
+        "unit": "%",
+        "system": UCUM,
+        "code": "%",
+    }
+    notes = ["A measurement aid, not a diagnosis.", *facts.notes]
+    resource["note"] = [{"text": n} for n in notes if n]
+    site = body_site(facts.site, facts.site_label)
+    if site is not None:
+        resource["bodySite"] = site
+    method_text = f"{facts.method} version {facts.version}"
+    if facts.colour_reference:
+        method_text += f"; colour reference: {facts.colour_reference}"
+    resource["method"] = {
+        "coding": [{"system": LOCAL_METHOD, "code": facts.method, "version": facts.version}],
+        "text": method_text,
+    }
+    resource["derivedFrom"] = [{"reference": f"Media/{facts.photo_id}"}]
+    return resource
+
+
+@dataclass(frozen=True)
 class EventFacts:
     seq: int
     at: datetime
@@ -313,6 +391,7 @@ SEARCHES = {
     "Media": ["patient", "_count", "_offset"],
     "Consent": ["patient", "_count", "_offset"],
     "AuditEvent": ["patient", "_count", "_offset"],
+    "Observation": ["patient", "_count", "_offset"],
 }
 
 
@@ -347,9 +426,10 @@ def capability_statement(base: str, now: datetime) -> Json:
             {
                 "mode": "server",
                 "documentation": (
-                    "Bearer tokens from /api/v1/auth/token. Reading photo bytes (Binary) and"
-                    " Media needs a purpose of use: ?purpose=care|teaching|research|publication|"
-                    "ai-training, or the HL7 v3-ActReason code in the X-Purpose-Of-Use header."
+                    "Bearer tokens from /api/v1/auth/token. Reading photo bytes (Binary),"
+                    " Media and Observation needs a purpose of use:"
+                    " ?purpose=care|teaching|research|publication|ai-training, or the HL7"
+                    " v3-ActReason code in the X-Purpose-Of-Use header."
                 ),
                 "security": {
                     "service": [
@@ -367,8 +447,9 @@ def capability_statement(base: str, now: datetime) -> Json:
                     res("Patient", ["read"]),
                     res("Media", ["read", "search-type", "create"]),
                     res("Binary", ["read"]),
-                    res("Consent", ["search-type"]),
-                    res("AuditEvent", ["search-type"]),
+                    res("Consent", ["read", "search-type"]),
+                    res("AuditEvent", ["read", "search-type"]),
+                    res("Observation", ["read", "search-type"]),
                 ],
             }
         ],

@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from skinvault.errors import ConfigError, DestinationUnavailable
 
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 10.0  # per attempt; the setting dicom_send_timeout_seconds overrides it
 
 
 class DicomSender(Protocol):
@@ -41,6 +41,7 @@ class CStoreSender:
     port: int
     called_aet: str
     calling_aet: str = "SKINVAULT"
+    timeout: float = TIMEOUT_SECONDS
 
     def send(self, part10: bytes) -> str:
         from pynetdicom import AE  # noqa: PLC0415 — only needed when sending
@@ -50,12 +51,12 @@ class CStoreSender:
         except InvalidDicomError as exc:
             raise DestinationUnavailable(f"not a DICOM file: {exc}") from exc
         ae = AE(ae_title=self.calling_aet)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT_SECONDS
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
         ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
         where = f"{self.called_aet}@{self.host}:{self.port}"
         # Probe first: pynetdicom 3 leaks its socket when a connection is refused.
         try:
-            socket.create_connection((self.host, self.port), timeout=TIMEOUT_SECONDS).close()
+            socket.create_connection((self.host, self.port), timeout=self.timeout).close()
         except OSError as exc:
             raise DestinationUnavailable(f"C-STORE to {where}: no association ({exc})") from exc
         assoc = ae.associate(self.host, self.port, ae_title=self.called_aet)
@@ -76,6 +77,7 @@ class CStoreSender:
 @dataclass(frozen=True)
 class StowRsSender:
     base_url: str  # the DICOMweb root, e.g. https://pacs.example/dicom-web
+    timeout: float = TIMEOUT_SECONDS
 
     def send(self, part10: bytes) -> str:
         boundary = "skinvault-stow-boundary"
@@ -95,7 +97,7 @@ class StowRsSender:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
                 status = answer.status
         except urllib.error.HTTPError as exc:
             raise DestinationUnavailable(f"STOW-RS to {url}: refused with HTTP {exc.code}") from exc
@@ -106,13 +108,15 @@ class StowRsSender:
         return f"STOW-RS to {url}: HTTP {status}"
 
 
-def sender_for(url: str, *, calling_aet: str = "SKINVAULT") -> DicomSender:
+def sender_for(
+    url: str, *, calling_aet: str = "SKINVAULT", timeout: float = TIMEOUT_SECONDS
+) -> DicomSender:
     """The sender a destination URL names; :class:`ConfigError` for one we cannot use."""
     parts = urlsplit(url)
     if parts.scheme == "dicom":
         if not parts.username or not parts.hostname or not parts.port:
             raise ConfigError(f"a C-STORE destination is dicom://AET@host:port, not {url!r}")
-        return CStoreSender(parts.hostname, parts.port, parts.username, calling_aet)
+        return CStoreSender(parts.hostname, parts.port, parts.username, calling_aet, timeout)
     if parts.scheme in ("http", "https") and parts.hostname:
-        return StowRsSender(url)
+        return StowRsSender(url, timeout)
     raise ConfigError(f"a DICOM destination is dicom://AET@host:port or https://…, not {url!r}")

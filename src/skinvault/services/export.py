@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,15 @@ from skinvault.actors import Actor
 from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
-from skinvault.db.models import AuditEvent, BodySite, CareRelationship, Patient, Photo
+from skinvault.db.models import (
+    AuditEvent,
+    BodySite,
+    CareRelationship,
+    Consent,
+    Measurement,
+    Patient,
+    Photo,
+)
 from skinvault.errors import (
     AccessDenied,
     DestinationUnavailable,
@@ -100,7 +109,18 @@ class DicomExport:
     part10: dicom.Part10
 
 
-def export_photo(
+@dataclass(frozen=True)
+class PhotoGrant:
+    """An export decided and audited, not yet decrypted (see :func:`open_export`)."""
+
+    record: PhotoRecord
+    blob_key: str
+    wrapped: bytes
+    sha256: str
+    purpose: str
+
+
+def grant_export(
     vault: Vault,
     *,
     photo_id: str,
@@ -109,8 +129,8 @@ def export_photo(
     action: Action,
     break_glass_reason: str | None = None,
     detail: str = "",
-) -> ExportedPhoto:
-    """Decide (as an export), audit, then decrypt one photo; a refusal is audited first."""
+) -> PhotoGrant:
+    """Decide (as an export) and audit one photo; a refusal is audited, then raised."""
     obj = f"photo:{photo_id}"
     denied: AccessDenied | None = None
     try:
@@ -167,15 +187,53 @@ def export_photo(
                 blob_key, wrapped, sha256 = photo.blob_key, photo.wrapped_dek, photo.content_sha256
         if denied is not None:
             raise denied
-        assert wrapped is not None
-        data = _decrypt(
-            vault, object_id=photo_id, kind=PHOTO, blob_key=blob_key, wrapped=wrapped, sha256=sha256
-        )
     except SkinvaultError as exc:
         if exc is not denied:
             _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
         raise
-    return ExportedPhoto(meta, data)
+    assert wrapped is not None
+    return PhotoGrant(meta, blob_key, wrapped, sha256, chosen.value)
+
+
+def open_export(vault: Vault, grant: PhotoGrant, *, actor: Actor, action: Action) -> ExportedPhoto:
+    """Decrypt a granted export (the audit event of the grant has committed already)."""
+    photo_id = grant.record.photo_id
+    try:
+        data = _decrypt(
+            vault,
+            object_id=photo_id,
+            kind=PHOTO,
+            blob_key=grant.blob_key,
+            wrapped=grant.wrapped,
+            sha256=grant.sha256,
+        )
+    except SkinvaultError as exc:
+        _audit_failure(vault, actor, action, f"photo:{photo_id}", str(exc), purpose=grant.purpose)
+        raise
+    return ExportedPhoto(grant.record, data)
+
+
+def export_photo(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    action: Action,
+    break_glass_reason: str | None = None,
+    detail: str = "",
+) -> ExportedPhoto:
+    """Decide (as an export), audit, then decrypt one photo; a refusal is audited first."""
+    grant = grant_export(
+        vault,
+        photo_id=photo_id,
+        actor=actor,
+        purpose=purpose,
+        action=action,
+        break_glass_reason=break_glass_reason,
+        detail=detail,
+    )
+    return open_export(vault, grant, actor=actor, action=action)
 
 
 def dicom_of(exported: ExportedPhoto, *, issuer: str) -> dicom.Part10:
@@ -237,12 +295,15 @@ class RecordExport:
     photos: list[ExportedPhoto] | None  # None: the caller may not list photos
     consents: list[consent_service.ConsentView] | None  # None: may not read consents
     events: list[AuditEvent] | None  # None: may not read the access history
+    measurements: list[MeasurementRecord] | None = None  # None: not asked for or refused
+    photo_total: int = 0  # photos granted; ``photos`` holds those of the asked window
 
 
 _PARTS = {
     "photos": PatientAction.LIST_PHOTOS,
     "consents": PatientAction.MANAGE_CONSENT,
     "events": PatientAction.READ_HISTORY,
+    "measurements": PatientAction.LIST_PHOTOS,
 }
 
 
@@ -255,12 +316,15 @@ def export_record(
     required: frozenset[str] = frozenset(),
     purpose: Purpose | str = Purpose.CARE,
     load_photos: bool = True,
+    window: tuple[int, int] | None = None,
 ) -> RecordExport:
     """The parts of a record ``actor`` may see; a refused *required* part raises AccessDenied.
 
-    Each part is one record-level decision (:func:`decide_patient`); photos are
-    then each decided as an export for ``purpose`` and left out when refused.
-    One ``record:export-fhir`` event records what was read (or refused).
+    Each part is one record-level decision (:func:`decide_patient`); photos (and
+    their measurements) are then each decided as an export for ``purpose`` and left
+    out when refused. One ``record:export-fhir`` event records what was read (or
+    refused). With ``window=(offset, count)`` every photo is decided (for the
+    total) but only that page is decrypted.
     """
     obj = f"patient:{patient_id}"
     chosen = _parse_purpose(purpose)
@@ -313,18 +377,18 @@ def export_record(
                     .order_by(Photo.uploaded_at)
                 )
             )
-            if "photos" in allowed
+            if allowed & {"photos", "measurements"}
             else []
         )
     if outcome is Outcome.DENIED:
         raise AccessDenied((must or refusals)[0][1])
     photos: list[ExportedPhoto] | None = None
+    grants: list[PhotoGrant] = []
     if "photos" in allowed and load_photos:
-        photos = []
         for pid in photo_ids:
             try:
-                photos.append(
-                    export_photo(
+                grants.append(
+                    grant_export(
                         vault,
                         photo_id=pid,
                         actor=actor,
@@ -335,9 +399,193 @@ def export_record(
                 )
             except AccessDenied:
                 continue  # audited; this one is not for this caller
+        start, count = window if window is not None else (0, len(grants))
+        action = Action.PHOTO_EXPORT_FHIR
+        photos = [open_export(vault, g, actor=actor, action=action) for g in grants[start:][:count]]
+    measurements = (
+        export_measurements(vault, actor=actor, purpose=chosen, photo_ids=photo_ids)
+        if "measurements" in allowed
+        else None
+    )
     consents = consent_service.consent_history(vault, patient_id) if "consents" in allowed else None
     events = _events(vault, patient_id) if "events" in allowed else None
-    return RecordExport(patient_id, name, photos, consents, events)
+    return RecordExport(
+        patient_id, name, photos, consents, events, measurements, photo_total=len(grants)
+    )
+
+
+# -- measurements (FHIR Observation) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasurementRecord:
+    """What an export may say about one stored measurement (de-identified: no patient, dates)."""
+
+    measurement_id: str
+    photo_id: str
+    patient_id: str | None
+    site: str | None
+    site_label: str | None
+    taken: date | datetime | None
+    measured_at: datetime | None
+    kind: str
+    value: float
+    method: str
+    version: str
+    notes: tuple[str, ...]
+    colour_reference: str | None
+
+
+def export_measurements(
+    vault: Vault,
+    *,
+    actor: Actor,
+    purpose: Purpose | str,
+    photo_ids: list[str],
+    measurement_id: str | None = None,
+    strict: bool = False,
+) -> list[MeasurementRecord]:
+    """The stored measurements of ``photo_ids`` the caller may export, oldest first.
+
+    Each photo that has measurements is decided exactly as exporting the photo
+    (:attr:`Access.EXPORT` for ``purpose``) and audited as
+    ``measurement:export-fhir``; no image byte is decrypted. A refused photo is
+    left out, or with ``strict`` raises :class:`AccessDenied` (after the audit).
+    """
+    chosen = _parse_purpose(purpose)
+    found: list[MeasurementRecord] = []
+    denied: AccessDenied | None = None
+    with vault.sessions.begin() as session:
+        for pid in photo_ids:
+            photo = session.get(Photo, pid)
+            if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
+                continue  # deleted or shredded: its measurements go with it
+            query = select(Measurement).where(Measurement.photo_id == pid)
+            if measurement_id is not None:
+                query = query.where(Measurement.id == measurement_id)
+            rows = list(session.scalars(query.order_by(Measurement.measured_at, Measurement.id)))
+            if not rows:
+                continue
+            decision = _decision(
+                session,
+                vault,
+                photo,
+                actor=actor,
+                access=Access.EXPORT,
+                purpose=chosen,
+                break_glass_reason=None,
+            )
+            record(
+                session,
+                clock=vault.clock,
+                actor=actor.audit_name,
+                action=Action.MEASUREMENT_EXPORT_FHIR,
+                object=f"photo:{pid}",
+                outcome=Outcome.ALLOWED if decision.allowed else Outcome.DENIED,
+                purpose=chosen.value,
+                reason=f"{_audit_reason(decision)} (FHIR Observation)",
+            )
+            if not decision.allowed:
+                if strict:
+                    denied = AccessDenied(decision.reason)
+                    break
+                continue
+            hidden = Obligation.DEIDENTIFIED in decision.obligations
+            site = session.get(BodySite, photo.site_id) if photo.site_id else None
+            for m in rows:
+                extra = json.loads(m.details_json or "{}")
+                notes = extra.get("notes") if isinstance(extra, dict) else None
+                colour = extra.get("colour_reference") if isinstance(extra, dict) else None
+                found.append(
+                    MeasurementRecord(
+                        measurement_id=m.id,
+                        photo_id=pid,
+                        patient_id=None if hidden else photo.patient_id,
+                        site=site.code if site else None,
+                        site_label=site.label if site else None,
+                        taken=None if hidden else (photo.taken_on or photo.uploaded_at),
+                        measured_at=None if hidden else m.measured_at,
+                        kind=m.kind,
+                        value=m.value,
+                        method=m.method,
+                        version=m.version,
+                        notes=tuple(str(n) for n in notes) if isinstance(notes, list) else (),
+                        colour_reference=str(colour) if colour else None,
+                    )
+                )
+    if denied is not None:
+        raise denied
+    return found
+
+
+def export_measurement(
+    vault: Vault, *, actor: Actor, measurement_id: str, purpose: Purpose | str
+) -> MeasurementRecord:
+    """One stored measurement (``Observation/{id}``), decided and audited like its photo."""
+    with vault.reading() as session:
+        row = session.get(Measurement, measurement_id)
+        photo_id = row.photo_id if row is not None else None
+    if photo_id is None:
+        raise NotFound(f"there is no measurement {measurement_id}")
+    got = export_measurements(
+        vault,
+        actor=actor,
+        purpose=purpose,
+        photo_ids=[photo_id],
+        measurement_id=measurement_id,
+        strict=True,
+    )
+    if not got:
+        raise NotFound(f"there is no measurement {measurement_id}")
+    return got[0]
+
+
+def fhir_observation(m: MeasurementRecord) -> fhir.Json:
+    return fhir.observation(
+        fhir.ObservationFacts(
+            measurement_id=m.measurement_id,
+            photo_id=m.photo_id,
+            patient_id=m.patient_id,
+            site=m.site,
+            site_label=m.site_label,
+            effective=m.taken,
+            issued=m.measured_at,
+            kind=m.kind,
+            value=m.value,
+            method=m.method,
+            version=m.version,
+            notes=m.notes,
+            colour_reference=m.colour_reference,
+        )
+    )
+
+
+# -- read by id (Consent/{id}, AuditEvent/{id}) ------------------------------------------------
+
+
+def patient_of_consent(vault: Vault, consent_id: str) -> str:
+    with vault.reading() as session:
+        row = session.get(Consent, consent_id)
+        if row is None:
+            raise NotFound(f"there is no consent {consent_id}")
+        return row.patient_id
+
+
+def patient_of_event(vault: Vault, seq: str) -> str:
+    """The patient whose history holds audit event ``seq`` (events about no patient: 404)."""
+    if not seq.isdigit():
+        raise NotFound(f"there is no audit event {seq}")
+    with vault.reading() as session:
+        event = session.get(AuditEvent, int(seq))
+        if event is None:
+            raise NotFound(f"there is no audit event {seq}")
+        kind, _, ref = event.object.partition(":")
+        if kind == "patient" and session.get(Patient, ref) is not None:
+            return ref
+        photo = session.get(Photo, ref) if kind == "photo" else None
+        if photo is None:
+            raise NotFound(f"audit event {seq} is not in a patient's history")
+        return photo.patient_id
 
 
 def _events(vault: Vault, patient_id: str) -> list[AuditEvent]:
@@ -419,9 +667,11 @@ def fhir_consents(views: list[consent_service.ConsentView]) -> list[fhir.Json]:
 
 
 def fhir_everything(got: RecordExport, *, base: str) -> fhir.Json:
-    """Patient/$everything: the Patient and every Media, Consent and AuditEvent ``got`` holds."""
+    """Patient/$everything: the Patient and every Media, Observation, Consent and AuditEvent
+    ``got`` holds."""
     resources = [fhir.patient(got.patient_id, got.patient_name)]
     resources += [fhir_media(p) for p in got.photos or []]
+    resources += [fhir_observation(m) for m in got.measurements or []]
     resources += fhir_consents(got.consents) if got.consents is not None else []
     resources += [fhir_event(e) for e in got.events or []]
     return fhir.bundle(resources, base=base)
@@ -456,7 +706,9 @@ def send_photo(
 ) -> SendResult:
     """Export the photo as DICOM (decided and audited as ``photo:send``) and deliver it.
 
-    Each failed attempt is retried (``dicom_send_attempts``, waiting 1 s, 2 s, …);
+    Each failed attempt (``dicom_send_timeout_seconds`` at most) is retried
+    (``dicom_send_attempts``, waiting 1 s, 2 s, …), in the caller's request: there is
+    no job queue to hand a send to yet;
     the outcome is audited: ``done`` with the destination's answer, or ``failed``
     with the last error, which is raised as :class:`DestinationUnavailable`.
     """
@@ -464,7 +716,10 @@ def send_photo(
     if url is None:
         known = ", ".join(destinations(vault)) or "none is configured"
         raise NotFound(f"there is no DICOM destination {destination!r} ({known})")
-    make = sender_factory or (lambda u, aet: senders.sender_for(u, calling_aet=aet))
+    timeout = vault.settings.dicom_send_timeout_seconds
+    make = sender_factory or (
+        lambda u, aet: senders.sender_for(u, calling_aet=aet, timeout=timeout)
+    )
     sender = make(url, vault.settings.dicom_calling_aet)
     got = export_dicom(
         vault,

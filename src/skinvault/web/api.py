@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from skinvault.actors import Actor
@@ -20,6 +21,7 @@ from skinvault.photos.findings import Finding
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
 from skinvault.services import accounts, consents, deletion, history, photos, records, sharing
+from skinvault.services.thumbnails import PreviewPending, read_preview
 from skinvault.web.deps import PENDING_MESSAGE, client_address, scoped, vault_of
 from skinvault.web.links import outward_url
 from skinvault.web.uploads import read_form
@@ -287,12 +289,27 @@ def photo_content(
 @router.get(
     "/photos/{photo_id}/thumbnail",
     response_class=Response,
-    responses={**PROBLEM_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "Preview"}},
+    responses={
+        **PROBLEM_RESPONSES,
+        200: {"content": {"image/jpeg": {}}, "description": "Preview"},
+        202: {"description": "Allowed, but the preview is still being prepared: ask again"
+                             " after Retry-After seconds (JSON: status)"},
+    },
 )
 def photo_thumbnail(
     photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> Response:
-    got = photos.read_thumbnail(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
+    """The JPEG preview; made by a background job after the upload (202 until then)."""
+    got = read_preview(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
+    if isinstance(got, PreviewPending):
+        if got.state == "failed":
+            raise NotFound(f"no preview could be made of photo {photo_id} (its pixels could"
+                           " not be decoded); the photo itself can still be read")
+        return JSONResponse(
+            {"status": "being prepared", "photo_id": photo_id, "retry_after": 2},
+            status_code=202,
+            headers={"Retry-After": "2", "Cache-Control": "no-store"},
+        )
     return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
 
 

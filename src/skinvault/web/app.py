@@ -33,8 +33,9 @@ from skinvault.config import Settings
 from skinvault.db.engine import is_busy
 from skinvault.db.models import AuditEvent, MailOutbox
 from skinvault.errors import Busy, SkinvaultError
-from skinvault.services import privacy, sharing
+from skinvault.services import jobs, privacy, sharing
 from skinvault.services.checkpoints import CheckpointSchedule
+from skinvault.services.job_kinds import PERIODIC
 from skinvault.services.maintenance import MaintenanceSchedule
 from skinvault.services.notifications import NotificationWorker
 from skinvault.web import api, api_interop, fhir, observe, pages, problems
@@ -68,10 +69,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     upkeep.start()
     notices = NotificationWorker(app.state.vault)  # e-mail and sweeps: never in a request
     notices.start()
+    workers = jobs.Workers(app.state.vault, periodic=PERIODIC)  # job_threads (0: none)
+    workers.start()
     try:
         yield
     finally:
         app.state.metrics.stop()
+        await run_in_threadpool(workers.stop)
         await run_in_threadpool(upkeep.stop)
         await run_in_threadpool(notices.stop)
         await run_in_threadpool(schedule.stop)
@@ -193,9 +197,17 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
                 .select_from(MailOutbox)
                 .where(MailOutbox.sent_at.is_(None), MailOutbox.failed_at.is_(None))
             )
+        queue = jobs.status(app.state.vault, dead_limit=0)
         gauges = {
             "skinvault_audit_events_total": ("Events appended to the audit log.", audit_events),
             "skinvault_mail_outbox_waiting": ("E-mails waiting to be sent.", mail_waiting or 0),
+            **{
+                f"skinvault_jobs_{state}": (f"Background jobs {state}.", n)
+                for state, n in queue.counts.items()
+            },
+            "skinvault_jobs_oldest_waiting_seconds": (
+                "How long the oldest due job has waited.", queue.oldest_waiting_seconds,
+            ),
         }
         text = observe.render(app.state.metrics.gathered(), gauges)
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -126,20 +126,26 @@ def purpose_of(request: Request, purpose: str | None) -> Purpose:
 
 
 def _page(
-    request: Request, resources: list[dict[str, Any]], count: int, offset: int
+    request: Request,
+    resources: list[dict[str, Any]],
+    count: int,
+    offset: int,
+    *,
+    total: int | None = None,
 ) -> dict[str, Any]:
+    """A searchset page: ``resources`` is every match, or (with ``total``) only this page."""
+    if total is None:
+        total, resources = len(resources), resources[offset : offset + count]
     base = base_url(request)
     url = request.url
     here = str(url.include_query_params(_count=count, _offset=offset))
     links = [("self", here)]
-    if offset + count < len(resources):
+    if offset + count < total:
         links.append(("next", str(url.include_query_params(_count=count, _offset=offset + count))))
     if offset > 0:
         previous = max(0, offset - count)
         links.append(("previous", str(url.include_query_params(_count=count, _offset=previous))))
-    return fhir.bundle(
-        resources[offset : offset + count], base=base, total=len(resources), links=links
-    )
+    return fhir.bundle(resources, base=base, total=total, links=links)
 
 
 # -- routes ---------------------------------------------------------------------------
@@ -167,7 +173,8 @@ def everything(
     request: Request,
     purpose: str | None = None,
 ) -> FhirResponse:
-    """Every resource of the patient the caller may see: Patient, Media, Consent, AuditEvent."""
+    """Every resource of the patient the caller may see: Patient, Media, Observation, Consent,
+    AuditEvent."""
     chosen = purpose_of(request, purpose or "care")
     got = export.export_record(
         vault_of(request), actor=actor, patient_id=patient_id, purpose=chosen
@@ -200,6 +207,8 @@ def search_media(
     count: Count = 20,
     offset: Offset = 0,
 ) -> FhirResponse:
+    """Every photo is decided (and audited) for the total; only the page is decrypted (for
+    the SHA-1 ``content.hash``)."""
     patient_id = patient.removeprefix("Patient/")
     got = export.export_record(
         vault_of(request),
@@ -208,10 +217,46 @@ def search_media(
         parts=frozenset({"photos"}),
         required=frozenset({"photos"}),
         purpose=purpose_of(request, purpose or "care"),
+        window=(offset, count),
     )
-    return FhirResponse(
-        _page(request, [export.fhir_media(p) for p in got.photos or []], count, offset)
+    page = [export.fhir_media(p) for p in got.photos or []]
+    return FhirResponse(_page(request, page, count, offset, total=got.photo_total))
+
+
+@router.get("/Observation/{measurement_id}", response_class=FhirResponse)
+def read_observation(
+    measurement_id: str, actor: ReadPhotos, request: Request, purpose: str | None = None
+) -> FhirResponse:
+    """A stored measurement of a photo, decided and audited like exporting the photo."""
+    got = export.export_measurement(
+        vault_of(request),
+        actor=actor,
+        measurement_id=measurement_id,
+        purpose=purpose_of(request, purpose),
     )
+    return FhirResponse(export.fhir_observation(got))
+
+
+@router.get("/Observation", response_class=FhirResponse)
+def search_observation(
+    *,
+    actor: ReadPhotos,
+    request: Request,
+    patient: str,
+    purpose: str | None = None,
+    count: Count = 20,
+    offset: Offset = 0,
+) -> FhirResponse:
+    got = export.export_record(
+        vault_of(request),
+        actor=actor,
+        patient_id=patient.removeprefix("Patient/"),
+        parts=frozenset({"measurements"}),
+        required=frozenset({"measurements"}),
+        purpose=purpose_of(request, purpose or "care"),
+    )
+    found = [export.fhir_observation(m) for m in got.measurements or []]
+    return FhirResponse(_page(request, found, count, offset))
 
 
 @router.get("/Binary/{photo_id}")
@@ -246,6 +291,40 @@ def search_consent(
         required=frozenset({"consents"}),
     )
     return FhirResponse(_page(request, export.fhir_consents(got.consents or []), count, offset))
+
+
+@router.get("/Consent/{consent_id}", response_class=FhirResponse)
+def read_consent(consent_id: str, actor: Consents, request: Request) -> FhirResponse:
+    """One recorded consent answer: the same decision and audit as the Consent search."""
+    vault = vault_of(request)
+    got = export.export_record(
+        vault,
+        actor=actor,
+        patient_id=export.patient_of_consent(vault, consent_id),
+        parts=frozenset({"consents"}),
+        required=frozenset({"consents"}),
+    )
+    for resource in export.fhir_consents(got.consents or []):
+        if resource["id"] == consent_id:
+            return FhirResponse(resource)
+    raise NotFound(f"there is no consent {consent_id}")
+
+
+@router.get("/AuditEvent/{event_id}", response_class=FhirResponse)
+def read_audit_event(event_id: str, actor: History, request: Request) -> FhirResponse:
+    """One event of a patient's access history: the same decision and audit as the search."""
+    vault = vault_of(request)
+    got = export.export_record(
+        vault,
+        actor=actor,
+        patient_id=export.patient_of_event(vault, event_id),
+        parts=frozenset({"events"}),
+        required=frozenset({"events"}),
+    )
+    for event in got.events or []:
+        if str(event.seq) == event_id:
+            return FhirResponse(export.fhir_event(event))
+    raise NotFound(f"there is no audit event {event_id}")
 
 
 @router.get("/AuditEvent", response_class=FhirResponse)

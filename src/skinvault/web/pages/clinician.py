@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from skinvault.actors import Role
 from skinvault.errors import AccessDenied, NotFound, SkinvaultError
+from skinvault.photos.thumbnail import placeholder
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
 from skinvault.services import (
     capture,
@@ -20,6 +21,7 @@ from skinvault.services import (
     records,
     sharing,
 )
+from skinvault.services.thumbnails import PreviewPending, read_preview
 from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (
     BODY_SITES,
@@ -165,9 +167,10 @@ def photo_image(photo_id: str, request: Request, purpose: str = "care") -> Respo
 @router.get("/portal/photos/{photo_id}/thumbnail")
 def photo_thumb(photo_id: str, request: Request, purpose: str = "care") -> Response:
     info = signed_in(request)
-    got = photos.read_thumbnail(
-        vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose
-    )
+    got = read_preview(vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose)
+    if isinstance(got, PreviewPending):  # made by a job after the upload: say so, no error
+        return Response(placeholder(got.state), media_type="image/svg+xml",
+                        headers={"Cache-Control": "no-store", "X-Preview": got.state})  # fmt: skip
     return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
 
 
