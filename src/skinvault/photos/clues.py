@@ -73,11 +73,20 @@ class Clue:
     detector: str  # "centerface", "tesseract"
 
 
-def find_clues(image: Image.Image, *, faces: bool = True, text: bool = True) -> list[Clue]:
+def find_clues(
+    image: Image.Image,
+    *,
+    faces: bool = True,
+    text: bool = True,
+    text_detector: str = "tesseract",
+) -> list[Clue]:
     """Faces and readable text in ``image``, boxes in upright original pixels.
 
     The EXIF orientation, if the image still carries one, is applied first, so
     boxes are in the coordinates of ``ImageOps.exif_transpose(image)``.
+    ``text_detector`` is ``"tesseract"`` (reads words: fewer false boxes) or
+    ``"dbnet"`` (:func:`find_text_lines`: finds lines without reading them, faster and
+    with higher recall; the portal's preview uses it).
     """
     upright = ImageOps.exif_transpose(image)
     check_pixels(*upright.size)
@@ -86,11 +95,11 @@ def find_clues(image: Image.Image, *, faces: bool = True, text: bool = True) -> 
     if faces:
         clues += find_faces(rgb)
     if text:
-        clues += find_text(rgb)
+        clues += find_text_lines(rgb) if text_detector == "dbnet" else find_text(rgb)
     return clues
 
 
-def find_clues_in_bytes(data: bytes, **kw: bool) -> list[Clue]:
+def find_clues_in_bytes(data: bytes, **kw: Any) -> list[Clue]:
     """:func:`find_clues` on an encoded photo (JPEG, PNG, WebP, HEIC/HEIF, TIFF).
 
     Raises :class:`~skinvault.errors.DamagedFile` when the bytes cannot be decoded.
@@ -240,6 +249,73 @@ def find_text(image: Image.Image, *, working_side: int = TEXT_WORKING_SIDE) -> l
         score = sum(w[4] for w in words) / len(words)
         box = _to_original((x1, y1, x2, y2), scale, width, height, pad=0.15)
         found.append(Clue("text", box, round(score, 4), "tesseract"))
+    return found
+
+
+#: Long side, in pixels, at which :func:`find_text_lines` looks for text lines.
+#: Measured in ``bench/preview.py``: see ``docs/clues.md``.
+TEXT_LINES_WORKING_SIDE = 960
+#: Pixels of the DB probability map above this are "text" (PaddleOCR's own default).
+TEXT_LINES_PIXEL_THRESHOLD = 0.3
+#: A region whose mean probability reaches this is a sure line; below it (down to
+#: :data:`TEXT_LINES_MIN_SCORE`) it is kept as a low-confidence box for the person to confirm.
+TEXT_LINES_SURE_SCORE = 0.6
+TEXT_LINES_MIN_SCORE = 0.4
+#: DB's box expansion (the network predicts a shrunk text kernel; PaddleOCR uses 1.5–2.0).
+TEXT_LINES_UNCLIP = 1.6
+
+
+def _ppocr_model() -> str:
+    """PP-OCRv4's text detection weights, shipped in this package (models/, Apache-2.0)."""
+    return str(Path(__file__).with_name("models") / "ppocr-v4-det.onnx")
+
+
+def find_text_lines(
+    image: Image.Image,
+    *,
+    working_side: int = TEXT_LINES_WORKING_SIDE,
+    min_score: float = TEXT_LINES_MIN_SCORE,
+) -> list[Clue]:
+    """Text lines (PP-OCRv4's DB detector, run by OpenCV's DNN) in ``image``; boxes in its
+    pixels, detector ``"dbnet"``. The lines are found, never read: nothing is transcribed.
+
+    A line's score is the mean text probability inside it; lines down to ``min_score``
+    are returned (low scores are for the person to confirm, not to be dropped).
+    """
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    small, scale = _scaled(image, working_side)
+    width32, height32 = (-(-side // 32) * 32 for side in small.size)
+    pixels = np.zeros((height32, width32, 3), dtype=np.uint8)
+    pixels[: small.height, : small.width] = np.asarray(small)
+    # PaddleOCR's normalisation for this model: (x / 255 - 0.5) / 0.5, RGB order.
+    blob = cv2.dnn.blobFromImage(pixels, 1 / 127.5, mean=(127.5, 127.5, 127.5))
+    net = cv2.dnn.readNetFromONNX(_ppocr_model())  # fresh per call, as for CenterFace
+    net.setInput(blob)
+    prob = net.forward()[0, 0, : small.height, : small.width]
+    mask = cv2.dilate(
+        (prob > TEXT_LINES_PIXEL_THRESHOLD).astype(np.uint8), np.ones((2, 2), np.uint8)
+    )
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    width, height = image.size
+    found: list[Clue] = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if min(w, h) < 3:
+            continue
+        region = np.zeros((h, w), np.uint8)
+        cv2.drawContours(region, [contour - [x, y]], -1, 1, thickness=-1)
+        score = float(prob[y : y + h, x : x + w][region > 0].mean())
+        if score < min_score:
+            continue
+        # Unclip: DB's kernel is the line shrunk by area * ratio / perimeter on each side.
+        grow = w * h * TEXT_LINES_UNCLIP / (2 * (w + h))
+        corners = (x - grow, y - grow, x + w + grow, y + h + grow)
+        box = _to_original(corners, scale, width, height)
+        if box[2] > 0 and box[3] > 0:
+            found.append(Clue("text", box, round(min(score, 1.0), 4), "dbnet"))
+    found.sort(key=lambda c: (c.box[1], c.box[0]))
     return found
 
 

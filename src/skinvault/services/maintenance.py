@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from skinvault.actors import Actor
 from skinvault.bootstrap import Vault
 from skinvault.services.admin import sweep
+from skinvault.services.drafts import remove_expired
 from skinvault.services.retention import run_retention
 
 log = logging.getLogger("skinvault.maintenance")
@@ -61,8 +62,9 @@ class MaintenanceSchedule:
         self._thread: threading.Thread | None = None
 
     def _sweep(self) -> str:
+        drafts = remove_expired(self.vault)  # previews nobody saved (shredded with the row)
         report = sweep(self.vault, actor=SCHEDULER)
-        return f"{len(report.removed)} orphaned blobs removed"
+        return f"{len(report.removed)} orphaned blobs, {drafts} expired upload drafts removed"
 
     def _retention(self) -> str:
         report = run_retention(self.vault, actor=SCHEDULER)

@@ -218,9 +218,16 @@ def store_photo(
     site: str | None = None,
     note: str = "",
     taken_on: date | None = None,
+    photo_taken_on: date | None = None,
+    phash: str | None = None,
+    original_sha256: str | None = None,
 ) -> StoredPhoto:
     """Scrub ``data``, store it encrypted, audit it; nothing is kept on error (the
-    thumbnail is a job enqueued in the same transaction: services/thumbnails.py)."""
+    thumbnail is a job enqueued in the same transaction: services/thumbnails.py).
+
+    A saved preview (services/drafts.py) passes what it read from the file the person
+    chose: ``photo_taken_on`` (its capture date), ``phash`` and ``original_sha256``.
+    """
     target = f"patient:{patient_id}"
     try:
         if len(data) > vault.settings.max_upload_bytes:
@@ -231,7 +238,7 @@ def store_photo(
         # The capture date is read before scrubbing removes it; a date typed in wins.
         taken_on_source = "person" if taken_on is not None else None
         if taken_on is None:
-            taken_on = capture_date(data)
+            taken_on = photo_taken_on or capture_date(data)
             taken_on_source = "photo" if taken_on is not None else None
         scrubbed, report = scrub(data)
         width, height = dimensions(scrubbed)  # the header only: the thumbnail is a job
@@ -259,7 +266,9 @@ def store_photo(
                 uploaded_by=actor.id if actor.role else None,
                 note_enc=seal_note(vault, photo_id, note),
                 content_sha256=hashlib.sha256(scrubbed).hexdigest(),
-                original_sha256=hashlib.sha256(data).hexdigest(),  # for receipts (0013)
+                original_sha256=original_sha256
+                or hashlib.sha256(data).hexdigest(),  # for receipts (0013)
+                phash=phash,  # resend guard (0012)
                 blob_key=photo_key,
                 wrapped_dek=sealed.wrapped_dek,
                 kek_id=kek.id,

@@ -58,7 +58,10 @@ _TEXT = "Readable text is visible (a letter, label, badge or screen). Crop or co
 _METADATA = "The file carries hidden details ({}); they are removed when it is stored."
 
 
-def _checklist(findings: tuple[Finding, ...], clues: tuple[Clue, ...]) -> tuple[CheckItem, ...]:
+def checklist_for(
+    findings: tuple[Finding, ...], clues: tuple[Clue, ...]
+) -> tuple[CheckItem, ...]:
+    """The checklist for what was found: found items first, then the usual reminders."""
     items = []
     kinds = {c.kind for c in clues}
     if "face" in kinds:
@@ -87,5 +90,5 @@ def privacy_preview(data: bytes, *, max_bytes: int) -> Preview:
         decoded.size,
         report.findings,
         clues,
-        _checklist(report.findings, clues),
+        checklist_for(report.findings, clues),
     )

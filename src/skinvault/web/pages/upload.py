@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from datetime import date
 
 from fastapi import APIRouter, Request
@@ -11,54 +13,112 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
 from skinvault.bootstrap import Vault
-from skinvault.errors import PhotoError, RequestInvalid, SkinvaultError
-from skinvault.photos.findings import CATEGORY_TITLES
+from skinvault.errors import PhotoError, RequestInvalid, SkinvaultError, TooLarge
+from skinvault.photos.findings import CATEGORY_TITLES, Finding
 from skinvault.policy.decide import PatientAction
-from skinvault.services import capture, photos, records, tracking
-from skinvault.services.preview import privacy_preview
+from skinvault.services import capture, drafts, photos, records, tracking
 from skinvault.tracking import sites as body_sites
 from skinvault.web.pages.common import check_csrf, error_page, render, signed_in, vault
 from skinvault.web.uploads import read_form
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("skinvault.preview")
+
+
+def _groups(findings: tuple[Finding, ...]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for category, title in CATEGORY_TITLES.items():  # most revealing first
+        descriptions = [f.description for f in findings if f.category is category]
+        if descriptions:
+            groups[title] = descriptions
+    return groups
+
+
+def _preview_error(request: Request, message: str, status: int) -> Response:
+    return render(
+        request,
+        "preview.html",
+        status_code=status,
+        error=message,
+        draft=None,
+        groups={},
+        clues=[],
+        checklist=[],
+    )
 
 
 @router.post("/portal/preview", response_class=HTMLResponse)
 async def preview(request: Request) -> Response:
-    """What the scrub will remove, before anything is stored (nothing is kept)."""
+    """Scrub and analyse the chosen photo once; its result is kept sealed as a draft for
+    the save (the file is never sent twice). Returns the preview fragment."""
     info = signed_in(request)
     v = vault(request)
-    fields, files = await read_form(request, v.settings.max_upload_bytes)
-    check_csrf(info, fields)
-    if "file" not in files:
-        return HTMLResponse("<p>Choose a photo first.</p>", status_code=400)
     try:
-        found = await run_in_threadpool(
-            lambda: privacy_preview(files["file"].data, max_bytes=v.settings.max_upload_bytes)
+        fields, files = await read_form(request, v.settings.max_upload_bytes)
+    except PhotoError as exc:
+        return _preview_error(request, str(exc), 413 if isinstance(exc, TooLarge) else 422)
+    check_csrf(info, fields)
+    if "file" not in files or not files["file"].data:
+        return _preview_error(request, "choose a photo first", 400)
+    patient_id = fields.get("patient_id", "")
+    started = time.perf_counter()
+    try:
+        await run_in_threadpool(records.authorize, v, info.actor, patient_id, PatientAction.UPLOAD)
+        draft = await run_in_threadpool(
+            lambda: drafts.create_draft(
+                v, actor=info.actor, patient_id=patient_id, data=files["file"].data
+            )
         )
     except PhotoError as exc:
-        return render(
-            request,
-            "preview.html",
-            status_code=422,
-            error=str(exc),
-            groups={},
-            clues=[],
-            checklist=[],
-        )
-    groups: dict[str, list[str]] = {}
-    for category, title in CATEGORY_TITLES.items():  # most revealing first
-        descriptions = [f.description for f in found.findings if f.category is category]
-        if descriptions:
-            groups[title] = descriptions
+        return _preview_error(request, str(exc), 422)
+    except SkinvaultError as exc:
+        return _preview_error(request, str(exc), 403)
+    log.info(
+        "preview in %.2f s (%s)",
+        time.perf_counter() - started,
+        ", ".join(f"{k} {s:.2f}" for k, s in draft.timings.items()),
+    )
     return render(
         request,
         "preview.html",
         error=None,
-        groups=groups,
-        clues=found.clues,
-        checklist=[item for item in found.checklist if item.found],
+        draft=draft,
+        groups=_groups(draft.findings),
+        clues=list(enumerate(draft.clues)),
+        checklist=[item for item in draft.checklist if item.found],
+        minutes=int(drafts.DRAFT_LIFETIME.total_seconds() // 60),
+        stroke=max(2, round(max(draft.size) / 320)),
     )
+
+
+@router.get("/portal/drafts/{draft_id}/display")
+def draft_display(draft_id: str, request: Request) -> Response:
+    """The downscaled, scrubbed picture of the person's own live preview."""
+    info = signed_in(request)
+    try:
+        jpeg = drafts.display_image(vault(request), actor=info.actor, draft_id=draft_id)
+    except SkinvaultError as exc:
+        return Response(str(exc), status_code=404, media_type="text/plain")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def _covers(fields: dict[str, str]) -> list[drafts.Box]:
+    """Boxes ticked in the preview (``cover_*``) and one typed in (``add_x`` … ``add_h``)."""
+    covers = [drafts.parse_box(value) for key, value in sorted(fields.items())
+              if key.startswith("cover_") and value]  # fmt: skip
+    typed = [fields.get(f"add_{k}", "").strip() for k in "xywh"]
+    if all(typed):
+        covers.append(drafts.parse_box(",".join(typed)))
+    return covers
+
+
+def _crop(fields: dict[str, str]) -> drafts.Box | None:
+    typed = [fields.get(f"crop_{k}", "").strip() for k in "xywh"]
+    if not any(typed):
+        return None
+    if not all(typed):
+        raise RequestInvalid("Give all four numbers of the crop (x, y, width, height), or none.")
+    return drafts.parse_box(",".join(typed))
 
 
 @router.post("/portal/upload", response_class=HTMLResponse)
@@ -69,7 +129,8 @@ async def upload(request: Request) -> Response:
         fields, files = await read_form(request, v.settings.max_upload_bytes)
         check_csrf(info, fields)
         patient_id = fields.get("patient_id", "")
-        if "file" not in files or not files["file"].data:
+        draft_id = fields.get("draft_id", "")
+        if not draft_id and ("file" not in files or not files["file"].data):
             raise PhotoError("choose a photo to upload")
         await run_in_threadpool(records.authorize, v, info.actor, patient_id, PatientAction.UPLOAD)
         if not fields.get("site"):  # no default site: the person chooses one
@@ -82,17 +143,34 @@ async def upload(request: Request) -> Response:
             fields.get("distance", ""),
             {"yes": True, "no": False}.get(fields.get("card", "")),
         )
-        stored = await run_in_threadpool(
-            lambda: photos.store_photo(
-                v,
-                patient_id=patient_id,
-                data=files["file"].data,
-                actor=info.actor,
-                site=site_code,
-                note=fields.get("note", "")[:2000],
-                taken_on=taken_on,
+        if draft_id:  # the previewed photo, with the person's covers and crop
+            covers, crop = _covers(fields), _crop(fields)
+            stored = await run_in_threadpool(
+                lambda: drafts.save_draft(
+                    v,
+                    actor=info.actor,
+                    draft_id=draft_id,
+                    covers=covers,
+                    crop=crop,
+                    site=site_code,
+                    note=fields.get("note", "")[:2000],
+                    taken_on=taken_on,
+                )
             )
-        )
+        else:  # without the script: the file itself, as before
+            data = files["file"].data
+            stored = await run_in_threadpool(
+                lambda: photos.store_photo(
+                    v,
+                    patient_id=patient_id,
+                    data=data,
+                    actor=info.actor,
+                    site=site_code,
+                    note=fields.get("note", "")[:2000],
+                    taken_on=taken_on,
+                    phash=drafts.phash_of(data),
+                )
+            )
         if details != tracking.CaptureDetails():
             await run_in_threadpool(
                 lambda: tracking.annotate(v, actor=info.actor, photo_id=stored.id, details=details)
