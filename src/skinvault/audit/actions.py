@@ -26,7 +26,12 @@ class Action(StrEnum):
     PHOTO_EXPORT_DICOM = "photo:export-dicom"  # a DICOM file made for someone (leaves skinvault)
     PHOTO_EXPORT_FHIR = "photo:export-fhir"  # the bytes as a FHIR Binary (leaves skinvault)
     PHOTO_SEND = "photo:send"  # a DICOM file sent to a configured destination (PACS)
+    PHOTO_VERSION = "photo:version"  # a version made for a consent's limits or for browsers
+    PHOTO_MARKUP = "photo:markup"  # face boxes confirmed/added or the crop region chosen
     RECORD_EXPORT_FHIR = "record:export-fhir"  # FHIR resources of a record read (Patient, …)
+    RECORD_EXPORT_ARCHIVE = "record:export-archive"  # the patient's own encrypted 7z archive
+    PHOTO_EXPORT_ARCHIVE = "photo:export-archive"  # one photo's bytes put in that archive
+    PUBLIC_COPY_MAKE = "public-copy:make"  # a public copy made (the photo is never named)
     COPY_SHRED = "copy:shred"
     SHARE_LINK_PURGE = "share-link:purge"
     CONSENT_GRANT = "consent:grant"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 
 from skinvault.actors import Actor, Role
 from skinvault.audit.actions import Action, Outcome
@@ -146,15 +146,17 @@ def rotate_key(
     for model, kind in ((Photo, "photo"), (Derivative, "thumbnail")):
         while True:
             with vault.sessions.begin() as session:
+                # A derivative is sealed under its own kind (thumbnail, display, a version).
+                sealed_as = getattr(model, "kind", literal(kind))
                 rows = session.execute(
-                    select(model.id, model.wrapped_dek, model.kek_id)
+                    select(model.id, model.wrapped_dek, sealed_as)
                     .where(model.kek_id.is_not(None), model.kek_id != new.id)
                     .limit(_ROTATE_BATCH)
                 ).all()
-                for object_id, wrapped, _ in rows:
+                for object_id, wrapped, row_kind in rows:
                     assert wrapped is not None
                     fresh = rewrap(
-                        wrapped, object_id=object_id, kind=kind, keys=vault.keys, new=new
+                        wrapped, object_id=object_id, kind=row_kind, keys=vault.keys, new=new
                     )
                     session.execute(
                         update(model)

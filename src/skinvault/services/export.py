@@ -21,10 +21,11 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from skinvault.actors import Actor
 from skinvault.audit.actions import Action, Outcome
@@ -48,9 +49,11 @@ from skinvault.errors import (
 )
 from skinvault.interop import dicom, fhir, senders
 from skinvault.interop.sites import SNOMED_SYSTEM, site_of
+from skinvault.photos.derivative import open_size
 from skinvault.policy.decide import (
     Access,
     CareFacts,
+    Decision,
     Obligation,
     PatientAction,
     decide_patient,
@@ -66,6 +69,7 @@ from skinvault.services.photos import (
     _decrypt,
     _file_break_glass,
     _parse_purpose,
+    _read,
 )
 
 
@@ -148,6 +152,14 @@ def grant_export(
                 purpose=chosen,
                 break_glass_reason=break_glass_reason,
             )
+            if decision.allowed and Obligation.DEIDENTIFIED in decision.obligations:
+                # Fail closed: a grant hands out the stored photo, never a version (the
+                # de-identified one is served by export_photo); _decision refused the rest.
+                decision = Decision(
+                    False,
+                    "The patient allows this use only for a de-identified version; export"
+                    " the photo on its own to get it.",
+                )
             reason = _audit_reason(decision)  # marks break-glass as views do
             if detail:
                 reason = f"{reason} ({detail})"
@@ -223,17 +235,53 @@ def export_photo(
     break_glass_reason: str | None = None,
     detail: str = "",
 ) -> ExportedPhoto:
-    """Decide (as an export), audit, then decrypt one photo; a refusal is audited first."""
-    grant = grant_export(
+    """Decide (as an export), audit, then decrypt one photo; a refusal is audited first.
+
+    The same read as a view (:func:`skinvault.services.photos._read`), decided with
+    :attr:`Access.EXPORT`: a consent limited to a version exports that version (a JPEG).
+    """
+
+    def meta_of(session: Session, photo: Photo, decision: Decision) -> PhotoRecord:
+        patient = session.get(Patient, photo.patient_id)
+        site = session.get(BodySite, photo.site_id) if photo.site_id else None
+        hidden = Obligation.DEIDENTIFIED in decision.obligations
+        return PhotoRecord(
+            photo_id=photo.id,
+            patient_id=None if hidden else photo.patient_id,
+            patient_name=None if hidden or patient is None else patient.display_name,
+            site=site.code if site else None,
+            site_label=site.label if site else None,
+            taken_on=None if hidden else photo.taken_on,
+            uploaded_at=None if hidden else photo.uploaded_at,
+            format=photo.format,
+            media_type=MEDIA_TYPES.get(photo.format, "application/octet-stream"),
+            width=photo.width,
+            height=photo.height,
+            size=photo.size,
+            obligations=decision.obligations,
+        )
+
+    got = _read(
         vault,
         photo_id=photo_id,
         actor=actor,
         purpose=purpose,
         action=action,
         break_glass_reason=break_glass_reason,
+        derivative=None,
+        access=Access.EXPORT,
         detail=detail,
+        collect=meta_of,
     )
-    return open_export(vault, grant, actor=actor, action=action)
+    meta = got.collected
+    assert isinstance(meta, PhotoRecord)
+    if got.version is not None:  # a version: a JPEG of its own size
+        width, height = open_size(got.data)
+        meta = replace(
+            meta, format="jpeg", media_type=got.media_type, width=width, height=height,
+            size=len(got.data),
+        )  # fmt: skip
+    return ExportedPhoto(meta, got.data)
 
 
 def dicom_of(exported: ExportedPhoto, *, issuer: str) -> dicom.Part10:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -60,6 +61,7 @@ from skinvault.policy.decide import (
     decide,
 )
 from skinvault.policy.purposes import Purpose
+from skinvault.services import versions
 from skinvault.services.consents import facts_of
 from skinvault.services.notifications import Kind, notify_care_team
 from skinvault.services.review import BREAK_GLASS_MARK, file_access
@@ -105,6 +107,10 @@ class PhotoBytes:
     data: bytes
     media_type: str
     obligations: frozenset[Obligation] = frozenset()
+    #: The version served (:mod:`skinvault.services.versions`), None for the stored photo.
+    version: str | None = None
+    #: What a caller's ``collect`` function returned in the allowing transaction.
+    collected: object = None
 
 
 NOTE = "note"
@@ -363,8 +369,14 @@ def _decision(
     access: Access,
     purpose: Purpose,
     break_glass_reason: str | None,
+    versions: bool = False,
 ) -> Decision:
-    """Gather the facts for :func:`skinvault.policy.decide` inside the caller's transaction."""
+    """Gather the facts for :func:`skinvault.policy.decide` inside the caller's transaction.
+
+    With ``versions`` the caller serves the version the obligations ask for
+    (:mod:`skinvault.services.versions`); without, a decision that needs a cropped or
+    face-free version is refused (fail closed: such a caller would serve the photo).
+    """
     patient = session.get(Patient, photo.patient_id)
     consents = [
         facts_of(c)
@@ -392,8 +404,12 @@ def _decision(
         now=vault.clock.now(),
         break_glass_reason=break_glass_reason,
     )
-    if decision.allowed and decision.obligations & {Obligation.CROPPED, Obligation.NO_FACE}:
-        # Fail closed: no cropped or face-free version is made yet, so none can be served.
+    if (
+        not versions
+        and decision.allowed
+        and decision.obligations & {Obligation.CROPPED, Obligation.NO_FACE}
+    ):
+        # Fail closed: this caller serves no version, so none can be served.
         wanted = "face-free" if Obligation.NO_FACE in decision.obligations else "cropped"
         return Decision(
             False,
@@ -434,6 +450,51 @@ def _parse_purpose(purpose: Purpose | str) -> Purpose:
         raise AccessDenied(f"“{purpose}” is not a purpose; name one of: {names}.") from None
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Which stored blob a read serves: the photo, its thumbnail, or a version."""
+
+    kind: str
+    object_id: str
+    blob_key: str
+    wrapped: bytes
+    sha256: str | None
+    media_type: str
+
+
+def _version_step(
+    session: Session, photo: Photo, decision: Decision, kind: str | None, *, final: bool
+) -> tuple[Decision, Derivative | None, bool]:
+    """For a read that must serve version ``kind``: the (possibly refused) decision, the
+    current version's row, and whether it must be made first (outside any transaction)."""
+    if kind is None or not decision.allowed:
+        return decision, None, False
+    refusal = versions.refusal_for(session, photo.id, kind)
+    if refusal is not None:
+        return Decision(False, refusal, decision.obligations), None, False
+    plan = versions.plan_version(kind, versions.load_markup(session, photo.id))
+    row = (
+        versions.current_version(session, photo.id, plan)
+        if isinstance(plan, versions.Plan)
+        else None
+    )
+    if row is not None:
+        return decision, row, False
+    if final:  # made a moment ago and already gone (the markup changed): refuse, do not loop
+        words = versions.describe_kind(kind)
+        return (
+            Decision(False, f"The {words} version could not be made just now; try again."),
+            None,
+            False,
+        )
+    return decision, None, True
+
+
+def _served_reason(decision: Decision, kind: str | None) -> str:
+    reason = _audit_reason(decision)
+    return f"{reason} Served: the {versions.describe_kind(kind)} version." if kind else reason
+
+
 def _read(
     vault: Vault,
     *,
@@ -443,97 +504,147 @@ def _read(
     action: Action,
     break_glass_reason: str | None,
     derivative: str | None,
+    for_browser: bool = False,
+    access: Access = Access.VIEW,
+    detail: str = "",
+    collect: Callable[[Session, Photo, Decision], object] | None = None,
 ) -> PhotoBytes:
-    """Decide, audit, then decrypt: a denied read records the decision and returns no bytes."""
+    """Decide, audit, then decrypt: a denied read records the decision and returns no bytes.
+
+    ``access``/``detail``/``collect`` serve exports (:mod:`skinvault.services.export`):
+    the access decided, words added to the audited reason, and a function run in the
+    allowing transaction whose result is returned as :attr:`PhotoBytes.collected`.
+
+    The bytes served are the version the decision's obligations ask for (made first if
+    needed, :func:`skinvault.services.versions.ensure_version`); with ``for_browser`` a
+    photo browsers cannot show (HEIC, TIFF) is served as its display version. When a
+    version cannot be made the read is refused with that reason, on the record for the
+    patient's history too.
+    """
     obj = f"photo:{photo_id}"
     denied: AccessDenied | None = None
+    kind: str | None = None
     try:
         chosen = _parse_purpose(purpose)
-        with vault.sessions.begin() as session:
-            photo = session.get(Photo, photo_id)
-            if photo is None or photo.deleted_at is not None:
-                raise NotFound(f"there is no photo {photo_id}")
-            decision = _decision(
-                session,
-                vault,
-                photo,
-                actor=actor,
-                access=Access.VIEW,
-                purpose=chosen,
-                break_glass_reason=break_glass_reason,
-            )
-            if not decision.allowed:
-                record(
+        for attempt in (0, 1):
+            make = False
+            with vault.sessions.begin() as session:
+                photo = session.get(Photo, photo_id)
+                if photo is None or photo.deleted_at is not None:
+                    raise NotFound(f"there is no photo {photo_id}")
+                decision = _decision(
                     session,
-                    clock=vault.clock,
-                    actor=actor.audit_name,
-                    action=action,
-                    object=obj,
-                    outcome=Outcome.DENIED,
-                    purpose=chosen.value,
-                    reason=decision.reason,
+                    vault,
+                    photo,
+                    actor=actor,
+                    access=access,
+                    purpose=chosen,
+                    break_glass_reason=break_glass_reason,
+                    versions=True,
                 )
-                denied = AccessDenied(decision.reason)
-            else:
-                denied = None
-                kind, object_id, blob_key, wrapped = (
-                    PHOTO,
-                    photo.id,
-                    photo.blob_key,
-                    photo.wrapped_dek,
+                kind = versions.version_kind(
+                    decision.obligations,
+                    photo_format=photo.format,
+                    # a thumbnail is a JPEG already; only a version's content matters for it
+                    for_browser=for_browser and derivative is None,
                 )
-                if derivative is not None:
-                    row = session.scalars(
-                        select(Derivative).where(
-                            Derivative.photo_id == photo_id,
-                            Derivative.kind == derivative,
-                            Derivative.deleted_at.is_(None),
-                        )
-                    ).first()
-                    if row is None:
-                        raise NotFound(f"photo {photo_id} has no {derivative}")
-                    kind, object_id, blob_key, wrapped = (
-                        derivative,
-                        row.id,
-                        row.blob_key,
-                        row.wrapped_dek,
+                decision, version, make = _version_step(
+                    session, photo, decision, kind, final=attempt == 1
+                )
+                if make:
+                    pass  # nothing is recorded yet: the version is made first, then decided again
+                elif not decision.allowed:
+                    record(
+                        session,
+                        clock=vault.clock,
+                        actor=actor.audit_name,
+                        action=action,
+                        object=obj,
+                        outcome=Outcome.DENIED,
+                        purpose=chosen.value,
+                        reason=f"{decision.reason} ({detail})" if detail else decision.reason,
                     )
-                assert wrapped is not None  # not deleted, or decide() would have refused
-                expected_sha = photo.content_sha256 if derivative is None else None
-                # The access is on the record before any byte is decrypted.
-                event = record(
-                    session,
-                    clock=vault.clock,
-                    actor=actor.audit_name,
-                    action=action,
-                    object=obj,
-                    outcome=Outcome.ALLOWED,
-                    purpose=chosen.value,
-                    reason=_audit_reason(decision),
-                )
-                _file_break_glass(session, vault, decision, actor, photo, break_glass_reason, event)
-                media_type = (
-                    "image/jpeg"
-                    if derivative is not None
-                    else MEDIA_TYPES.get(photo.format, "application/octet-stream")
-                )
+                    denied = AccessDenied(decision.reason)
+                else:
+                    source = _source(session, photo, derivative, version)
+                    # The access is on the record before any byte is decrypted.
+                    event = record(
+                        session,
+                        clock=vault.clock,
+                        actor=actor.audit_name,
+                        action=action,
+                        object=obj,
+                        outcome=Outcome.ALLOWED,
+                        purpose=chosen.value,
+                        reason=_served_reason(decision, kind) + (f" ({detail})" if detail else ""),
+                    )
+                    _file_break_glass(
+                        session, vault, decision, actor, photo, break_glass_reason, event
+                    )
+                    collected = collect(session, photo, decision) if collect else None
+            if not make:
+                break
+            assert kind is not None
+            try:
+                versions.ensure_version(vault, photo_id=photo_id, kind=kind, actor=actor)
+            except versions.VersionUnavailable as exc:
+                with vault.sessions.begin() as session:
+                    record(
+                        session,
+                        clock=vault.clock,
+                        actor=actor.audit_name,
+                        action=action,
+                        object=obj,
+                        outcome=Outcome.DENIED,
+                        purpose=chosen.value,
+                        reason=exc.reason,
+                    )
+                denied = exc
+                raise
         if denied is not None:
             raise denied  # the refusal is committed to the audit log first
         # Decrypt outside the transaction: on SQLite it holds the one write lock.
-        assert wrapped is not None
         data = _decrypt(
             vault,
-            object_id=object_id,
-            kind=kind,
-            blob_key=blob_key,
-            wrapped=wrapped,
-            sha256=expected_sha,
+            object_id=source.object_id,
+            kind=source.kind,
+            blob_key=source.blob_key,
+            wrapped=source.wrapped,
+            sha256=source.sha256,
         )
+        if derivative == THUMBNAIL and kind is not None and kind != versions.DISPLAY:
+            from skinvault.photos.thumbnail import thumbnail  # noqa: PLC0415
+
+            data = thumbnail(data, vault.settings.thumbnail_size).data  # of the version
     except SkinvaultError as exc:
         if exc is not denied:  # a refusal was recorded with the decision already
             _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
         raise
-    return PhotoBytes(photo_id, data, media_type, decision.obligations)
+    return PhotoBytes(photo_id, data, source.media_type, decision.obligations, kind, collected)
+
+
+def _source(
+    session: Session, photo: Photo, derivative: str | None, version: Derivative | None
+) -> _Source:
+    """The blob to serve: the version if there is one, else the thumbnail or the photo."""
+    if version is not None:
+        assert version.wrapped_dek is not None
+        return _Source(version.kind, version.id, version.blob_key, version.wrapped_dek, None,
+                       "image/jpeg")  # fmt: skip
+    if derivative is not None:
+        row = session.scalars(
+            select(Derivative).where(
+                Derivative.photo_id == photo.id,
+                Derivative.kind == derivative,
+                Derivative.deleted_at.is_(None),
+            )
+        ).first()
+        if row is None or row.wrapped_dek is None:
+            raise NotFound(f"photo {photo.id} has no {derivative}")
+        return _Source(derivative, row.id, row.blob_key, row.wrapped_dek, None, "image/jpeg")
+    assert photo.wrapped_dek is not None  # not deleted, or decide() would have refused
+    return _Source(PHOTO, photo.id, photo.blob_key, photo.wrapped_dek, photo.content_sha256,
+                   MEDIA_TYPES.get(photo.format, "application/octet-stream"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -550,6 +661,12 @@ class PhotoDetails:
     taken_on: date | None
     uploaded_at: datetime | None
     obligations: frozenset[Obligation]
+    #: The version a reader of the bytes gets for these obligations, None for the photo.
+    version: str | None = None
+
+    @property
+    def version_words(self) -> str | None:
+        return versions.describe_kind(self.version) if self.version else None
 
 
 def describe_photo(
@@ -576,7 +693,15 @@ def describe_photo(
                 access=Access.VIEW,
                 purpose=chosen,
                 break_glass_reason=break_glass_reason,
+                versions=True,
             )
+            kind = versions.version_kind(
+                decision.obligations, photo_format=photo.format, for_browser=False
+            )
+            if kind is not None and decision.allowed:
+                refusal = versions.refusal_for(session, photo.id, kind)
+                if refusal is not None:  # the same refusal a read of the bytes would get
+                    decision = Decision(False, refusal, decision.obligations)
             event = record(
                 session,
                 clock=vault.clock,
@@ -601,6 +726,7 @@ def describe_photo(
                 taken_on=None if hidden else photo.taken_on,
                 uploaded_at=None if hidden else photo.uploaded_at,
                 obligations=decision.obligations,
+                version=kind,
             )
     except SkinvaultError as exc:
         _audit_failure(
@@ -619,8 +745,13 @@ def read_photo(
     actor: Actor,
     purpose: Purpose | str,
     break_glass_reason: str | None = None,
+    for_browser: bool = False,
 ) -> PhotoBytes:
-    """The scrubbed photo's bytes if the policy allows it; every attempt is audited."""
+    """The scrubbed photo's bytes if the policy allows it; every attempt is audited.
+
+    A consent limited to a version (de-identified, no face, cropped) gets that version;
+    with ``for_browser`` a HEIC or TIFF photo comes as its JPEG display version.
+    """
     return _read(
         vault,
         photo_id=photo_id,
@@ -629,6 +760,7 @@ def read_photo(
         action=Action.PHOTO_VIEW,
         break_glass_reason=break_glass_reason,
         derivative=None,
+        for_browser=for_browser,
     )
 
 
@@ -670,9 +802,11 @@ def shred_photo(
     now = vault.clock.now()
     derivatives = list(session.scalars(select(Derivative).where(Derivative.photo_id == photo.id)))
     blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives if d.deleted_at is None)]
-    # The data keys are gone: no copy of these blobs opens again.
+    # The data keys are gone: no copy of these blobs opens again. The derivatives are the
+    # thumbnail and every version (display, face-free, cropped, de-identified).
     photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
     photo.note_enc = None  # the note goes with the photo
+    versions.forget_markup(session, photo.id)  # and the boxes and region chosen for it
     for derivative in derivatives:
         if derivative.deleted_at is None:
             derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now

@@ -22,13 +22,13 @@ from skinvault.policy.decide import (
     CareFacts,
     ConsentFacts,
     Decision,
-    Obligation,
     PatientAction,
     PhotoFacts,
     decide,
     decide_patient,
 )
 from skinvault.policy.purposes import Purpose
+from skinvault.services import versions
 from skinvault.services.consents import facts_of
 from skinvault.services.photos import StoredPhoto, _view
 
@@ -117,8 +117,9 @@ def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto
     """Photos ``actor`` may see for a secondary ``purpose``: the teaching or research library.
 
     Each photo is decided by :func:`skinvault.policy.decide` exactly as a read
-    would be; photos whose consent needs a version that does not exist yet
-    (cropped, no face) are left out, as a read would refuse them.
+    would be; a consent limited to a version (de-identified, no face, cropped) lists the
+    photo, and its reads serve that version. A photo whose version cannot be made (cropped,
+    with no area chosen) is left out, as a read would refuse it.
     """
     now = vault.clock.now()
     with vault.reading() as session:
@@ -144,7 +145,10 @@ def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto
                 relationships=[],
                 now=now,
             )
-            blocked = decision.obligations & {Obligation.CROPPED, Obligation.NO_FACE}
+            kind = versions.version_kind(
+                decision.obligations, photo_format=photo.format, for_browser=False
+            )
+            blocked = kind is not None and versions.refusal_for(session, photo.id, kind)
             if decision.allowed and not blocked:
                 found.append(_view(vault, photo, sites.get(photo.site_id or "")))
         return found

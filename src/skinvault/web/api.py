@@ -282,7 +282,12 @@ def photo_content(
     return Response(
         got.data,
         media_type=got.media_type,
-        headers={"Cache-Control": "no-store", "X-Obligations": ",".join(sorted(got.obligations))},
+        headers={
+            "Cache-Control": "no-store",
+            "X-Obligations": ",".join(sorted(got.obligations)),
+            # which version was served (docs/versions.md); empty for the stored photo
+            "X-Photo-Version": got.version or "",
+        },
     )
 
 
