@@ -161,3 +161,56 @@ def test_sending_is_decided_by_policy_and_unknown_destinations_are_refused(
     )
     assert unknown.status_code == 404
     assert export.sends_for(w["vault"], w["patient_id"]) == []
+
+
+def test_a_clinician_sends_from_the_photo_page_and_a_destination_down_is_said_plainly(
+    app_world: dict[str, Any],
+) -> None:
+    """The portal's "Send to PACS/EHR" button: the real Orthanc gets the photo; a destination
+    that is down gives a plain sentence on the page, never a 5xx; both are audited."""
+    from tests.integration.test_portal_pages import _csrf, _sign_in, _user
+
+    w = app_world
+    vault, client, pid = w["vault"], w["client"], w["patient_id"]
+    kim, _, secret = _user(vault, Role.CLINICIAN, "kim@clinic.example", "Dr. Kim")
+    start_care(vault, patient_id=pid, member_id=kim.id, actor=OPERATOR)
+    _sign_in(client, "kim@clinic.example", secret)
+    page = client.get(f"/portal/photos/{w['photo_id']}")
+    assert page.status_code == 200 and "Send to PACS/EHR" in page.text
+    assert all(f'<option value="{d}">' in page.text for d in ("pacs", "web", "down"))
+    csrf = _csrf(page.text)
+    url = f"/portal/photos/{w['photo_id']}/send"
+
+    sent = client.post(url, data={"csrf": csrf, "destination": "pacs"})
+    assert sent.status_code == 200, sent.text
+    assert "Sent to pacs. It arrived at the first try." in sent.text
+    with w["orthanc"].client() as pacs:
+        found = pacs.post(
+            "/tools/find", json={"Level": "Instance", "Query": {"PatientID": pid}}
+        ).json()
+        assert found, "Orthanc holds no instance of the patient"
+        for instance in found:
+            pacs.delete(f"/instances/{instance}")
+
+    down = client.post(url, data={"csrf": csrf, "destination": "down"})
+    assert down.status_code == 200, down.text  # the destination's fault: a page, not a 5xx
+    assert 'role="alert"' in down.text
+    assert "Not sent: down did not take the photo" in down.text and "no association" in down.text
+    unknown = client.post(url, data={"csrf": csrf, "destination": "elsewhere"})
+    assert unknown.status_code == 404 and "no DICOM destination" in unknown.text
+    assert client.post(url, data={"destination": "pacs"}).status_code == 401  # no CSRF token
+
+    sends = export.sends_for(vault, pid)
+    assert [(s.outcome, s.actor.endswith("Dr. Kim")) for s in sends] == [
+        ("done", True),
+        ("failed", True),
+    ]
+    texts = [e.text for e in access_history(vault, pid)]
+    assert any(
+        t.startswith("Dr. Kim sent, to a connected imaging system (PACS), your") for t in texts
+    )
+
+    client.post("/logout")
+    _sign_in(client, "ann@example.org", None)
+    own = client.get(f"/portal/photos/{w['photo_id']}")
+    assert own.status_code == 200 and "Send to PACS/EHR" not in own.text  # clinicians only

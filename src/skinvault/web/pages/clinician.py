@@ -11,12 +11,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from skinvault.actors import Role
-from skinvault.errors import AccessDenied, NotFound, SkinvaultError
+from skinvault.bootstrap import Vault
+from skinvault.errors import AccessDenied, DestinationUnavailable, NotFound, SkinvaultError
 from skinvault.photos.thumbnail import placeholder
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
 from skinvault.services import (
     capture,
     emergency,
+    export,
     photos,
     records,
     sharing,
@@ -111,6 +113,65 @@ def photo_page(photo_id: str, request: Request, purpose: str = "care") -> Respon
         just_stored=request.query_params.get("stored") == "1",
         link=None,
         break_glass=None,
+        pacs_destinations=_pacs_destinations(v, info.actor.role),
+    )
+
+
+def _pacs_destinations(v: Vault, role: Role | None) -> list[str]:
+    """The configured PACS/EHR destinations a clinician's photo page offers (docs/interop.md)."""
+    return export.destinations(v) if role is Role.CLINICIAN else []
+
+
+@router.post("/portal/photos/{photo_id}/send", response_class=HTMLResponse)
+async def send_to_pacs(photo_id: str, request: Request) -> Response:
+    """Send the photo as DICOM to a configured destination (C-STORE or STOW-RS), audited as
+    ``photo:send``; the result, or why it failed, is shown on the photo page."""
+    info = signed_in(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    v = vault(request)
+    destination = f.get("destination", "")
+    try:
+        details = await run_in_threadpool(
+            lambda: photos.describe_photo(v, photo_id=photo_id, actor=info.actor, purpose="care")
+        )
+    except SkinvaultError as exc:
+        return error_page(request, exc, 404 if isinstance(exc, NotFound) else 403)
+    try:
+        sent = await run_in_threadpool(
+            lambda: export.send_photo(
+                v, photo_id=photo_id, actor=info.actor, destination=destination
+            )
+        )
+        result = {
+            "ok": True,
+            "text": f"Sent to {destination}. It arrived"
+            + (" at the first try." if sent.attempts == 1 else f" after {sent.attempts} tries."),
+        }
+        status = 200
+    except DestinationUnavailable as exc:
+        result = {
+            "ok": False,
+            "text": f"Not sent: {destination} did not take the photo ({exc}). Nothing was"
+            " delivered; try again later or tell the clinic's IT. The failure is recorded.",
+        }
+        status = 200  # the destination's fault, not this request's: the page says what happened
+    except SkinvaultError as exc:
+        result = {"ok": False, "text": f"Not sent: {exc}"}
+        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, AccessDenied) else 400
+    return render(
+        request,
+        "photo.html",
+        status_code=status,
+        info=info,
+        details=details,
+        stored=None,
+        purpose="care",
+        just_stored=False,
+        link=None,
+        break_glass=None,
+        pacs_destinations=_pacs_destinations(v, info.actor.role),
+        pacs_result=result,
     )
 
 
