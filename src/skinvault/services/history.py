@@ -38,7 +38,6 @@ _VERBS = {
     "photo:export-dicom": "exported, as a DICOM file,",
     "photo:export-fhir": "exported, through the FHIR interface,",
     "measurement:export-fhir": "exported, through the FHIR interface, the measurements of",
-    "measurement:export-fhir": "exported, through the FHIR interface, the measurements of",
     "photo:send": "sent, to a connected imaging system (PACS),",
     "photo:export-archive": "exported, in a personal archive,",
     "record:export-archive": "downloaded an encrypted personal archive of",
