@@ -29,6 +29,7 @@ from skinvault.batch import (
 )
 from skinvault.export_cli import export_app
 from skinvault.governance_cli import privacy_app, retention_app
+from skinvault.jobs_cli import jobs_app, status_command, worker_command
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
 from skinvault.service_cli import serve
@@ -46,12 +47,15 @@ EXIT_OK, EXIT_SOME_FAILED = 0, 1
 admin_app.add_typer(users_app, name="users")
 admin_app.command("backup")(backup_command)
 admin_app.command("restore")(restore_command)
+admin_app.command("jobs")(status_command)
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(export_app, name="export")
 app.command("serve")(serve)
+app.command("worker")(worker_command)
+app.add_typer(jobs_app, name="jobs")
 app.command("align")(align)
 app.command("measure")(measure)
 

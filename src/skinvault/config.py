@@ -166,6 +166,18 @@ class Settings(BaseSettings):
     notification_sweep_seconds: int = Field(default=60, ge=1)
     #: Days before a consent ends that the patient is told.
     consent_expiry_notice_days: int = Field(default=14, ge=1, le=365)
+    #: Background job threads each ``serve`` process runs (thumbnails, display versions,
+    #: scheduled upkeep); 0: none, jobs wait for a separate ``skinvault worker``.
+    job_threads: int = Field(default=1, ge=0, le=32)
+    #: Seconds a worker holds a job it took; a worker killed mid-job gives it back after.
+    job_lease_seconds: int = Field(default=300, ge=1)
+    #: Tries per job before it is dead (kept with its error for ``skinvault jobs``).
+    job_attempts: int = Field(default=5, ge=1, le=50)
+    #: Wait after a job's first failed try; doubles after each further one (at most an hour).
+    job_retry_seconds: int = Field(default=10, ge=1)
+    #: How often an idle worker looks for new jobs (a job enqueued in the same process
+    #: wakes it at once).
+    job_poll_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("public_base_url")
     @classmethod

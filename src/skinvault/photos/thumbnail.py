@@ -8,7 +8,9 @@
 
 The thumbnail is a fresh JPEG written by Pillow with no metadata at all (the
 orientation is applied to the pixels), so it never carries anything the
-scrubbed original does not.
+scrubbed original does not. Uploads only read :func:`dimensions` (the header); the
+thumbnail itself is made by the ``thumbnail`` job (services/thumbnails.py), and
+:func:`placeholder` stands in for it until then.
 """
 
 from __future__ import annotations
@@ -56,6 +58,35 @@ def _upright_size(image: Image.Image) -> tuple[int, int]:
     orientation = image.getexif().get(0x0112, 1)
     width, height = image.size
     return (height, width) if orientation in _TRANSPOSED else (width, height)
+
+
+def dimensions(data: bytes) -> tuple[int, int]:
+    """The displayed (upright) width and height, from the header alone (no pixels decoded:
+    the upload path needs the size, the thumbnail is made later by a job)."""
+    with _open(data) as image:
+        try:
+            return _upright_size(image)
+        except MemoryError:
+            raise
+        except Exception as exc:  # a damaged EXIF block Pillow trips over
+            raise DamagedFile(f"the image header cannot be read ({exc})") from exc
+
+
+_PLACEHOLDER = """<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" \
+viewBox="0 0 320 240" role="img" aria-label="{text}"><rect width="320" height="240" \
+fill="#eceff1"/><text x="160" y="126" font-family="sans-serif" font-size="17" \
+text-anchor="middle" fill="#37474f">{text}</text></svg>"""
+PLACEHOLDER_TEXTS = {
+    "waiting": "Preview being prepared",
+    "failed": "No preview could be made",
+}
+
+
+def placeholder(state: str) -> bytes:
+    """A small SVG saying the preview is being prepared (or could not be made): what a
+    page shows until the thumbnail job has run. Fixed text, no script."""
+    text = PLACEHOLDER_TEXTS.get(state, PLACEHOLDER_TEXTS["waiting"])
+    return _PLACEHOLDER.format(text=text).encode()
 
 
 def thumbnail(data: bytes, size: int) -> Preview:

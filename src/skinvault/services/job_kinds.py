@@ -1,0 +1,54 @@
+"""The kinds of background job and the service each one calls.
+
+    thumbnail        {"photo_id"}  the photo's thumbnail (enqueued by every upload)
+    display_version  {"photo_id"}  the browser copy of a HEIC/TIFF upload, made ahead of
+                                   the first view (services/versions.ensure_version)
+    jobs_purge       {}            forget finished jobs after a week (daily, periodic)
+
+Every handler is idempotent: run twice, it leaves what one run leaves.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete
+
+from skinvault.db.models import Job
+from skinvault.services import jobs, thumbnails
+
+DISPLAY_VERSION = "display_version"
+JOBS_PURGE = "jobs_purge"
+KEEP_FINISHED = timedelta(days=7)
+#: Scheduled kinds, enqueued once per period by the first worker thread of any process.
+PERIODIC = (jobs.Periodic(JOBS_PURGE, 86400),)
+
+
+@jobs.handler(thumbnails.KIND)
+def _thumbnail(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    thumbnails.make_thumbnail(ctx.vault, str(payload["photo_id"]), transaction=ctx.transaction)
+
+
+@jobs.handler(DISPLAY_VERSION)
+def _display_version(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    from skinvault.services import versions  # noqa: PLC0415 (Pillow, OpenCV: on use)
+
+    try:
+        versions.ensure_version(ctx.vault, photo_id=str(payload["photo_id"]),
+                                kind=versions.DISPLAY)  # fmt: skip
+    except versions.VersionUnavailable as exc:  # the next read says why; no retry helps
+        raise jobs.Permanent(str(exc)) from exc
+
+
+@jobs.handler(JOBS_PURGE)
+def _purge(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    cutoff = ctx.vault.clock.now() - KEEP_FINISHED
+    with ctx.transaction() as session:
+        session.execute(
+            delete(Job).where(
+                Job.state == jobs.JobState.DONE.value,
+                Job.finished_at < cutoff,
+                Job.id != ctx.job_id,
+            )
+        )

@@ -1,0 +1,147 @@
+"""Thumbnails made by a background job, and what a reader gets until one exists.
+
+    >>> make_thumbnail(vault, photo_id)          # the "thumbnail" job; idempotent  # doctest: +SKIP
+    True
+    >>> got = read_preview(vault, photo_id=p, actor=me, purpose="care")          # doctest: +SKIP
+    >>> isinstance(got, PreviewPending)           # not made yet: show a placeholder
+    True
+
+An upload stores the scrubbed photo and enqueues ``thumbnail`` in the same
+transaction (:func:`skinvault.services.photos.store_photo`); the job decrypts the
+photo as the system (nothing leaves the service, so no policy decision — the read
+that serves the thumbnail decides and audits), scales it, seals the result with its
+own data key and lists it as the photo's ``thumbnail`` derivative.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skinvault.actors import Actor
+from skinvault.bootstrap import Vault
+from skinvault.crypto.envelope import seal
+from skinvault.db.models import Derivative, Photo
+from skinvault.errors import NotFound, SkinvaultError
+from skinvault.photos.thumbnail import thumbnail
+from skinvault.policy.purposes import Purpose
+from skinvault.services import jobs
+from skinvault.services import photos as photo_service
+
+KIND = "thumbnail"
+
+
+def job_key(photo_id: str) -> str:
+    return f"{KIND}:{photo_id}"
+
+
+def _live_thumbnail(session: Session, photo_id: str) -> Derivative | None:
+    return session.scalars(
+        select(Derivative).where(
+            Derivative.photo_id == photo_id,
+            Derivative.kind == photo_service.THUMBNAIL,
+            Derivative.deleted_at.is_(None),
+        )
+    ).first()
+
+
+def _live_photo(session: Session, photo_id: str, *, lock: bool = False) -> Photo:
+    query = select(Photo).where(Photo.id == photo_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()  # a shred of this photo waits for us, or we for it
+    photo = session.scalars(query).first()
+    if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
+        raise jobs.Permanent(f"photo {photo_id} is gone; no thumbnail needed")
+    return photo
+
+
+def make_thumbnail(
+    vault: Vault,
+    photo_id: str,
+    *,
+    transaction: Callable[[], AbstractContextManager[Session]] | None = None,
+) -> bool:
+    """Make the photo's thumbnail unless it has one; True when one was made.
+
+    ``transaction`` is the job's fenced transaction (it also marks the job done);
+    by default a plain one.
+    """
+    with vault.reading() as session:
+        photo = _live_photo(session, photo_id)
+        if _live_thumbnail(session, photo_id) is not None:
+            return False
+        blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
+    assert wrapped is not None
+    data = photo_service._decrypt(
+        vault, object_id=photo_id, kind=photo_service.PHOTO, blob_key=blob_key,
+        wrapped=wrapped, sha256=sha,
+    )  # fmt: skip
+    preview = thumbnail(data, vault.settings.thumbnail_size)
+    thumb_id, kek = vault.tokens.new_id(), vault.keys.current()
+    sealed = seal(preview.data, object_id=thumb_id, kind=photo_service.THUMBNAIL, kek=kek)
+    thumb_key = photo_service._blob_key(vault, "t")
+    photo_service._put(vault, thumb_key, sealed.blob)
+    made = False
+    try:
+        with (transaction or vault.sessions.begin)() as session:
+            _live_photo(session, photo_id, lock=True)  # shredded meanwhile: nothing to add
+            if _live_thumbnail(session, photo_id) is None:
+                session.add(
+                    Derivative(
+                        id=thumb_id, photo_id=photo_id, kind=photo_service.THUMBNAIL,
+                        blob_key=thumb_key, wrapped_dek=sealed.wrapped_dek, kek_id=kek.id,
+                        format="jpeg", width=preview.width, height=preview.height,
+                        created_at=vault.clock.now(),
+                    )
+                )  # fmt: skip
+                made = True
+    finally:
+        if not made:  # unlisted: remove now rather than waiting for the sweep
+            with contextlib.suppress(SkinvaultError, OSError):
+                vault.blobs.delete(thumb_key)
+    return made
+
+
+@dataclass(frozen=True)
+class PreviewPending:
+    """No thumbnail yet: ``waiting`` (its job is queued or running) or ``failed`` (the
+    job gave up: the pixels could not be decoded; the photo itself can still be read)."""
+
+    photo_id: str
+    state: str
+
+
+def read_preview(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    break_glass_reason: str | None = None,
+) -> photo_service.PhotoBytes | PreviewPending:
+    """The thumbnail under the photo's decision, or :class:`PreviewPending` when the
+    decision allowed it but none is made yet. A refusal raises as for the photo."""
+    try:
+        return photo_service.read_thumbnail(
+            vault, photo_id=photo_id, actor=actor, purpose=purpose,
+            break_glass_reason=break_glass_reason,
+        )  # fmt: skip
+    except NotFound:
+        # read_thumbnail decides before it looks for the thumbnail: a NotFound for a live
+        # photo means "allowed, but there is none yet" (a refusal raises AccessDenied).
+        with vault.reading() as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or photo.deleted_at is not None:
+                raise
+            if _live_thumbnail(session, photo_id) is not None:
+                raise
+        state = jobs.job_state(vault, job_key(photo_id))
+        return PreviewPending(photo_id, "failed" if state == jobs.JobState.DEAD else "waiting")
+
+
+__all__ = ["KIND", "PreviewPending", "job_key", "make_thumbnail", "read_preview"]

@@ -1,0 +1,372 @@
+"""The job queue on SQLite and PostgreSQL: durable, retried, never run twice at once.
+
+The thumbnail of an upload is the job these tests follow: it is what leaves the upload
+request, and a user sees it (a placeholder, then the preview).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from skinvault.actors import Actor, Role
+from skinvault.bootstrap import Vault, bootstrap
+from skinvault.config import load_settings
+from skinvault.db.models import Derivative, Job
+from skinvault.services import admin, jobs, photos, thumbnails
+from skinvault.services.care import start_care
+from skinvault.web.app import create_app
+from tests import factories
+
+OPERATOR = Actor.system("test")
+PASSWORD = "a long passphrase 42"
+
+
+class SettableClock:
+    def __init__(self) -> None:
+        self.at = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+def _settings(database_url: str, tmp_path: Path, **extra: Any):  # type: ignore[no-untyped-def]
+    return load_settings(
+        data_dir=tmp_path / "data", database_url=database_url, job_threads=0, **extra
+    )
+
+
+@pytest.fixture
+def vault(database_url: str, tmp_path: Path, clock: SettableClock) -> Iterator[Vault]:
+    v = bootstrap(
+        _settings(database_url, tmp_path, job_attempts=3, job_retry_seconds=10),
+        create=True,
+        clock=clock,
+    )
+    yield v
+    v.close()
+
+
+def _people(vault: Vault) -> tuple[str, Actor]:
+    """A patient in the care of a clinician: (patient id, clinician)."""
+    doc = admin.create_user(
+        vault, role=Role.CLINICIAN, email="lee@clinic.example", password=PASSWORD, actor=OPERATOR
+    )
+    pat = admin.create_user(
+        vault, role=Role.PATIENT, email="pat@example.org", password=PASSWORD, actor=OPERATOR
+    )
+    assert pat.patient_id and doc.user_id
+    start_care(vault, patient_id=pat.patient_id, member_id=doc.user_id, actor=OPERATOR)
+    return pat.patient_id, Actor(doc.user_id, Role.CLINICIAN, "Dr. Lee")
+
+
+def _thumbnails(vault: Vault, photo_id: str) -> list[Derivative]:
+    with vault.reading() as session:
+        return list(
+            session.scalars(
+                select(Derivative).where(
+                    Derivative.photo_id == photo_id, Derivative.kind == "thumbnail"
+                )
+            )
+        )
+
+
+def _job(vault: Vault, key: str) -> Job:
+    with vault.reading() as session:
+        job = session.scalars(select(Job).where(Job.key == key)).one()
+        session.expunge(job)
+        return job
+
+
+def test_upload_returns_before_the_thumbnail_which_appears_after_the_worker_runs(
+    vault: Vault,
+) -> None:
+    patient, lee = _people(vault)
+    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    assert _thumbnails(vault, stored.id) == []
+    assert stored.width == 64 and stored.height == 48  # read from the header, not a decode
+    pending = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
+    assert pending == thumbnails.PreviewPending(stored.id, "waiting")
+    assert jobs.status(vault).counts["queued"] == 1
+
+    assert jobs.run_pending(vault) == 1
+    got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
+    assert isinstance(got, photos.PhotoBytes) and got.data.startswith(b"\xff\xd8")
+    assert jobs.status(vault).counts == {"queued": 0, "running": 0, "done": 1, "dead": 0}
+
+
+def test_a_thumbnail_job_run_twice_makes_one_thumbnail(vault: Vault) -> None:
+    patient, _ = _people(vault)
+    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    assert thumbnails.make_thumbnail(vault, stored.id) is True
+    assert thumbnails.make_thumbnail(vault, stored.id) is False  # idempotent
+    jobs.run_pending(vault)
+    assert len(_thumbnails(vault, stored.id)) == 1
+    assert len(list(vault.blobs.keys())) == 2  # the photo and one thumbnail, no orphan
+
+
+def test_a_deleted_photo_gets_no_thumbnail_and_its_job_ends(vault: Vault) -> None:
+    patient, lee = _people(vault)
+    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    photos.delete_photo(vault, photo_id=stored.id, actor=lee, reason="asked")
+    assert jobs.run_pending(vault) == 1
+    job = _job(vault, thumbnails.job_key(stored.id))
+    assert job.state == "done" and "gone" in (job.last_error or "")
+    assert _thumbnails(vault, stored.id) == []
+    assert list(vault.blobs.keys()) == []
+
+
+def test_a_failing_job_is_retried_with_backoff_then_dead_with_its_error(
+    vault: Vault, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def broken(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+        calls.append(ctx.attempt)
+        raise OSError(f"disk on fire (try {ctx.attempt})")
+
+    monkeypatch.setitem(jobs.handlers(), "test-broken", broken)
+    job_id = jobs.submit(vault, "test-broken", {"n": 1})
+    assert jobs.run_one(vault).state is jobs.JobState.QUEUED  # type: ignore[union-attr]
+    assert jobs.run_one(vault) is None  # waits 10 s before the second try
+    clock.at += timedelta(seconds=9)
+    assert jobs.run_one(vault) is None
+    clock.at += timedelta(seconds=1)
+    assert jobs.run_one(vault).state is jobs.JobState.QUEUED  # type: ignore[union-attr]
+    clock.at += timedelta(seconds=19)
+    assert jobs.run_one(vault) is None  # then 20 s
+    clock.at += timedelta(seconds=1)
+    outcome = jobs.run_one(vault)
+    assert outcome is not None and outcome.state is jobs.JobState.DEAD
+    assert calls == [1, 2, 3]
+
+    report = jobs.status(vault)
+    assert report.counts["dead"] == 1
+    assert report.dead[0].id == job_id
+    assert report.dead[0].last_error == "OSError: disk on fire (try 3)"
+    clock.at += timedelta(days=1)
+    assert jobs.run_one(vault) is None  # dead stays dead ...
+    jobs.retry(vault, job_id)  # ... until someone queues it again
+    assert jobs.run_one(vault).state is jobs.JobState.QUEUED  # type: ignore[union-attr]
+    assert calls == [1, 2, 3, 1]
+
+
+def test_an_unknown_kind_is_kept_with_a_plain_error(vault: Vault) -> None:
+    jobs.submit(vault, "no-such-kind")
+    outcome = jobs.run_one(vault)
+    assert outcome is not None and "no handler" in (outcome.error or "")
+
+
+def test_a_run_that_lost_its_lease_writes_nothing(
+    vault: Vault, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker too slow for its lease: another took the job over; the slow one's commit
+    is refused, so the effect happens once."""
+    patient, _ = _people(vault)
+    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    slow = jobs.claim(vault, "slow-worker")
+    assert slow is not None
+    clock.at += timedelta(seconds=vault.settings.job_lease_seconds + 1)
+    assert jobs.run_one(vault, "second-worker").state is jobs.JobState.DONE  # type: ignore[union-attr]
+    ctx = jobs.JobContext(vault, slow.id, slow.kind, slow.attempt, slow.lease)
+    with pytest.raises(jobs.LeaseLost), ctx.transaction() as session:  # the slow run's result
+        session.add(
+            Derivative(id="f" * 32, photo_id=stored.id, kind="thumbnail", blob_key="t/slow",
+                       wrapped_dek=b"x", kek_id="k", format="jpeg", width=1, height=1,
+                       created_at=clock.at)
+        )  # fmt: skip
+    assert len(_thumbnails(vault, stored.id)) == 1
+    assert _job(vault, thumbnails.job_key(stored.id)).attempts == 2
+
+
+def test_postgresql_claims_skip_a_job_another_worker_has_locked(
+    vault: Vault, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("FOR UPDATE SKIP LOCKED is PostgreSQL's")
+    first, second = jobs.submit(vault, "a"), jobs.submit(vault, "b")
+    held = threading.Event()
+    release = threading.Event()
+    taken: list[str | None] = []
+
+    def hold_first() -> None:
+        with vault.sessions.begin() as session:  # a worker in the middle of claiming `first`
+            session.scalars(select(Job).where(Job.id == first).with_for_update()).one()
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
+        claimed = jobs.claim(vault, "other")
+        taken.append(claimed.id if claimed else None)
+        assert time.monotonic() - started < 2  # it did not wait for the lock
+    finally:
+        release.set()
+        holder.join()
+    assert taken == [second]
+
+
+# -- real worker processes ---------------------------------------------------------------
+
+
+def _worker_env(database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SKINVAULT_DATA_DIR": str(tmp_path / "data"),
+        "SKINVAULT_DATABASE_URL": database_url,
+        "SKINVAULT_JOB_POLL_SECONDS": "0.2",
+        **extra,
+    }
+
+
+def _wait_for(check: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def real_vault(database_url: str, tmp_path: Path) -> Iterator[Vault]:
+    """A vault on the system clock, shared with worker processes through the data dir."""
+    v = bootstrap(_settings(database_url, tmp_path), create=True)
+    yield v
+    v.close()
+
+
+def test_a_job_survives_a_worker_killed_mid_job(
+    real_vault: Vault, database_url: str, tmp_path: Path
+) -> None:
+    vault = real_vault
+    patient, lee = _people(vault)
+    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    with vault.reading() as session:
+        from skinvault.db.models import Photo
+
+        blob_key = session.get(Photo, stored.id).blob_key  # type: ignore[union-attr]
+    # The photo's blob becomes a FIFO: the worker blocks reading it, mid-job, for certain.
+    path = vault.blobs._path(blob_key)  # type: ignore[attr-defined]
+    real = path.read_bytes()
+    path.unlink()
+    os.mkfifo(path)
+    env = _worker_env(database_url, tmp_path, SKINVAULT_JOB_LEASE_SECONDS="2")
+    worker = [sys.executable, "-m", "skinvault", "worker"]
+    first = subprocess.Popen(worker, env=env, stderr=subprocess.DEVNULL)
+    try:
+        key = thumbnails.job_key(stored.id)
+        _wait_for(lambda: _job(vault, key).state == "running", "the first worker to take the job")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    path.unlink()
+    path.write_bytes(real)
+    assert _job(vault, key).state == "running"  # nobody finished it
+
+    second = subprocess.Popen(worker, env=env, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: _job(vault, key).state == "done", "the second worker to finish it")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=30)
+    assert second.returncode == 0, err
+    job = _job(vault, key)
+    assert job.attempts == 2  # the killed try and the one that finished
+    assert len(_thumbnails(vault, stored.id)) == 1  # exactly once in effect
+    got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
+    assert isinstance(got, photos.PhotoBytes)
+
+
+def test_two_workers_on_postgresql_never_run_the_same_job_twice(
+    real_vault: Vault, database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("two processes claiming at once: PostgreSQL's SKIP LOCKED")
+    vault = real_vault
+    patient, _ = _people(vault)
+    stored = [
+        photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+        for _ in range(16)
+    ]
+    env = _worker_env(database_url, tmp_path)
+    run = [sys.executable, "-m", "skinvault", "jobs", "run"]
+    procs = [subprocess.Popen(run, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    ran = [int(o.split("Ran ")[1].split()[0]) for o in outs]
+    assert sum(ran) == 16  # every job ran once in all, whoever took it
+    with vault.reading() as session:
+        assert {j.attempts for j in session.scalars(select(Job))} == {1}
+    for s in stored:
+        assert len(_thumbnails(vault, s.id)) == 1
+
+
+# -- what a user sees ---------------------------------------------------------------------
+
+
+def test_thumbnail_routes_while_pending_answer_a_placeholder_never_a_5xx(
+    database_url: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_api import PASSWORD as API_PASSWORD
+    from tests.integration.test_api import _make
+
+    app = create_app(_settings(database_url, tmp_path))
+    vault = app.state.vault
+    client = TestClient(app)
+    try:
+        ann = _make(vault, Role.PATIENT, "ann@example.org", "Ann")
+        token = client.post(
+            "/api/v1/auth/token", json={"email": ann.email, "password": API_PASSWORD}
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        up = client.post(
+            f"/api/v1/patients/{ann.patient_id}/photos",
+            headers=auth,
+            files={"file": ("IMG_0001.jpg", factories.jpeg(), "image/jpeg")},
+        )
+        assert up.status_code == 201, up.text
+        photo_id = up.json()["id"]
+        url = f"/api/v1/photos/{photo_id}/thumbnail?purpose=care"
+        pending = client.get(url, headers=auth)
+        assert pending.status_code == 202
+        assert pending.json()["status"] == "being prepared"
+        assert pending.headers["retry-after"] == "2"
+
+        signin = client.post(
+            "/login", data={"email": ann.email, "password": API_PASSWORD}, follow_redirects=False
+        )
+        assert signin.status_code == 303, signin.text
+        portal = client.get(f"/portal/photos/{photo_id}/thumbnail?purpose=care")
+        assert portal.status_code == 200, portal.text
+        assert portal.headers["content-type"].startswith("image/svg+xml")
+        assert b"Preview being prepared" in portal.content
+
+        jobs.run_pending(vault)
+        ready = client.get(url, headers=auth)
+        assert ready.status_code == 200 and ready.content.startswith(b"\xff\xd8")
+        portal = client.get(f"/portal/photos/{photo_id}/thumbnail?purpose=care")
+        assert portal.headers["content-type"] == "image/jpeg"
+    finally:
+        client.close()
+        vault.close()
