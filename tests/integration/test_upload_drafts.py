@@ -110,7 +110,9 @@ def _jpeg(size: tuple[int, int] = (1200, 900), seed: int = 1) -> bytes:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
     base = np.stack([(xx * (seed + 1) + yy) % 256, (yy * 2) % 256, (xx + yy * seed) % 256], -1)
-    blobs = rng.integers(0, 60, (size[1] // 50 + 1, size[0] // 50 + 1, 3)).repeat(50, 0).repeat(50, 1)
+    blobs = (
+        rng.integers(0, 60, (size[1] // 50 + 1, size[0] // 50 + 1, 3)).repeat(50, 0).repeat(50, 1)
+    )
     pixels = (base + blobs[: size[1], : size[0]]).clip(0, 255).astype(np.uint8)
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "JPEG", quality=90)
