@@ -341,3 +341,75 @@ def test_faces_stay_when_the_person_chooses_and_only_the_patient_may_make_one(
         v, data=factories.jpeg(), actor=world.patient, patient_id=world.patient_id
     )
     assert from_file.file_name == "public-copy.jpg" and from_file.data.startswith(b"\xff\xd8")
+
+
+# -- the portal pages ----------------------------------------------------------------------
+
+
+def test_the_portal_pages_give_receipts_checks_archives_and_public_copies(
+    database_url: str, tmp_path: Path
+) -> None:
+    import re
+
+    import pyotp  # noqa: F401 - the patient needs no second factor
+    from fastapi.testclient import TestClient
+
+    from skinvault.web.app import create_app
+
+    app = create_app(load_settings(data_dir=tmp_path / "data", database_url=database_url))
+    with TestClient(app) as client:
+        v = app.state.vault
+        ann, ann_pid = _person(v, Role.PATIENT, "ann@example.org", "Ann Example")
+        assert ann_pid
+        raw = factories.jpeg()
+        stored = photos.store_photo(v, patient_id=ann_pid, data=raw, actor=ann, site="back")
+        signed = client.post(
+            "/login", data={"email": "ann@example.org", "password": "a long enough password"},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert signed.status_code == 303
+        home = client.get("/portal")
+        assert f"/portal/photos/{stored.id}/receipt" in home.text and "My copies" in home.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', home.text)
+        assert csrf
+        token = csrf.group(1)
+
+        page = client.get(f"/portal/photos/{stored.id}/receipt")
+        assert page.status_code == 200 and hashlib.sha256(raw).hexdigest() in page.text
+        text = client.get(f"/portal/photos/{stored.id}/receipt.txt")
+        assert text.headers["content-type"].startswith("text/plain")
+        assert "attachment" in text.headers["content-disposition"]
+        assert receipts.verify_text(text.text, public_key_hex(v.keys.signing_key()))
+
+        by_hash = client.post("/portal/check-copy", data={"csrf": token,
+                              "sha256": hashlib.sha256(raw).hexdigest()},
+                              files={"file": ("", b"", "application/octet-stream")})  # fmt: skip
+        assert by_hash.status_code == 200 and "Yes: this is a photo in your record" in by_hash.text
+        by_file = client.post("/portal/check-copy", data={"csrf": token},
+                              files={"file": ("x.png", factories.png(), "image/png")})  # fmt: skip
+        assert by_file.status_code == 200 and "No: this file is not" in by_file.text
+        assert "fingerprinted and dropped" in by_file.text
+
+        weak = client.post("/portal/archive", data={"csrf": token, "passphrase": "short",
+                           "passphrase_again": "short"})  # fmt: skip
+        assert weak.status_code == 400 and "at least 12 characters" in weak.text
+        got = client.post("/portal/archive", data={"csrf": token, "passphrase": PASSPHRASE,
+                          "passphrase_again": PASSPHRASE})  # fmt: skip
+        assert got.status_code == 200 and got.content.startswith(b"7z\xbc\xaf\x27\x1c")
+        assert got.headers["content-length"] == str(len(got.content))
+        assert not list((tmp_path / "data" / "run" / "archives").iterdir())  # nothing left
+
+        made = client.post("/portal/public-copy", data={"csrf": token, "photo_id": stored.id},
+                           files={"file": ("", b"", "application/octet-stream")})  # fmt: skip
+        assert made.status_code == 200 and made.content.startswith(b"\xff\xd8")
+        assert 'filename="back-public-copy.jpg"' in made.headers["content-disposition"]
+        nothing = client.post("/portal/public-copy", data={"csrf": token},
+                              files={"file": ("", b"", "application/octet-stream")})  # fmt: skip
+        assert nothing.status_code == 400 and "Choose a photo" in nothing.text
+        for path in ("/portal/copies", "/portal/check-copy", "/portal/archive",
+                     "/portal/public-copy"):  # fmt: skip
+            assert client.get(path).status_code == 200, path
+        history = client.get("/portal/history").text
+        assert "downloaded an encrypted personal archive" in history
+        assert "made a public copy" in history
+    v.close()

@@ -13,6 +13,7 @@ from skinvault.web.pages import (
     account,
     admin,
     clinician,
+    copies,
     notifications,
     patient,
     public,
@@ -35,6 +36,7 @@ for _module in (
     users,
     notifications,
     tracking,
+    copies,
 ):
     router.include_router(_module.router)
 
