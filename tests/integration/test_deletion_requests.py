@@ -18,7 +18,7 @@ from skinvault.crypto.envelope import seal
 from skinvault.db.models import AuditEvent, Derivative, Photo, ShareLink
 from skinvault.errors import NotFound
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, deletion, photos
+from skinvault.services import admin, deletion, jobs, photos
 from skinvault.services.care import start_care
 from skinvault.services.consents import consent_history, consents_for, record_consent
 from skinvault.services.deletion import (
@@ -102,9 +102,11 @@ def patient(vault: Vault, clinician: Actor) -> tuple[Actor, str]:
 
 
 def store(vault: Vault, patient_id: str, clinician: Actor, site: str) -> str:
-    return photos.store_photo(
+    stored = photos.store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=clinician, site=site
-    ).id
+    )
+    jobs.run_pending(vault)  # its thumbnail, as a worker would make it
+    return stored.id
 
 
 def add_copy(vault: Vault, photo_id: str, kind: str) -> str:

@@ -21,7 +21,7 @@ from skinvault.crypto.envelope import seal
 from skinvault.db.models import AuditEvent, Derivative, Photo, ShareLink
 from skinvault.errors import NotFound
 from skinvault.governance_cli import retention_app
-from skinvault.services import admin, photos
+from skinvault.services import admin, jobs, photos
 from skinvault.services.care import start_care
 from skinvault.services.retention import RetentionKind, run_retention
 from tests import factories
@@ -88,9 +88,11 @@ def patient(vault: Vault, clinician: Actor) -> str:
 
 
 def store(vault: Vault, patient: str, clinician: Actor) -> photos.StoredPhoto:
-    return photos.store_photo(
+    stored = photos.store_photo(
         vault, patient_id=patient, data=factories.jpeg(), actor=clinician, site="left-hand"
     )
+    jobs.run_pending(vault)  # its thumbnail, as a worker would make it
+    return stored
 
 
 def add_copy(vault: Vault, photo_id: str, kind: str) -> str:

@@ -18,7 +18,7 @@ from skinvault.crypto.keys import MemoryKeySource
 from skinvault.db.models import Derivative, Photo
 from skinvault.errors import BlobUnreadable, KeyUnavailable, NotFound, PhotoError, TooLarge
 from skinvault.photos.scrub import scrub
-from skinvault.services import admin, photos
+from skinvault.services import admin, jobs, photos
 from skinvault.services.care import start_care
 from tests import factories
 from tests.conftest import CORPUS_FILES
@@ -76,7 +76,8 @@ def patient(vault: Vault) -> str:
 
 
 def _store(vault: Vault, patient: str, data: bytes | None = None) -> photos.StoredPhoto:
-    return photos.store_photo(
+    """Store a photo and run the jobs it enqueued (its thumbnail), as a worker would."""
+    stored = photos.store_photo(
         vault,
         patient_id=patient,
         data=data if data is not None else factories.jpeg(),
@@ -84,6 +85,8 @@ def _store(vault: Vault, patient: str, data: bytes | None = None) -> photos.Stor
         site="left-hand",
         note="day 3",
     )
+    jobs.run_pending(vault)
+    return stored
 
 
 def _blob_path(vault: Vault, key: str) -> Path:

@@ -19,7 +19,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import Photo
-from skinvault.services import admin, photos
+from skinvault.services import admin, jobs, photos
 from skinvault.services.care import start_care
 
 WRITER = """
@@ -92,6 +92,7 @@ def test_killed_writers_leave_only_readable_photos_a_valid_chain_and_sweepable_o
         assert got.data.startswith(b"\xff\xd8")
     assert admin.verify_audit(vault).count >= len(listed)
     blob_dir = settings.data_dir / "blobs"
+    jobs.run_pending(vault)  # every listed photo's thumbnail job survived the kills
     admin.sweep(vault, actor=operator, grace=timedelta(0))
     assert len(list(vault.blobs.keys())) == 2 * len(listed)  # each photo and its thumbnail
     assert not [p for p in blob_dir.rglob(".tmp-*")]
