@@ -32,6 +32,7 @@ from skinvault.governance_cli import privacy_app, retention_app
 from skinvault.jobs_cli import jobs_app, status_command, worker_command
 from skinvault.photos.findings import CATEGORY_TITLES
 from skinvault.photos.naming import TemplateError
+from skinvault.public_copy_cli import public_copy_command
 from skinvault.service_cli import serve
 from skinvault.tracking_cli import align, measure
 from skinvault.users_cli import users_app
@@ -58,6 +59,7 @@ app.command("worker")(worker_command)
 app.add_typer(jobs_app, name="jobs")
 app.command("align")(align)
 app.command("measure")(measure)
+app.command("public-copy")(public_copy_command)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

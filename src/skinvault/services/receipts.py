@@ -202,7 +202,8 @@ def who_could_see(receipt: Receipt) -> list[str]:
                 if line.recorded_at
                 else f"{line.title}: yes{limits}"
             )
-    refused = [line.title.lower() for line in receipt.consents if not line.granted]
+    refused = [line.title[:1].lower() + line.title[1:] for line in receipt.consents
+               if not line.granted]  # fmt: skip
     if refused:
         said.append(f"Not used for: {', '.join(refused)} (no consent in force).")
     said.append(
