@@ -33,6 +33,35 @@ from skinvault.policy.purposes import (
     Scope,
 )
 
+#: The limits in the words of the consent form ("Only if …").
+SCOPE_WORDS: dict[Scope, str] = {
+    Scope.DEIDENTIFIED: "nothing identifies me",
+    Scope.CROPPED: "cropped to the skin area",
+    Scope.INTERNAL: "inside this clinic only",
+    Scope.NO_FACE: "no face is visible",
+}
+#: One plain sentence per limit: what the reader actually gets (services/versions.py).
+SCOPE_MEANINGS: dict[Scope, str] = {
+    Scope.DEIDENTIFIED: "Readers get a copy with faces and readable text covered and no name,"
+    " dates, notes or file details that could link it to you.",
+    Scope.CROPPED: "Readers get only the area you or your clinician chose on the photo's"
+    " page; until an area is chosen, the photo is not shown to them at all.",
+    Scope.INTERNAL: "Only people working in this clinic may use it; it is never published"
+    " or sent outside.",
+    Scope.NO_FACE: "Readers get a copy in which every face is covered with a solid block.",
+}
+
+
+def limits_text(scopes: frozenset[Scope]) -> str:
+    """The limits of an answer as the consent page states them.
+
+    >>> limits_text(frozenset({Scope.NO_FACE, Scope.CROPPED}))
+    'with limits: cropped to the skin area; no face is visible'
+    """
+    if not scopes:
+        return "with no limits"
+    return "with limits: " + "; ".join(SCOPE_WORDS[s] for s in sorted(scopes))
+
 
 @dataclass(frozen=True)
 class ConsentView:

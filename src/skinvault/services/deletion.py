@@ -43,7 +43,12 @@ OPEN = "open"
 DECIDED = "decided"
 
 #: Derivatives made for secondary use (teaching, research, publication), never for care.
-SECONDARY_COPY_KINDS = ("teaching", "deidentified", "redacted")
+#: The consent-limited photo versions (services/versions.py) are among them; the display
+#: copy for browsers is not (care uses it).
+SECONDARY_COPY_KINDS = (
+    "teaching", "deidentified", "redacted",
+    "face_free", "cropped", "face_free+cropped", "deidentified+cropped",
+)  # fmt: skip
 
 
 class DeletionScope(StrEnum):

@@ -36,8 +36,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,6 +57,9 @@ from skinvault.errors import (
     SkinvaultError,
 )
 from skinvault.policy.decide import Obligation, PatientAction
+
+if TYPE_CHECKING:
+    from skinvault.services.photos import PhotoBytes
 
 Box = tuple[int, int, int, int]
 
@@ -599,3 +603,46 @@ def forget_markup(session: Session, photo_id: str) -> None:
     row = session.get(PhotoMarkup, photo_id)
     if row is not None:
         session.delete(row)
+
+
+_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/heif": "heic",
+    "image/tiff": "tif",
+}
+
+
+def download_name(got: PhotoBytes) -> str:
+    """A neutral file name for served bytes: never the photo's id, date or patient.
+
+    >>> download_name(PhotoBytes("3f9a", b"", "image/heif"))          # doctest: +SKIP
+    'photo.heic'
+    """
+    stem = "photo" if got.version in (None, DISPLAY) else "photo-version"
+    return f"{stem}.{_EXTENSIONS.get(got.media_type, 'bin')}"
+
+
+def display_for(vault: Vault, got: PhotoBytes) -> PhotoBytes:
+    """``got`` as browsers can show it: unchanged for JPEG/PNG/WebP, else the photo's JPEG
+    display version (made and stored on first use).
+
+    For bytes a decision has already allowed and audited (a share link's open): the
+    display version shows exactly the same pixels, so no second decision is needed.
+    """
+    from skinvault.services import photos as photo_service  # noqa: PLC0415 (photos imports us)
+
+    fmt = {v: k for k, v in photo_service.MEDIA_TYPES.items()}.get(got.media_type, "")
+    if got.version is not None or fmt in BROWSER_FORMATS:
+        return got
+    made = ensure_version(vault, photo_id=got.photo_id, kind=DISPLAY)
+    with vault.reading() as session:
+        row = session.get(Derivative, made.derivative_id)
+        if row is None or row.wrapped_dek is None:
+            raise NotFound(f"photo {got.photo_id} has no display version")
+        blob_key, wrapped = row.blob_key, row.wrapped_dek
+    data = photo_service._decrypt(
+        vault, object_id=made.derivative_id, kind=DISPLAY, blob_key=blob_key, wrapped=wrapped
+    )
+    return replace(got, data=data, media_type="image/jpeg", version=DISPLAY)

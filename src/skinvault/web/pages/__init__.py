@@ -21,6 +21,7 @@ from skinvault.web.pages import (
     tracking,
     upload,
     users,
+    versions,
 )
 from skinvault.web.pages.common import render, vault
 
@@ -37,6 +38,7 @@ for _module in (
     notifications,
     tracking,
     copies,
+    versions,
 ):
     router.include_router(_module.router)
 

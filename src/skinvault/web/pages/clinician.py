@@ -24,6 +24,7 @@ from skinvault.services import (
     sharing,
 )
 from skinvault.services.thumbnails import PreviewPending, read_preview
+from skinvault.services.versions import download_name
 from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (
     BODY_SITES,
@@ -190,9 +191,10 @@ async def break_glass(photo_id: str, request: Request) -> Response:
         )
         got = await run_in_threadpool(
             lambda: photos.read_photo(
-                v, photo_id=photo_id, actor=info.actor, purpose="care", break_glass_reason=reason
+                v, photo_id=photo_id, actor=info.actor, purpose="care", break_glass_reason=reason,
+                for_browser=True,
             )
-        )
+        )  # fmt: skip
     except AccessDenied as exc:
         return render(
             request,
@@ -220,9 +222,30 @@ async def break_glass(photo_id: str, request: Request) -> Response:
 
 @router.get("/portal/photos/{photo_id}/image")
 def photo_image(photo_id: str, request: Request, purpose: str = "care") -> Response:
+    """The photo for an ``<img>``: the version the consent allows, or for HEIC/TIFF the JPEG
+    display version (browsers cannot show those); the original is /original."""
+    info = signed_in(request)
+    got = photos.read_photo(
+        vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose, for_browser=True
+    )
+    return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/portal/photos/{photo_id}/original")
+def photo_original(photo_id: str, request: Request, purpose: str = "care") -> Response:
+    """The stored photo as a download (HEIC stays HEIC); a consent limited to a version gets
+    that version here too. The file name is neutral: never the photo's id."""
     info = signed_in(request)
     got = photos.read_photo(vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose)
-    return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
+    name = download_name(got)
+    return Response(
+        got.data,
+        media_type=got.media_type,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
 
 
 @router.get("/portal/photos/{photo_id}/thumbnail")

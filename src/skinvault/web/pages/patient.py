@@ -101,6 +101,8 @@ def consents_page(request: Request) -> Response:
             "text": PURPOSE_TEXTS[p],
             "view": current.get(p),
             "on": bool(current.get(p) and current[p].in_force(now)),
+            # the limits in force, shown as ticked boxes and in words
+            "scopes": current[p].scopes if p in current and current[p].granted else frozenset(),
         }
         for p in Purpose
         if p is not Purpose.CARE
@@ -111,6 +113,9 @@ def consents_page(request: Request) -> Response:
         info=info,
         rows=rows,
         scopes=list(Scope),
+        scope_words=consents.SCOPE_WORDS,
+        scope_meanings=consents.SCOPE_MEANINGS,
+        limits_text=consents.limits_text,
         care=PURPOSE_TEXTS[Purpose.CARE],
     )
 
@@ -140,7 +145,10 @@ async def set_consent(purpose: Purpose, request: Request) -> Response:
         )
     except SkinvaultError as exc:
         return error_page(request, exc, 400)
-    return RedirectResponse("/portal/consents", status_code=303)
+    granted = f.get("answer") == "yes"
+    answer = f"Yes, {consents.limits_text(scopes)}" if granted else "No"
+    title = PURPOSE_TEXTS[purpose].title
+    return flash_redirect("/portal/consents", info, f"Saved: {title} is now “{answer}”.")
 
 
 @router.get("/portal/consents/{purpose}/receipt", response_class=HTMLResponse)

@@ -18,7 +18,7 @@ from skinvault.errors import (
     TooManyAttempts,
     TooManyLinkTries,
 )
-from skinvault.services import accounts, sharing, signups, users
+from skinvault.services import accounts, sharing, signups, users, versions
 from skinvault.web.deps import PENDING_MESSAGE, SESSION_COOKIE, client_address
 from skinvault.web.pages.common import (
     any_session,
@@ -188,7 +188,7 @@ def link_landing(token: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/s/{token}", response_class=HTMLResponse)
-async def link_open(token: str, request: Request) -> HTMLResponse:
+async def link_open(token: str, request: Request) -> Response:
     f = await form_fields(request)
     v = vault(request)
     address = client_address(request)
@@ -216,8 +216,23 @@ async def link_open(token: str, request: Request) -> HTMLResponse:
             error=html.unescape(str(exc)),
             token=token,
         )
+    if f.get("original") == "1":
+        # The recipient asked for the file itself (HEIC stays HEIC), with a neutral name.
+        name = versions.download_name(got)
+        return Response(
+            got.data,
+            media_type=got.media_type,
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'attachment; filename="{name}"',
+            },
+        )
+    try:
+        shown = await run_in_threadpool(versions.display_for, v, got)
+    except SkinvaultError:
+        shown = got  # the link was opened and audited; show what there is rather than nothing
     status = await run_in_threadpool(sharing.link_status, v, token)
-    image = f"data:{got.media_type};base64,{base64.b64encode(got.data).decode()}"
+    image = f"data:{shown.media_type};base64,{base64.b64encode(shown.data).decode()}"
     return render(
         request, "link.html", info=None, status=status, image=image, error=None, token=token
     )
