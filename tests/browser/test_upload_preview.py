@@ -10,16 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.browser.test_portal import (  # noqa: F401 - the fixtures
-    CHROMIUM,
-    PASSWORD,
-    PHONE,
-    browser,
-    pytestmark,
-    server,
-    shot,
-)
+from tests.browser import test_portal
+from tests.browser.test_portal import PASSWORD, PHONE, shot
 from tests.conftest import ROOT
+
+pytestmark = test_portal.pytestmark
+server = test_portal.server  # the same live server and browser fixtures
+browser = test_portal.browser
+ACTIVE_ID = "() => document.activeElement && document.activeElement.id"
 
 LETTER = ROOT / "bench" / "clues_set" / "text-letter-table.jpg"  # 2000 × 1500, 9 text lines
 
@@ -99,7 +97,7 @@ def test_an_upload_is_done_by_keyboard_alone(server: tuple[str, Path], browser: 
     page.locator("body").focus()
     for _ in range(40):  # Tab to the photo field
         page.keyboard.press("Tab")
-        if page.evaluate("() => document.activeElement && document.activeElement.id") == "file":
+        if page.evaluate(ACTIVE_ID) == "file":
             break
     else:
         raise AssertionError("the photo field cannot be reached with Tab")
