@@ -413,3 +413,38 @@ def test_the_portal_pages_give_receipts_checks_archives_and_public_copies(
         assert "downloaded an encrypted personal archive" in history
         assert "made a public copy" in history
     v.close()
+
+
+def test_the_public_copy_command_writes_unlinked_copies_without_metadata(tmp_path: Path) -> None:
+    import sys
+
+    source = tmp_path / "IMG_0412.jpg"
+    source.write_bytes(_faces_with_metadata())
+    before = source.read_bytes()
+    out = tmp_path / "to-post"
+    (out).mkdir()
+    (out / "public-copy.jpg").write_bytes(b"someone else's file")
+    done = subprocess.run(
+        [sys.executable, "-m", "skinvault", "public-copy", str(source), str(tmp_path / "gone.jpg"),
+         "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # one input is missing: named, the other done
+    assert "gone.jpg" in done.stderr and "Tattoos" in done.stdout
+    assert source.read_bytes() == before  # never modified
+    assert (out / "public-copy.jpg").read_bytes() == b"someone else's file"  # never overwritten
+    made = out / "public-copy-2.jpg"
+    [tags] = exiftool_json(made)
+    assert {k.split(":")[0] for k in tags if ":" in k} <= {
+        "ExifTool", "System", "File", "Composite", "JFIF"
+    }  # fmt: skip
+    with Image.open(made) as image:
+        for x, y, w, h in _annotated_faces():
+            assert image.convert("L").crop((x, y, x + w, y + h)).getextrema()[1] < 40
+    kept = subprocess.run(
+        [sys.executable, "-m", "skinvault", "public-copy", str(source), "--out", str(out),
+         "--keep-faces", "--keep-text"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert kept.returncode == 0 and "You chose to leave" in kept.stdout
+    assert "0 area(s) covered" in kept.stdout and (out / "public-copy-3.jpg").exists()
