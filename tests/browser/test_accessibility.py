@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
@@ -43,10 +44,13 @@ __all__ = ["browser", "server"]  # fixtures used by name
 SHOTS = ARTIFACTS / "a11y"
 #: Answers that are not pages: images, downloads, JSON, probes.
 NOT_PAGES = re.compile(
-    r"(/image|/thumbnail|/content|/display|\.jpg|\.json|/metrics|/healthz|/readyz|/logout)$"
+    r"(/image|/thumbnail|/original|/content|/display|\.jpg|\.json|/metrics|/healthz|/readyz|/logout)$"
 )
 PUBLIC_PAGES = ("/", "/login", "/signup", "/privacy-facts", "/api/docs")
 SERIOUS = ("serious", "critical")
+#: Swagger UI's own markup puts the copy button inside the operation's toggle button
+#: (swagger-api/swagger-ui#9576, open upstream); every other rule counts on /api/docs too.
+UPSTREAM = {"/api/docs": {"nested-interactive"}}
 
 
 @dataclass
@@ -166,7 +170,7 @@ def _sign_in(page: object, email: str, secret: str | None) -> None:
     page.wait_for_url(re.compile(r".*/portal(/\w+)?$"))  # type: ignore[attr-defined]
 
 
-def check_page(page: object) -> list[str]:
+def check_page(page: object, known: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """What is wrong with the page now shown: serious/critical axe violations, sideways scroll."""
     page.add_script_tag(path=str(AXE))  # type: ignore[attr-defined]
     found = page.evaluate(  # type: ignore[attr-defined]
@@ -177,7 +181,7 @@ def check_page(page: object) -> list[str]:
     problems = [
         f"axe {v['impact']} {v['id']}: {v['help']} at {v['nodes']}"
         for v in found
-        if v["impact"] in SERIOUS
+        if v["impact"] in SERIOUS and v["id"] not in known
     ]
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     if width > PHONE["width"]:
@@ -194,14 +198,22 @@ def _visit(context: object, who: str, urls: list[str]) -> list[str]:
     page = context.new_page()  # type: ignore[attr-defined]
     failures = []
     for url in urls:
-        answer = page.goto(url)
+        try:
+            answer = page.goto(url)
+        except PlaywrightError as exc:  # a download (an original, an archive), not a page
+            if "Download is starting" in str(exc):
+                continue
+            raise
         if answer is None or "text/html" not in answer.headers.get("content-type", ""):
             continue
         page.wait_for_load_state("load")
         if url.startswith("/api/docs"):
             page.locator(".opblock").first.wait_for()
         page.screenshot(path=str(SHOTS / f"{who}-{_slug(url)}.png"), full_page=True)
-        failures += [f"{who} {url.split('?')[0]} ({answer.status}): {p}" for p in check_page(page)]
+        failures += [
+            f"{who} {url.split('?')[0]} ({answer.status}): {p}"
+            for p in check_page(page, UPSTREAM.get(url, set()))
+        ]
     page.close()
     return failures
 
@@ -226,29 +238,28 @@ def test_the_checks_catch_a_page_built_to_fail(browser: object) -> None:
     context.close()
 
 
-def test_every_page_passes_axe_and_fits_a_phone_for_every_role(
-    server: tuple[str, Path], browser: object, world: World
+@pytest.mark.parametrize("role", ["public", "patient", "clinician", "educator", "admin"])
+def test_every_page_passes_axe_and_fits_a_phone(
+    server: tuple[str, Path], browser: object, world: World, role: str
 ) -> None:
     base, data = server
     SHOTS.mkdir(parents=True, exist_ok=True)
     portal, public, skipped = page_list(world, data)
     assert "/portal/admin" + world.query in portal and len(portal) >= 15, portal
-    failures: list[str] = []
-    anonymous = browser.new_context(base_url=base, viewport=PHONE, bypass_csp=True)  # type: ignore[attr-defined]
-    failures += _visit(anonymous, "public", public)
-    anonymous.close()
-    for role in ("patient", "clinician", "educator", "admin"):
-        # bypass_csp lets the test inject axe; test_api_docs_render_under_the_csp checks the CSP.
-        context = browser.new_context(base_url=base, viewport=PHONE, bypass_csp=True)  # type: ignore[attr-defined]
+    # bypass_csp lets the test inject axe; test_api_docs_render_the_operations_under_the_csp
+    # checks the page under the app's real CSP.
+    context = browser.new_context(base_url=base, viewport=PHONE, bypass_csp=True)  # type: ignore[attr-defined]
+    if role != "public":
         page = context.new_page()
         _sign_in(page, world.emails[role], world.secrets.get(role))
         page.close()
-        failures += _visit(context, role, portal)
-        context.close()
-    print(f"checked {len(public)} public and {len(portal)} portal pages x 4 roles;"
-          f" skipped (no seeded value for a path parameter): {skipped}")  # fmt: skip
+    urls = public if role == "public" else portal
+    failures = _visit(context, role, urls)
+    context.close()
+    print(f"{role}: checked {len(urls)} pages; skipped (no seeded value for a path"
+          f" parameter): {skipped}")  # fmt: skip
     assert failures == [], "\n".join(failures)
-    assert len(list(SHOTS.glob("*.png"))) >= len(public) + 4 * len(portal) // 2
+    assert len(list(SHOTS.glob(f"{role}-*.png"))) >= len(urls) // 2
 
 
 def test_api_docs_render_the_operations_under_the_csp(

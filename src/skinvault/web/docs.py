@@ -28,6 +28,7 @@ def page(title: str, openapi_url: str) -> str:
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>{escape(title)} · API reference</title>
   <link rel="stylesheet" href="{ASSETS}/swagger-ui.css">
+  <link rel="stylesheet" href="/static/api-docs.css">
   <script src="{ASSETS}/swagger-ui-bundle.js" defer></script>
   <script src="/static/api-docs.js" defer></script>
 </head>
