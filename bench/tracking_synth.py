@@ -1,11 +1,17 @@
 """Synthesis for bench/tracking.py: depigmented patches, light changes, a colour card.
 
-Depigmented skin is rendered from the photo's own pixels: in CIELAB, lightness is
-raised toward 90 while keeping the local shading (the pixel's L relative to a blurred
-L), and chroma is cut toward a faint pink (a*=6, b*=6): melanin gone, blood still
-there. `alpha` (0..1) is the strength map: full strength 1, partial 0.6-0.75, soft
-borders from a Gaussian blur of the shape. A pixel is depigmented in the truth when
-alpha >= 0.5.
+The depigmentation model (documented in docs/tracking.md), applied to the photo's
+own pixels in CIELAB so the real skin texture and shading stay:
+
+* lightness: L* is raised by 60 % of its distance to L* 95 at full strength
+  (L* 40 -> 73, L* 70 -> 85): melanin gone, the skin reflects like very fair skin
+  under the same light; the pixel's own detail (L* minus its blurred L*) is kept;
+* chroma: a* and b* are cut to 35 % and 25 % of the photo's values plus a faint pink
+  (+2, +2): the blood's redness stays, the melanin's brown goes;
+* `alpha` (0..1) is the strength map: full strength 1, partial (hypopigmented) 0.6-0.75,
+  soft borders from a Gaussian blur of an irregular shape.
+
+A pixel counts as depigmented in the truth when alpha >= 0.5.
 """
 
 from __future__ import annotations
@@ -39,10 +45,10 @@ def soften(mask: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
 def depigment(bgr: NDArray[np.uint8], alpha: NDArray[np.float32]) -> NDArray[np.uint8]:
     lab = cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
     L, a, b = lab[:, :, 0], lab[:, :, 1], lab[:, :, 2]
-    shade = L - cv2.GaussianBlur(L, (0, 0), max(bgr.shape[:2]) / 30)
-    L2 = np.clip(88.0 + 0.6 * shade, 0, 100)
-    a2 = 6.0 + 0.15 * (a - a.mean())
-    b2 = 6.0 + 0.1 * (b - b.mean())
+    smooth = cv2.GaussianBlur(L, (0, 0), 3.0)
+    L2 = np.clip(smooth + 0.6 * (95.0 - smooth) + (L - smooth), 0, 100)
+    a2 = 0.35 * a + 2.0
+    b2 = 0.25 * b + 2.0
     out = np.stack([L + alpha * (L2 - L), a + alpha * (a2 - a), b + alpha * (b2 - b)], axis=2)
     rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_Lab2BGR)
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)

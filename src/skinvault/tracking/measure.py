@@ -1,24 +1,31 @@
 """How much of the skin in a photo is depigmented — a measurement aid, not a diagnosis.
 
-Steps (all on pixels handed in):
+Steps (all on pixels handed in, no I/O):
 
 1. Work at <= 1024 px on the long side (shares of area do not depend on resolution).
 2. Colour: when a ColorChecker is found (`colour.find_card`), correct to it and leave
-   it out of the skin; otherwise normalise against the person's own unaffected skin
-   (step 4), which cancels the colour of the light.
-3. Skin: YCrCb skin-colour rule, widened to pale, low-chroma warm pixels (where
-   depigmented skin falls), closed, holes filled, small specks dropped; intersected
-   with the region of interest and minus any excluded areas.
-4. Pigment index per pixel: f = log(R/B) of the sRGB values. A change of exposure
-   or shading multiplies R and B alike and leaves f alone; a change of light colour
-   adds a constant to f, which subtracting the own-skin reference removes.
-   Melanin raises f; depigmented skin (milky white) has f near that of white.
-   The reference is the most pigmented large peak of the f histogram among the skin
-   that is not among its darkest fifth (hair, shadow, moles are left out).
-5. A skin pixel is depigmented when f is below halfway between the reference and
-   white (f_white) and it is not darker than the reference skin; the mask is
-   median-smoothed. When the reference is too close to white for the two to be told
-   apart, the result says so in `notes`.
+   it out of the skin. Without one nothing global is needed: step 4 compares every
+   pixel with the person's own skin in the same photo.
+3. Where to look: with a drawn region (`region`, minus `exclude`), the region less its
+   very dark pixels (hair, deep shadow: luminance under 30 % of the region's median)
+   — the person said it is skin, and a skin-colour rule would drop exactly the pale,
+   low-chroma pixels that are depigmented. Without a region, a YCrCb skin-colour rule
+   widened to pale pixels, closed, holes filled, small specks dropped.
+4. Pigment per pixel, in linear light: c = log(R/B) (melanin absorbs blue more than
+   red, so it raises c) and log Y. A change of exposure or shading multiplies R, G, B
+   alike and leaves c alone; a change in the colour of the light adds one constant to
+   c for every pixel. So the split below, made within the photo, does not move with
+   the light.
+5. Otsu's threshold splits c into two classes. They count as the person's own skin
+   (higher c) and depigmented skin (lower c) only when the classes are apart by at
+   least 0.2 and by 3 robust standard deviations of the own-skin class, and the
+   low-c class is lighter (median log Y at least 0.1 higher). Then a pixel is
+   depigmented when c is below the midpoint of the two class medians and it is not
+   darker than the own skin; the mask is median-smoothed. Otherwise the result is 0
+   and `notes` says that one even skin tone was found.
+
+The thresholds were chosen on the synthetic set of bench/tracking.py (docs/tracking.md):
+they are fitted to that depigmentation model, not validated on clinical photos.
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ from numpy.typing import NDArray
 from skinvault.errors import RegionOutside
 from skinvault.tracking import colour
 
-METHOD = "chroma-own-skin"
-VERSION = "2"
+METHOD = "chroma-split-own-skin"
+VERSION = "3"
 WORK_SIZE = 1024
-F_WHITE = 0.10  # pigment index of fully depigmented skin under neutral light
-MIN_CONTRAST = 0.10
-MAX_RATIO = 0.6  # depigmented skin has at most this share of the reference's chroma
+MIN_SEPARATION = 0.2  # log(R/B) between own skin and depigmented skin, at least
+MIN_SIGMAS = 3.0  # ... and in robust standard deviations of the own skin
+MIN_LIGHTER = 0.1  # log Y: depigmented skin is lighter than the own skin
+DARK_FRACTION = 0.3  # in a drawn region, darker than this share of its median is not skin
 
 Pixels = NDArray[np.uint8]
 Mask = NDArray[np.bool_]
@@ -91,67 +99,19 @@ def skin_mask(bgr: Pixels) -> Mask:
     return np.asarray(keep[labels], dtype=bool)
 
 
-def pigment_index(bgr: Pixels) -> NDArray[np.float32]:
-    b = bgr[:, :, 0].astype(np.float32) + 4.0
-    r = bgr[:, :, 2].astype(np.float32) + 4.0
-    return np.asarray(np.log(r / b), dtype=np.float32)
+def _linear(bgr: Pixels) -> NDArray[np.float32]:
+    v = bgr.astype(np.float32) / 255.0
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4) + 1e-3
+    return np.asarray(cv2.GaussianBlur(lin.astype(np.float32), (0, 0), 1.0), dtype=np.float32)
 
 
-def saturation(bgr: Pixels) -> NDArray[np.float32]:
-    """CIELAB chroma over lightness, C*/L*: unchanged by exposure and shading, low where
-    melanin is gone (depigmented skin is near white), high on lips and in tanned skin."""
-    lab = cv2.cvtColor(bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
-    chroma = np.sqrt(lab[:, :, 1] ** 2 + lab[:, :, 2] ** 2)
-    return np.asarray(chroma / np.maximum(lab[:, :, 0], 5.0), dtype=np.float32)
-
-
-CANONICAL_SKIN = np.array([125.0, 150.0, 200.0])  # BGR the own unaffected skin is mapped to
-
-
-def normalise_to_own_skin(bgr: Pixels, skin: Mask) -> Pixels:
-    """Per-channel gains that map the person's unaffected skin to one canonical colour.
-
-    The unaffected skin is the more saturated class of an Otsu split of C*/L* over the
-    skin (or all of it when it does not split): melanin makes skin more saturated,
-    and a change in the colour or strength of the light then cancels out.
-    """
-    s = saturation(bgr)[skin]
-    if s.size < 200:
-        return bgr
-    lo, hi = float(np.percentile(s, 1)), float(np.percentile(s, 99))
-    ref = skin.copy()
-    if hi - lo > 0.05:
-        t = _otsu(s, lo, hi)
-        ref = skin & (saturation(bgr) >= t)
-    pix = bgr[ref].astype(np.float64)
-    if pix.shape[0] < 100:
-        return bgr
-    gains = CANONICAL_SKIN / np.maximum(np.median(pix, axis=0), 1.0)
-    out = np.clip(bgr.astype(np.float64) * gains, 0, 255)
-    return np.asarray(out.round(), dtype=np.uint8)
-
-
-def _reference(f: NDArray[np.float32], lum: NDArray[np.float32]) -> float:
-    lo = np.percentile(lum, 20)
-    cand = f[lum >= lo]
-    if cand.size < 50:
-        cand = f
-    hist, edges = np.histogram(cand, bins=96, range=(-0.3, 1.5))
-    smooth = np.convolve(hist, np.ones(5) / 5, mode="same")
-    total = smooth.sum()
-    peaks = [
-        i
-        for i in range(1, len(smooth) - 1)
-        if smooth[i] >= smooth[i - 1] and smooth[i] >= smooth[i + 1] and smooth[i] > 0
-    ]
-    big = []
-    for i in peaks:
-        # mass of the peak's basin (+-6 bins)
-        mass = smooth[max(0, i - 6) : i + 7].sum() / total
-        if mass >= 0.2:
-            big.append(i)
-    i = max(big) if big else int(np.argmax(smooth))
-    return float((edges[i] + edges[i + 1]) / 2)
+def pigment(bgr: Pixels) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(c, log Y) per pixel: c = log(R/B) in linear light, a melanin index that light
+    strength and shading leave alone; log Y, the log of relative luminance."""
+    lin = _linear(bgr)
+    b, g, r = lin[:, :, 0], lin[:, :, 1], lin[:, :, 2]
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return np.asarray(np.log(r / b), np.float32), np.asarray(np.log(y), np.float32)
 
 
 def _otsu(values: NDArray[np.float32], lo: float, hi: float) -> float:
@@ -160,36 +120,37 @@ def _otsu(values: NDArray[np.float32], lo: float, hi: float) -> float:
     return lo + float(t) / 255.0 * (hi - lo)
 
 
-def _split(f: NDArray[np.float32], lum: NDArray[np.float32], skin: Mask, notes: list[str]) -> Mask:
-    """Depigmented pixels: the lighter, less pigmented of two skin classes, if there are two.
+def _mad(values: NDArray[np.float32]) -> float:
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
-    Very dark skin pixels (hair, shadow, moles: more than 15 L* below the median) take
-    no part in finding the classes. The own unaffected skin is the more pigmented class;
-    the split is kept only when the classes differ enough in pigment index (>= 0.10)
-    and the less pigmented one is lighter (>= 4 L*), as depigmented skin is.
-    """
-    med_l = float(np.median(lum[skin]))
-    usable = skin & (lum > med_l - 15.0)
-    fv = f[usable]
-    if fv.size < 200:
-        return np.zeros(skin.shape, bool)
-    lo, hi = float(np.percentile(fv, 0.5)), float(np.percentile(fv, 99.5))
-    if hi - lo < MIN_CONTRAST:
+
+def depigmented(bgr: Pixels, area: Mask, notes: list[str]) -> Mask:
+    """Pixels of `area` that are depigmented relative to the own skin in `area` (step 5)."""
+    c, log_y = pigment(bgr)
+    none = np.zeros(area.shape, bool)
+    if int(area.sum()) < 200:
+        return none
+    usable = area & (log_y >= np.percentile(log_y[area], 5))
+    cv = c[usable]
+    lo, hi = float(np.percentile(cv, 1)), float(np.percentile(cv, 99))
+    if hi - lo < MIN_SEPARATION:
         notes.append("one even skin tone found")
-        return np.zeros(skin.shape, bool)
-    t = _otsu(fv, lo, hi)
-    lower = fv < t
-    if lower.all() or not lower.any():
-        return np.zeros(skin.shape, bool)
-    f_lo, f_hi = float(np.median(fv[lower])), float(np.median(fv[~lower]))
-    lv = lum[usable]
-    l_lo, l_hi = float(np.median(lv[lower])), float(np.median(lv[~lower]))
-    if f_hi - f_lo < MIN_CONTRAST or f_lo > MAX_RATIO * f_hi or l_lo - l_hi < 4.0:
-        notes.append("no second, lighter and less pigmented skin tone found")
-        return np.zeros(skin.shape, bool)
-    threshold = (f_lo + f_hi) / 2.0
-    cand = skin & (f < threshold) & (lum > l_hi - 20.0)
-    return np.asarray(cv2.medianBlur(cand.astype(np.uint8) * 255, 5) > 0, dtype=bool) & skin
+        return none
+    t = _otsu(cv, lo, hi)
+    own, pale = usable & (c >= t), usable & (c < t)
+    if int(own.sum()) < 50 or int(pale.sum()) < 10:
+        notes.append("one even skin tone found")
+        return none
+    c_own, c_pale = float(np.median(c[own])), float(np.median(c[pale]))
+    spread = _mad(c[own])
+    y_own = float(np.median(log_y[own]))
+    lighter = float(np.median(log_y[pale])) - y_own
+    if c_own - c_pale < max(MIN_SEPARATION, MIN_SIGMAS * spread) or lighter < MIN_LIGHTER:
+        notes.append("one even skin tone found (no lighter, less pigmented second tone)")
+        return none
+    cand = area & (c < (c_own + c_pale) / 2.0) & (log_y > y_own - 0.2)
+    smooth = cv2.medianBlur(cand.astype(np.uint8) * 255, 5) > 0
+    return np.asarray(smooth, dtype=bool) & area
 
 
 def _region_mask(
@@ -232,7 +193,13 @@ def measure(
         roi &= ~colour.card_mask(img.shape, card)
         card_json = card.as_json()
         ref_kind = "colour-card"
-    skin = skin_mask(img) & roi
+    if region is not None:
+        _, log_y = pigment(img)
+        inside = log_y[roi]
+        floor = float(np.median(inside)) + float(np.log(DARK_FRACTION)) if inside.size else 0.0
+        skin = roi & (log_y >= floor)
+    else:
+        skin = skin_mask(img) & roi
     area = int(roi.sum())
     n_skin = int(skin.sum())
     skin_pct = 100.0 * n_skin / area if area else 0.0
@@ -241,12 +208,12 @@ def measure(
         notes.append("too little skin found to measure")
         m = Measurement(round(skin_pct, 1), 0.0, card_json, METHOD, VERSION, notes, ref_kind)
         return m, ({"skin": skin, "depigmented": depig} if with_masks else {})
-    img = normalise_to_own_skin(img, skin)
-    f = np.asarray(cv2.GaussianBlur(saturation(img), (0, 0), 1.5), dtype=np.float32)
-    lum = cv2.cvtColor(img, cv2.COLOR_BGR2Lab)[:, :, 0].astype(np.float32) * (100.0 / 255.0)
-    depig = _split(f, lum, skin, notes)
+    clipped = float((img[skin].max(axis=1) >= 254).mean())
+    if clipped > 0.2:
+        notes.append(f"{100 * clipped:.0f} % of the skin is overexposed (clipped): less reliable")
+    depig = depigmented(img, skin, notes)
     if ref_kind == "own-skin":
-        notes.append("colours normalised against the person's own unaffected skin")
+        notes.append("compared with the person's own skin in the same photo")
     dep_pct = 100.0 * int(depig.sum()) / n_skin
     m = Measurement(
         round(skin_pct, 1), round(dep_pct, 1), card_json, METHOD, VERSION, notes, ref_kind
