@@ -370,3 +370,56 @@ def test_thumbnail_routes_while_pending_answer_a_placeholder_never_a_5xx(
     finally:
         client.close()
         vault.close()
+
+
+def test_the_app_runs_the_jobs_itself_with_nothing_else_started(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The embedded default: ``serve``'s own worker thread makes the thumbnail."""
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=database_url, job_poll_seconds=0.2
+    )
+    app = create_app(settings)
+    vault = app.state.vault
+    try:
+        patient, lee = _people(vault)
+        with TestClient(app):  # the lifespan starts (and stops) the worker thread
+            stored = photos.store_photo(
+                vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+            )
+            _wait_for(lambda: _thumbnails(vault, stored.id), "the in-process worker", 20)
+        assert jobs.status(vault).counts["done"] >= 1
+    finally:
+        vault.close()
+
+
+def test_a_heic_upload_gets_its_display_copy_ahead_of_the_first_view(vault: Vault) -> None:
+    patient, _ = _people(vault)
+    stored = photos.store_photo(vault, patient_id=patient, data=factories.heif(), actor=OPERATOR)
+    assert stored.format == "heif"
+    assert jobs.run_pending(vault) == 2  # its thumbnail and its display copy
+    with vault.reading() as session:
+        kinds = set(
+            session.scalars(select(Derivative.kind).where(Derivative.photo_id == stored.id))
+        )
+    assert kinds == {"thumbnail", "display"}
+    assert jobs.status(vault).counts["dead"] == 0
+
+
+def test_a_periodic_kind_is_enqueued_once_per_period_whoever_schedules_it(
+    vault: Vault, clock: SettableClock
+) -> None:
+    def purges() -> int:
+        with vault.reading() as session:
+            return len(list(session.scalars(select(Job).where(Job.kind == "jobs_purge"))))
+
+    every = (jobs.Periodic("jobs_purge", 3600),)
+    one, other = (jobs.Workers(vault, threads=0, periodic=every) for _ in range(2))
+    one._schedule()
+    one._schedule()
+    other._schedule()  # another process, the same hour
+    assert purges() == 1
+    clock.at += timedelta(hours=1)
+    other._schedule()
+    assert purges() == 2
+    assert jobs.run_pending(vault) == 2

@@ -165,14 +165,9 @@ def enqueue(
         run_after=now + timedelta(seconds=delay),
         created_at=now,
     )
-    if key is None:
-        session.add(job)
-    else:
-        try:
-            with session.begin_nested():  # another process enqueued the same key meanwhile
-                session.add(job)
-        except IntegrityError:
-            return session.scalar(select(Job.id).where(Job.key == key)) or ""
+    # Two processes enqueueing one key at the same instant: the unique key refuses the
+    # second at commit (only periodic kinds can race; an upload's keys name a new photo).
+    session.add(job)
     _wake_after_commit(session)
     return job.id
 
@@ -180,9 +175,19 @@ def enqueue(
 def submit(
     vault: Vault, kind: str, payload: dict[str, Any] | None = None, *, key: str | None = None
 ) -> str:
-    """:func:`enqueue` in a transaction of its own."""
-    with vault.sessions.begin() as session:
-        return enqueue(session, vault, kind, payload, key=key)
+    """:func:`enqueue` in a transaction of its own (a key enqueued meanwhile by another
+    process returns that job)."""
+    try:
+        with vault.sessions.begin() as session:
+            return enqueue(session, vault, kind, payload, key=key)
+    except IntegrityError:
+        if key is None:
+            raise
+        with vault.reading() as session:
+            found = session.scalar(select(Job.id).where(Job.key == key))
+        if found is None:
+            raise
+        return found
 
 
 # -- claiming and running --------------------------------------------------------------
@@ -360,13 +365,17 @@ class Workers:
         self.periodic = periodic
         self._stop = threading.Event()
         self._running: list[threading.Thread] = []
+        self._scheduled: dict[str, int] = {}
         self.ran = 0
 
     def _schedule(self) -> None:
+        """Enqueue each periodic kind once per period (a cheap no-op within a period)."""
         epoch = self.vault.clock.now().timestamp()
         for p in self.periodic:
-            if p.every > 0:
-                submit(self.vault, p.kind, key=f"{p.kind}@{int(epoch // p.every)}")
+            period = int(epoch // p.every) if p.every > 0 else -1
+            if period >= 0 and self._scheduled.get(p.kind) != period:
+                submit(self.vault, p.kind, key=f"{p.kind}@{period}")
+                self._scheduled[p.kind] = period
 
     def _loop(self, first: bool) -> None:
         name = worker_name()
