@@ -55,8 +55,8 @@ def test_the_file_holds_the_documented_json_document(tmp_path: Path) -> None:
     path = tmp_path / HEAD_FILE
     write_head(path, head_of(7))
     text = path.read_text()
-    assert json.loads(text) == checkpoint_json(head_of(7))
-    assert text.endswith("}\n")  # a whole document, newline-terminated
+    # Indented for the operator who reads or copies it, newline-terminated.
+    assert text == json.dumps(checkpoint_json(head_of(7)), indent=2) + "\n"
 
 
 def test_the_head_moves_forward_and_never_backwards_or_sideways(tmp_path: Path) -> None:
@@ -107,9 +107,13 @@ def test_the_new_head_is_flushed_to_disk_before_it_replaces_the_old_one(
     synced: list[bytes] = []
     real_fsync = os.fsync
 
+    temp_names: list[Path] = []
+
     def watch(fd: int) -> None:
         if stat.S_ISREG(os.fstat(fd).st_mode):
-            synced.append(Path(f"/proc/self/fd/{fd}").read_bytes())
+            temp = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            temp_names.append(temp)
+            synced.append(temp.read_bytes())
         else:
             synced.append(b"<folder>")
         real_fsync(fd)
@@ -118,6 +122,26 @@ def test_the_new_head_is_flushed_to_disk_before_it_replaces_the_old_one(
     write_head(path, head_of(3))
     # the whole new document, then the folder (so the rename survives a power cut)
     assert synced == [path.read_bytes(), b"<folder>"]
+    # written beside the head (so the rename is atomic), under a name that says whose it is
+    [temp] = temp_names
+    assert temp.parent == tmp_path and temp.name.startswith(f".{HEAD_FILE}.")
+
+
+def test_a_folder_that_cannot_be_opened_for_fsync_still_counts_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / HEAD_FILE
+    real_open = os.open
+
+    def no_folder(name: object, flags: int, *args: object) -> int:
+        if Path(str(name)) == tmp_path and flags == os.O_RDONLY:
+            raise PermissionError(13, "Permission denied")
+        return real_open(name, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_folder)
+    assert write_head(path, head_of(3)) is True
+    monkeypatch.undo()
+    assert read_head(path).checkpoint == head_of(3)
 
 
 def test_a_missing_file_is_no_head_not_an_error(tmp_path: Path) -> None:
@@ -146,6 +170,24 @@ def test_a_file_that_is_not_a_signed_head_is_refused_in_plain_words(
         read_head(path)
 
 
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("[1, 2]", "not an object"),
+        (json.dumps({**checkpoint_json(sign_checkpoint(1, "a" * 64, AT, KEY)), "seq": "1"}),
+         "seq must be a number"),
+    ],
+)  # fmt: skip
+def test_the_refusal_says_why_the_file_is_not_a_signed_head(
+    tmp_path: Path, body: str, why: str
+) -> None:
+    path = tmp_path / HEAD_FILE
+    path.write_text(body)
+    with pytest.raises(InvalidHead) as info:
+        read_head(path)
+    assert str(info.value) == f"the signed head {path} is not a signed head ({why})"
+
+
 def test_an_unreadable_head_file_is_refused_not_taken_for_missing(tmp_path: Path) -> None:
     path = tmp_path / HEAD_FILE
     path.mkdir()  # reading it fails with an OSError other than "not found"
@@ -170,8 +212,12 @@ def test_a_head_signed_by_a_key_not_trusted_is_refused() -> None:
 
 def test_a_head_whose_signature_does_not_verify_is_refused_even_with_a_trusted_key() -> None:
     forged = dataclasses.replace(head_of(5), hash="f" * 64)
-    with pytest.raises(AuditChainBroken, match="altered or forged"):
+    with pytest.raises(AuditChainBroken) as info:
         compare(forged, Path("k"), head_seq=5, hash_at=lambda s: "f" * 64, trusted=TRUSTED)
+    assert str(info.value) == (
+        "audit chain broken at event 5: the signed head kept outside the database (k) has no"
+        " valid signature of this vault's audit key: it was altered or forged"
+    )
 
 
 def test_one_event_cut_from_the_end_is_named() -> None:
