@@ -130,10 +130,13 @@ def test_withdrawing_again_after_a_new_grant_ends_the_newest_grant(ann: Patient)
 
 
 def test_a_withdrawal_answers_only_its_own_purpose(ann: Patient) -> None:
-    teaching = ann.answer(Purpose.TEACHING, True)
     ann.answer(Purpose.RESEARCH, True)
+    teaching = ann.answer(Purpose.TEACHING, True)  # the newest answer of any purpose
+    withdrawn_at = ann.clock.now()
     ann.answer(Purpose.RESEARCH, False)
     assert ann.history(Purpose.TEACHING)[0].revoked_at is None
+    assert ann.history(Purpose.RESEARCH)[0].revoked_at == withdrawn_at
+    assert [a[:2] for a in ann.audit()][-1] == ("consent:revoke", "research")
     current = consents.consents_for(ann.vault, ann.id)
     assert current[Purpose.TEACHING] == teaching and not current[Purpose.RESEARCH].granted
     assert set(current) == {Purpose.TEACHING, Purpose.RESEARCH}
