@@ -61,6 +61,7 @@ from skinvault.services import history, receipts, records
 from skinvault.services.export import export_photo
 from skinvault.services.passwords import common_passwords
 from skinvault.services.photos import get_photo
+from skinvault.services.tracking import _open_details
 
 MIN_PASSPHRASE = 12
 MAX_PASSPHRASE = 256
@@ -228,6 +229,9 @@ def build_archive(
             receipt_name = f"receipts/{name.removeprefix('photos/').rsplit('.', 1)[0]}.txt"
             archive.writestr(receipts.signed_text(vault, receipt).encode("utf-8"), receipt_name)
             stored = get_photo(vault, photo_id)
+            with vault.reading() as session:
+                row = session.get(Photo, photo_id)
+                capture = _open_details(vault, row).as_json() if row is not None else {}
             entries.append({
                 "file": name,
                 "receipt": receipt_name,
@@ -236,6 +240,7 @@ def build_archive(
                 "taken_on": stored.taken_on.isoformat() if stored.taken_on else None,
                 "uploaded_at": uploaded_at.isoformat(),
                 "note": stored.note,
+                "capture": capture,
                 "format": stored.format,
                 "width": stored.width,
                 "height": stored.height,
@@ -247,6 +252,7 @@ def build_archive(
                 f"  saved: {uploaded_at:%Y-%m-%d %H:%M} UTC\n"
                 f"  taken on: {stored.taken_on or 'not known'}\n"
                 f"  note: {stored.note or '(none)'}\n"
+                + "".join(f"  {k}: {v}\n" for k, v in capture.items() if v not in ("", None))
             )
             tick(f"photo {n} of {len(rows)}")
         archive.writestr(json.dumps(entries, indent=2, ensure_ascii=False), "photos.json")
