@@ -192,7 +192,6 @@ def build_archive(
             action=Action.RECORD_EXPORT_ARCHIVE,
             object=f"patient:{patient_id}",
             outcome=Outcome.ALLOWED,
-            purpose=Purpose.CARE.value,
             reason=f"personal archive (encrypted 7z): {len(rows)} photo(s), notes, consents,"
             " receipts and access history",
         )
