@@ -33,7 +33,7 @@ from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import BodySite, Patient, Photo
-from skinvault.errors import AccessDenied, NotFound, PhotoError, SkinvaultError
+from skinvault.errors import AccessDenied, NotFound, PhotoError
 from skinvault.photos import clues as clue_finder
 from skinvault.photos.naming import EXTENSIONS, slug
 from skinvault.photos.redact import decode, redact_decoded
@@ -216,8 +216,6 @@ def public_copy_of_file(
         made = public_copy(data, cover_faces=cover_faces, cover_text=cover_text)
     except PhotoError as exc:
         _audit(vault, actor, patient_id, Outcome.FAILED, str(exc)[:200])
-        raise
-    except SkinvaultError:
         raise
     _audit(vault, actor, patient_id, Outcome.DONE, AUDIT_REASON)
     return made
