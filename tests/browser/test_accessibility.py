@@ -194,9 +194,12 @@ def _slug(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r"[0-9a-f]{32}|[A-Za-z0-9_-]{40,}", "id", path))
 
 
-def _visit(context: object, who: str, urls: list[str]) -> list[str]:
+def _visit(context: object, who: str, urls: list[str]) -> tuple[list[str], int]:
+    """(what is wrong, how many pages were checked) for ``urls`` in this browser context."""
     page = context.new_page()  # type: ignore[attr-defined]
     failures = []
+    refusals: set[tuple[int, str]] = set()  # a role's "not for you" pages share one template
+    checked = 0
     for url in urls:
         try:
             answer = page.goto(url)
@@ -207,15 +210,21 @@ def _visit(context: object, who: str, urls: list[str]) -> list[str]:
         if answer is None or "text/html" not in answer.headers.get("content-type", ""):
             continue
         page.wait_for_load_state("load")
+        if answer.status >= 400:
+            refusal = (answer.status, page.locator("main").inner_text()[:200])
+            if refusal in refusals:
+                continue  # the same refusal page, already checked for this role
+            refusals.add(refusal)
         if url.startswith("/api/docs"):
             page.locator(".opblock").first.wait_for()
         page.screenshot(path=str(SHOTS / f"{who}-{_slug(url)}.png"), full_page=True)
+        checked += answer.status < 400
         failures += [
             f"{who} {url.split('?')[0]} ({answer.status}): {p}"
             for p in check_page(page, UPSTREAM.get(url, set()))
         ]
     page.close()
-    return failures
+    return failures, len(refusals) + checked
 
 
 def test_the_checks_catch_a_page_built_to_fail(browser: object) -> None:
@@ -254,12 +263,12 @@ def test_every_page_passes_axe_and_fits_a_phone(
         _sign_in(page, world.emails[role], world.secrets.get(role))
         page.close()
     urls = public if role == "public" else portal
-    failures = _visit(context, role, urls)
+    failures, checked = _visit(context, role, urls)
     context.close()
-    print(f"{role}: checked {len(urls)} pages; skipped (no seeded value for a path"
+    print(f"{role}: checked {checked} of {len(urls)} pages; skipped (no seeded value for a path"
           f" parameter): {skipped}")  # fmt: skip
     assert failures == [], "\n".join(failures)
-    assert len(list(SHOTS.glob(f"{role}-*.png"))) >= len(urls) // 2
+    assert checked >= 5 and len(list(SHOTS.glob(f"{role}-*.png"))) >= checked
 
 
 def test_api_docs_render_the_operations_under_the_csp(
