@@ -7,7 +7,8 @@ Steps (all on pixels handed in, no I/O):
    it out of the skin. Without one nothing global is needed: step 4 compares every
    pixel with the person's own skin in the same photo.
 3. Where to look: with a drawn region (`region`, minus `exclude`), the region less its
-   very dark pixels (hair, deep shadow: luminance under 30 % of the region's median)
+   very dark pixels (hair, deep shadow: luminance under 40 % of the region's 20th
+   percentile)
    — the person said it is skin, and a skin-colour rule would drop exactly the pale,
    low-chroma pixels that are depigmented. Without a region, a YCrCb skin-colour rule
    widened to pale pixels, closed, holes filled, small specks dropped.
@@ -16,13 +17,13 @@ Steps (all on pixels handed in, no I/O):
    alike and leaves c alone; a change in the colour of the light adds one constant to
    c for every pixel. So the split below, made within the photo, does not move with
    the light.
-5. Otsu's threshold splits c into two classes. They count as the person's own skin
-   (higher c) and depigmented skin (lower c) only when the classes are apart by at
-   least 0.2 and by 3 robust standard deviations of the own-skin class, and the
-   low-c class is lighter (median log Y at least 0.1 higher). Then a pixel is
-   depigmented when c is below the midpoint of the two class medians and it is not
-   darker than the own skin; the mask is median-smoothed. Otherwise the result is 0
-   and `notes` says that one even skin tone was found.
+5. The own skin: Otsu's threshold splits c over the area; the more pigmented class
+   is the person's own skin (at most 60 % of a region is expected to be depigmented),
+   its medians of c and log Y the reference. A pixel is depigmented when it is both
+   less pigmented (c lower by >= 0.25, i.e. R/B down by >= 22 %) and lighter (log Y
+   higher by >= 0.1) than that reference; the chroma drop is then raised to half way
+   to the median of the pixels so found (their borders are soft). The mask is
+   median-smoothed. Nothing pale enough found: 0.
 
 The thresholds were chosen on the synthetic set of bench/tracking.py (docs/tracking.md):
 they are fitted to that depigmentation model, not validated on clinical photos.
@@ -42,10 +43,9 @@ from skinvault.tracking import colour
 METHOD = "chroma-split-own-skin"
 VERSION = "3"
 WORK_SIZE = 1024
-MIN_SEPARATION = 0.2  # log(R/B) between own skin and depigmented skin, at least
-MIN_SIGMAS = 3.0  # ... and in robust standard deviations of the own skin
-MIN_LIGHTER = 0.1  # log Y: depigmented skin is lighter than the own skin
-DARK_FRACTION = 0.3  # in a drawn region, darker than this share of its median is not skin
+MIN_CHROMA_DROP = 0.25  # log(R/B) below the own skin's, at least (R/B down by >= 22 %)
+MIN_LIGHTER = 0.1  # log Y above the own skin's, at least (>= 10 % more luminance)
+DARK_FRACTION = 0.4  # in a drawn region, darker than this share of its 20th percentile: not skin
 
 Pixels = NDArray[np.uint8]
 Mask = NDArray[np.bool_]
@@ -133,22 +133,17 @@ def depigmented(bgr: Pixels, area: Mask, notes: list[str]) -> Mask:
     usable = area & (log_y >= np.percentile(log_y[area], 5))
     cv = c[usable]
     lo, hi = float(np.percentile(cv, 1)), float(np.percentile(cv, 99))
-    if hi - lo < MIN_SEPARATION:
+    if hi - lo < MIN_CHROMA_DROP:
         notes.append("one even skin tone found")
         return none
-    t = _otsu(cv, lo, hi)
-    own, pale = usable & (c >= t), usable & (c < t)
-    if int(own.sum()) < 50 or int(pale.sum()) < 10:
-        notes.append("one even skin tone found")
-        return none
-    c_own, c_pale = float(np.median(c[own])), float(np.median(c[pale]))
-    spread = _mad(c[own])
-    y_own = float(np.median(log_y[own]))
-    lighter = float(np.median(log_y[pale])) - y_own
-    if c_own - c_pale < max(MIN_SEPARATION, MIN_SIGMAS * spread) or lighter < MIN_LIGHTER:
-        notes.append("one even skin tone found (no lighter, less pigmented second tone)")
-        return none
-    cand = area & (c < (c_own + c_pale) / 2.0) & (log_y > y_own - 0.2)
+    own = usable & (c >= _otsu(cv, lo, hi))
+    c_own, y_own = float(np.median(c[own])), float(np.median(log_y[own]))
+    lighter = (log_y - y_own) > MIN_LIGHTER
+    drop = MIN_CHROMA_DROP
+    cand = area & ((c_own - c) > drop) & lighter
+    if int(cand.sum()) > 20:  # halfway to the pale pixels found, as their border is soft
+        drop = max(drop, 0.5 * (c_own - float(np.median(c[cand]))))
+        cand = area & ((c_own - c) > drop) & lighter
     smooth = cv2.medianBlur(cand.astype(np.uint8) * 255, 5) > 0
     return np.asarray(smooth, dtype=bool) & area
 
@@ -196,7 +191,7 @@ def measure(
     if region is not None:
         _, log_y = pigment(img)
         inside = log_y[roi]
-        floor = float(np.median(inside)) + float(np.log(DARK_FRACTION)) if inside.size else 0.0
+        floor = float(np.percentile(inside, 20)) + np.log(DARK_FRACTION) if inside.size else 0.0
         skin = roi & (log_y >= floor)
     else:
         skin = skin_mask(img) & roi
