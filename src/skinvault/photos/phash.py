@@ -48,6 +48,21 @@ def distance(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
+#: A hash with fewer 1s (or 0s) than this comes from a picture with almost no structure at
+#: 9 × 8 (a flat colour, one smooth gradient): its likeness to another is no evidence.
+MIN_STRUCTURE = 4
+
+
+def near_duplicate(a: int, b: int) -> bool:
+    """Whether two hashes are the same picture: close, and both from structured pictures.
+
+    >>> near_duplicate(0, 0)  # two flat pictures look alike but prove nothing
+    False
+    """
+    structured = all(MIN_STRUCTURE <= h.bit_count() <= 64 - MIN_STRUCTURE for h in (a, b))
+    return structured and distance(a, b) <= NEAR_DUPLICATE
+
+
 def to_hex(value: int) -> str:
     return f"{value:016x}"
 

@@ -231,8 +231,9 @@ def earlier_sends(
         if photo_id == exclude:
             continue
         identical = content_sha == scrubbed_sha256 or original_sha == source_sha256
-        bits = perceptual.distance(phash, perceptual.from_hex(stored_hash)) if stored_hash else None
-        if not identical and (bits is None or bits > perceptual.NEAR_DUPLICATE):
+        stored = perceptual.from_hex(stored_hash) if stored_hash else None
+        bits = perceptual.distance(phash, stored) if stored is not None else None
+        if not identical and (stored is None or not perceptual.near_duplicate(phash, stored)):
             continue
         links = session.execute(
             select(ShareLink.recipient, ShareLink.created_at)
