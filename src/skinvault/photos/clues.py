@@ -252,8 +252,8 @@ def find_text(image: Image.Image, *, working_side: int = TEXT_WORKING_SIDE) -> l
     return found
 
 
-#: Long side, in pixels, at which :func:`find_text_lines` looks for text lines.
-#: Measured in ``bench/preview.py``: see ``docs/clues.md``.
+#: Long side, in pixels, at which :func:`find_text_lines` looks for text lines. Measured in
+#: ``bench/preview.py`` on 12 MP photos: line recall 1.00 at 960 and 1280, 0.71 at 736.
 TEXT_LINES_WORKING_SIDE = 960
 #: Pixels of the DB probability map above this are "text" (PaddleOCR's own default).
 TEXT_LINES_PIXEL_THRESHOLD = 0.3
