@@ -24,6 +24,7 @@ from skinvault.config import load_settings
 from skinvault.services import photos, receipts, records
 from tests import factories
 from tests.browser import test_portal
+from tests.browser.test_accessibility import check_page
 from tests.browser.test_portal import PASSWORD, PHONE, shot
 from tests.conftest import ROOT
 
@@ -153,5 +154,21 @@ def test_receipt_check_a_copy_archive_and_public_copy_on_a_phone(
         face = image.convert("L").crop((329, 78, 329 + 109, 78 + 109))  # dlib's first box
         assert face.getextrema()[1] < 40
     assert receipts.sha256_of(copy) != receipts.sha256_of(raw)
-    vault.close()
     context.close()
+
+    # -- every page of the copies passes axe-core (injected, so this context skips the CSP)
+    checked = browser.new_context(viewport=PHONE, base_url=base, bypass_csp=True)  # type: ignore[attr-defined]
+    page = checked.new_page()
+    page.goto("/login")
+    page.get_by_label("E-mail").fill("cleo.copies@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/portal$"))
+    problems = []
+    for url in ("/portal/copies", f"/portal/photos/{stored.id}/receipt", "/portal/check-copy",
+                "/portal/archive", f"/portal/public-copy?photo={stored.id}"):  # fmt: skip
+        page.goto(url)
+        problems += [f"{url}: {p}" for p in check_page(page)]
+    assert problems == [], problems
+    checked.close()
+    vault.close()
