@@ -25,7 +25,18 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose
-from skinvault.services import accounts, admin, capture, care, consents, deletion, photos, sharing
+from skinvault.services import (
+    accounts,
+    admin,
+    capture,
+    care,
+    consents,
+    deletion,
+    emergency,
+    photos,
+    review,
+    sharing,
+)
 from skinvault.services import users as user_admin
 from skinvault.web.app import create_app
 from tests import factories
@@ -119,13 +130,22 @@ def world(server: tuple[str, Path]) -> World:
         reason="taken by mistake", actor=pia,
     )  # fmt: skip
     capture.ask_for_photo(vault, actor=cole, patient_id=patient_id, site="hand-left")
+    far = admin.create_user(
+        vault, role=Role.CLINICIAN, email="far@a11y.example", password=PASSWORD, actor=setup,
+        name="Dr. Far",
+    )  # fmt: skip
+    emergency.open_record(
+        vault, actor=Actor(far.user_id, Role.CLINICIAN, "Dr. Far"), patient=emails["patient"],
+        reason="Admitted unconscious to A&E, rash spreading fast",
+    )  # fmt: skip
+    [case] = review.cases(vault, actor=Actor(made["admin"], Role.ADMIN, names["admin"]))
     setup_link = user_admin.create_account(
         vault, actor=setup, role=Role.STAFF, email="new@a11y.example", name="New Staff"
     ).link_token
     vault.close()
     return World(
         ids={"photo_id": first.id, "patient_id": patient_id, "purpose": "teaching",
-             "code": "forearm-back-left"},
+             "code": "forearm-back-left", "case_id": case.id},
         per_path={"/s/{token}": {"token": link.token},
                   "/account/{token}": {"token": setup_link}},
         query=f"?purpose=care&a={first.id}&b={second.id}",
