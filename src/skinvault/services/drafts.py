@@ -28,6 +28,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -170,19 +171,26 @@ def analyse(scrubbed: bytes, *, clock: Callable[[], float] = time.perf_counter) 
     """Faces, text lines, a display image and the perceptual hash of a scrubbed photo.
 
     Pure (bytes in, values out). Boxes are in upright pixels of the full photo;
-    ``timings`` are per step, by ``clock`` (the bench also passes ``time.process_time``).
+    ``timings`` are per step, by ``clock`` (the bench also passes ``time.thread_time``:
+    faces and text run in two threads at once, each step timed in its own thread).
     """
     timings: dict[str, float] = {}
     start = clock()
     small, full = decode_small(scrubbed)
     timings["decode"] = clock() - start
     sx, sy = full[0] / small.width, full[1] / small.height
-    mark = clock()
-    faces = find_faces(small)
-    timings["faces"] = clock() - mark
-    mark = clock()
-    lines = find_text_lines(small)
-    timings["text"] = clock() - mark
+
+    def timed(step: str, find: Callable[[Image.Image], list[Clue]]) -> list[Clue]:
+        began = clock()
+        found = find(small)
+        timings[step] = clock() - began
+        return found
+
+    # Faces and text side by side: on 2 cores the preview waits for the slower one only.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="preview") as pool:
+        faces_job = pool.submit(timed, "faces", find_faces)
+        lines = timed("text", find_text_lines)
+        faces = faces_job.result()
     mark = clock()
     clues = tuple(
         Clue(c.kind, _scaled_box(c.box, sx, sy, full), c.score, c.detector)
