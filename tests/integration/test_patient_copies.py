@@ -448,3 +448,36 @@ def test_the_public_copy_command_writes_unlinked_copies_without_metadata(tmp_pat
     )  # fmt: skip
     assert kept.returncode == 0 and "You chose to leave" in kept.stdout
     assert "0 area(s) covered" in kept.stdout and (out / "public-copy-3.jpg").exists()
+
+
+def test_a_photo_whose_blob_is_gone_is_listed_as_missing_and_the_rest_is_archived(
+    world: World, tmp_path: Path
+) -> None:
+    from skinvault.db.models import Photo
+
+    v = world.vault
+    kept = photos.store_photo(v, patient_id=world.patient_id, data=factories.jpeg(),
+                              actor=world.patient, site="back")  # fmt: skip
+    lost = photos.store_photo(v, patient_id=world.patient_id, data=factories.png(),
+                              actor=world.patient, site="back")  # fmt: skip
+    with v.reading() as session:
+        lost_row = session.get(Photo, lost.id)
+        assert lost_row is not None
+        v.blobs.delete(lost_row.blob_key)
+    target = tmp_path / "a.7z"
+    with target.open("w+b") as out:
+        made = archive.build_archive(v, actor=world.patient, patient_id=world.patient_id,
+                                     passphrase=PASSPHRASE, out=out)  # fmt: skip
+    assert made.photos == 1
+    opened = tmp_path / "opened"
+    subprocess.run([_seven_zip(), "x", f"-p{PASSPHRASE}", f"-o{opened}", str(target)],
+                   check=True, capture_output=True)  # fmt: skip
+    assert lost.id in (opened / "MISSING.txt").read_text()
+    assert [e["photo_id"] for e in json.loads((opened / "photos.json").read_text())] == [kept.id]
+    with v.reading() as session:
+        failed = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "photo:export-archive", AuditEvent.outcome == "failed"
+            )
+        ).all()
+    assert [e.object for e in failed] == [f"photo:{lost.id}"]

@@ -51,7 +51,7 @@ from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
 from skinvault.db.models import BodySite, Patient, Photo
-from skinvault.errors import AccessDenied, RequestInvalid
+from skinvault.errors import AccessDenied, RequestInvalid, VaultError
 from skinvault.photos.naming import EXTENSIONS, slug
 from skinvault.photos.sniff import ImageFormat
 from skinvault.policy.decide import PatientAction
@@ -205,6 +205,7 @@ def build_archive(
             progress(step, total, what)
 
     entries: list[dict[str, object]] = []
+    missing: list[str] = []
     notes_text: list[str] = []
     with py7zr.SevenZipFile(
         out, "w", password=passphrase, header_encryption=True, filters=FILTERS
@@ -221,6 +222,9 @@ def build_archive(
                 )
             except AccessDenied:
                 continue  # audited; not the patient's to take (cannot happen for the owner)
+            except VaultError as exc:  # audited as failed; the rest of the record still goes
+                missing.append(f"photo {photo_id} of {uploaded_at:%Y-%m-%d %H:%M} UTC: {exc}")
+                continue
             name = _photo_name(n, site.label if site else None, uploaded_at, fmt)
             archive.writestr(got.data, name)
             del got
@@ -255,6 +259,13 @@ def build_archive(
             )
             tick(f"photo {n} of {len(rows)}")
         archive.writestr(json.dumps(entries, indent=2, ensure_ascii=False), "photos.json")
+        if missing:
+            archive.writestr(
+                "These photos could not be read from storage and are not in this archive;"
+                " the clinic has been told through its audit log:\n"
+                + "".join(f"- {m}\n" for m in missing),
+                "MISSING.txt",
+            )
         archive.writestr("\n".join(notes_text) or "No photos.\n", "notes.txt")
         views = consent_service.consent_history(vault, patient_id)
         archive.writestr(
