@@ -60,7 +60,11 @@ async def preview(request: Request) -> Response:
     check_csrf(info, fields)
     if "file" not in files or not files["file"].data:
         return _preview_error(request, "choose a photo first", 400)
+    # The patient's own record unless the form names one (the portal's form does).
     patient_id = fields.get("patient_id", "")
+    if not patient_id:
+        own = await run_in_threadpool(lambda: records.patient_of_user(v, info.actor.id))
+        patient_id = own or ""
     started = time.perf_counter()
     try:
         await run_in_threadpool(records.authorize, v, info.actor, patient_id, PatientAction.UPLOAD)
