@@ -22,6 +22,10 @@ pytestmark = pytest.mark.skipif(
 )
 __all__ = ["browser", "server", "world"]  # fixtures used by name
 SHOTS = ARTIFACTS / "polish"
+#: The image's natural width once it has loaded (0 if it failed).
+LOADED = """i => i.complete ? i.naturalWidth : new Promise(done => {
+  i.addEventListener("load", () => done(i.naturalWidth));
+  i.addEventListener("error", () => done(0)); })"""
 
 
 def _shot(page: object, name: str) -> None:
@@ -97,7 +101,7 @@ def test_a_deletion_request_is_chosen_and_confirmed_and_names_the_photo(
     assert "Your request is sent" in confirmation.inner_text()
     newest = page.locator("ul.requests li").last
     assert re.search(r"the left forearm \(back\) photo of \d\d \w{3} \d{4}", newest.inner_text())
-    assert newest.locator("img.thumb").evaluate("i => i.complete && i.naturalWidth > 0")
+    assert newest.locator("img.thumb").evaluate(LOADED) > 0
     _shot(page, "deletion-confirmed")
     page.reload()
     assert page.locator("p.flash").count() == 0  # shown once
@@ -133,7 +137,7 @@ def test_the_patient_reads_which_photo_was_sent_and_one_line_per_visit(
     page.goto("/portal/sent")
     row = page.locator("table.stack tbody tr").first
     assert re.search(r"Left forearm \(back\), taken \d\d \w{3} \d{4}", row.inner_text())
-    assert row.locator("img.thumb").evaluate("i => i.complete && i.naturalWidth > 0")
+    assert row.locator("img.thumb").evaluate(LOADED) > 0
     assert "Dr. Gray (GP)" in row.inner_text()
     assert _width(page) <= PHONE["width"]
     _shot(page, "sent-log")
