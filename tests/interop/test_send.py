@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from PIL import Image
 from skinvault.actors import Actor, Role
 from skinvault.config import load_settings
 from skinvault.errors import DestinationUnavailable
-from skinvault.services import accounts, admin, export
+from skinvault.services import accounts, admin, export, jobs
 from skinvault.services.care import start_care
 from skinvault.services.history import access_history
 from skinvault.services.photos import read_photo, store_photo
@@ -34,6 +38,7 @@ def app_world(
     orthanc: OrthancServer,
 ) -> Iterator[dict[str, Any]]:
     closed = free_port()  # nothing listens here
+    later = free_port()  # nothing listens here until a test forwards it to Orthanc
     settings = load_settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -41,8 +46,11 @@ def app_world(
             "pacs": f"dicom://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}",
             "web": f"{orthanc.http}/dicom-web",
             "down": f"dicom://NOBODY@127.0.0.1:{closed}",
+            "later": f"dicom://{orthanc.aet}@127.0.0.1:{later}",
         },
         dicom_send_attempts=2,
+        job_retry_seconds=1,
+        job_attempts=2,
     )
     app = create_app(settings)
     vault = app.state.vault
@@ -68,6 +76,7 @@ def app_world(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=ann, site="right-foot"
     )
     tokens = {k: accounts.issue_api_token(vault, actor=a).token for k, (a, _) in made.items()}
+    jobs.run_pending(vault)  # the upload's thumbnail: the queue holds only sends from here on
     client = TestClient(app)
     yield {
         "client": client,
@@ -77,6 +86,7 @@ def app_world(
         "lee": lee,
         "tokens": tokens,
         "orthanc": orthanc,
+        "later_port": later,
         "jpeg": read_photo(vault, photo_id=photo.id, actor=ann, purpose="care").data,
     }
     client.close()
@@ -137,11 +147,101 @@ def test_a_send_nobody_answers_is_retried_recorded_as_failed_and_shown(
         json={"destination": "down"},
         headers=_auth(w, "lee"),
     )
-    assert answer.status_code == 502
-    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.status_code == 202, answer.text  # not taken yet: the queue tries again
+    queued = answer.json()
+    assert queued["delivered"] is False and queued["retry_job"]
     sends = export.sends_for(w["vault"], w["patient_id"])
     assert [s.outcome for s in sends] == ["failed", "failed"]
-    assert "no association" in sends[0].detail
+    assert "no association" in sends[0].detail and "the queue tries again" in sends[1].detail
+    # The queue: try 1 fails quietly (its error is on the job), try 2 is the last (job_attempts
+    # is 2 here): audited as failed, and the job is dead with its error.
+    for _ in range(2):
+        time.sleep(2.1)  # job_retry_seconds=1, doubling
+        assert jobs.run_pending(w["vault"]) == 1
+    (job,) = [j for j in jobs.list_jobs(w["vault"]) if j.id == queued["retry_job"]]
+    assert job.state == "dead" and "no association" in (job.last_error or "")
+    sends = export.sends_for(w["vault"], w["patient_id"])
+    assert [s.outcome for s in sends] == ["failed", "failed", "failed"]
+    assert "gave up after try 2" in sends[-1].detail
+
+
+def _forward(listen_port: int, to: tuple[str, int]) -> socket.socket:
+    """A TCP forwarder on ``listen_port`` (the PACS "comes back"); close the socket to stop."""
+    server = socket.create_server(("127.0.0.1", listen_port))
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        for s in (a, b):  # one side ended: end both (the other thread then stops too)
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = server.accept()
+                upstream = socket.create_connection(to)
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server
+
+
+def test_a_send_the_pacs_missed_is_delivered_by_the_queue_when_it_is_back(
+    app_world: dict[str, Any],
+) -> None:
+    w = app_world
+    answer = w["client"].post(
+        f"/api/v1/photos/{w['photo_id']}/send",
+        json={"destination": "later"},
+        headers=_auth(w, "lee"),
+    )
+    assert answer.status_code == 202, answer.text
+    time.sleep(1.1)
+    orthanc = w["orthanc"]
+    server = _forward(w["later_port"], (orthanc.host, orthanc.dicom_port))
+    try:
+        assert jobs.run_pending(w["vault"]) == 1
+    finally:
+        server.close()
+    (job,) = [j for j in jobs.list_jobs(w["vault"]) if j.id == answer.json()["retry_job"]]
+    assert job.state == "done"
+    sends = export.sends_for(w["vault"], w["patient_id"])
+    assert [s.outcome for s in sends] == ["failed", "done"]
+    assert "queued try 1" in sends[-1].detail
+    with orthanc.client() as pacs:
+        uid = answer.json()["sop_instance_uid"]
+        found = pacs.post("/tools/lookup", content=uid).json()
+        (instance,) = [f["ID"] for f in found if f["Type"] == "Instance"]
+        raw = pacs.get(f"/instances/{instance}/frames/0/raw").content
+        assert raw.rstrip(b"\x00") == w["jpeg"].rstrip(b"\x00")
+        pacs.delete(f"/instances/{instance}")
+
+
+def test_a_queued_send_is_decided_again_and_stops_when_consent_is_gone(
+    app_world: dict[str, Any],
+) -> None:
+    """The queue re-decides as the person who asked: after their care relationship ends,
+    the retry is refused (audited denied) and the job ends without another try."""
+    from skinvault.services.care import end_care
+
+    w = app_world
+    answer = w["client"].post(
+        f"/api/v1/photos/{w['photo_id']}/send",
+        json={"destination": "down"},
+        headers=_auth(w, "lee"),
+    )
+    assert answer.status_code == 202
+    end_care(w["vault"], patient_id=w["patient_id"], member_id=w["lee"].id, actor=OPERATOR)
+    time.sleep(1.1)
+    assert jobs.run_pending(w["vault"]) == 1
+    (job,) = [j for j in jobs.list_jobs(w["vault"]) if j.id == answer.json()["retry_job"]]
+    assert job.state == "done" and "Permanent" in (job.last_error or "")  # no more tries
+    events = [e for e in export._events(w["vault"], w["patient_id"]) if e.action == "photo:send"]
+    assert [e.outcome for e in events][-1] == "denied"
 
 
 def test_sending_is_decided_by_policy_and_unknown_destinations_are_refused(
@@ -183,7 +283,7 @@ def test_a_clinician_sends_from_the_photo_page_and_a_destination_down_is_said_pl
 
     sent = client.post(url, data={"csrf": csrf, "destination": "pacs"})
     assert sent.status_code == 200, sent.text
-    assert "Sent to pacs. It arrived at the first try." in sent.text
+    assert "Sent to pacs. It arrived." in sent.text
     with w["orthanc"].client() as pacs:
         found = pacs.post(
             "/tools/find", json={"Level": "Instance", "Query": {"PatientID": pid}}
@@ -195,7 +295,8 @@ def test_a_clinician_sends_from_the_photo_page_and_a_destination_down_is_said_pl
     down = client.post(url, data={"csrf": csrf, "destination": "down"})
     assert down.status_code == 200, down.text  # the destination's fault: a page, not a 5xx
     assert 'role="alert"' in down.text
-    assert "Not sent: down did not take the photo" in down.text and "no association" in down.text
+    assert "Not sent yet: down did not take the photo" in down.text
+    assert "no association" in down.text and "tries again in the background" in down.text
     unknown = client.post(url, data={"csrf": csrf, "destination": "elsewhere"})
     assert unknown.status_code == 404 and "no DICOM destination" in unknown.text
     assert client.post(url, data={"destination": "pacs"}).status_code == 401  # no CSRF token

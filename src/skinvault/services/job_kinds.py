@@ -4,6 +4,9 @@
     display_version  {"photo_id"}  the browser copy of a HEIC/TIFF upload, made ahead of
                                    the first view (services/versions.ensure_version)
     jobs_purge       {}            forget finished jobs after a week (daily, periodic)
+    dicom_send       {"photo_id", "actor_id", "destination", "purpose"}
+                                   a send to a PACS that failed in its request, tried
+                                   again (services/export.retry_send; decided again)
 
 Every handler is idempotent: run twice, it leaves what one run leaves.
 """
@@ -38,6 +41,20 @@ def _display_version(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
         versions.ensure_version(ctx.vault, photo_id=str(payload["photo_id"]),
                                 kind=versions.DISPLAY)  # fmt: skip
     except versions.VersionUnavailable as exc:  # the next read says why; no retry helps
+        raise jobs.Permanent(str(exc)) from exc
+
+
+@jobs.handler("dicom_send")
+def _dicom_send(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    from skinvault.errors import AccessDenied  # noqa: PLC0415
+    from skinvault.services import export  # noqa: PLC0415 (pydicom, pynetdicom: on use)
+
+    with ctx.vault.reading() as session:
+        job = session.get(Job, ctx.job_id)
+        last = job is None or ctx.attempt >= job.max_attempts
+    try:
+        export.retry_send(ctx.vault, payload, attempt=ctx.attempt, last=last)
+    except (AccessDenied, PermissionError) as exc:  # refused now (audited): no retry helps
         raise jobs.Permanent(str(exc)) from exc
 
 

@@ -67,6 +67,9 @@ class SendOut(BaseModel):
     attempts: int
     detail: str
     sop_instance_uid: str
+    delivered: bool
+    """False: the destination did not take it; ``retry_job`` keeps trying from the queue."""
+    retry_job: str | None = None
 
 
 class PacsSend(BaseModel):
@@ -85,23 +88,38 @@ class PacsSends(BaseModel):
 @router.post(
     "/photos/{photo_id}/send",
     response_model=SendOut,
-    responses={**PROBLEMS, 502: {"description": "The destination did not accept it"}},
+    responses={
+        **PROBLEMS,
+        202: {
+            "description": "The destination did not take it yet: the queue tries again"
+            " (``retry_job``); the sent log shows the outcome",
+            "model": SendOut,
+        },
+    },
 )
-def send_photo(photo_id: str, body: SendRequest, actor: Share, request: Request) -> SendOut:
-    """Send the photo as DICOM to a configured destination (C-STORE or STOW-RS), retried."""
+def send_photo(
+    photo_id: str, body: SendRequest, actor: Share, request: Request, response: Response
+) -> SendOut:
+    """Send the photo as DICOM to a configured destination (C-STORE or STOW-RS): 200 when
+    it arrived; 202 when the destination did not take it and a job retries it."""
     sent = export.send_photo(
         vault_of(request),
         photo_id=photo_id,
         actor=actor,
         destination=body.destination,
         purpose=body.purpose,
+        background=True,
     )
+    if not sent.delivered:
+        response.status_code = 202
     return SendOut(
         photo_id=sent.photo_id,
         destination=sent.destination,
         attempts=sent.attempts,
         detail=sent.detail,
         sop_instance_uid=sent.sop_instance_uid,
+        delivered=sent.delivered,
+        retry_job=sent.retry_job,
     )
 
 

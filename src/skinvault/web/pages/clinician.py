@@ -141,22 +141,23 @@ async def send_to_pacs(photo_id: str, request: Request) -> Response:
     try:
         sent = await run_in_threadpool(
             lambda: export.send_photo(
-                v, photo_id=photo_id, actor=info.actor, destination=destination
+                v, photo_id=photo_id, actor=info.actor, destination=destination, background=True
             )
         )
-        result = {
-            "ok": True,
-            "text": f"Sent to {destination}. It arrived"
-            + (" at the first try." if sent.attempts == 1 else f" after {sent.attempts} tries."),
-        }
-        status = 200
-    except DestinationUnavailable as exc:
-        result = {
-            "ok": False,
-            "text": f"Not sent: {destination} did not take the photo ({exc}). Nothing was"
-            " delivered; try again later or tell the clinic's IT. The failure is recorded.",
-        }
+        if sent.delivered:
+            result = {"ok": True, "text": f"Sent to {destination}. It arrived."}
+        else:
+            result = {
+                "ok": False,
+                "text": f"Not sent yet: {destination} did not take the photo ({sent.detail})."
+                f" skinvault tries again in the background, up to {v.settings.job_attempts}"
+                " times; the patient's sent log and history show when it arrives. If it"
+                " keeps failing, tell the clinic's IT.",
+            }
         status = 200  # the destination's fault, not this request's: the page says what happened
+    except DestinationUnavailable as exc:  # (only without the queue)
+        result = {"ok": False, "text": f"Not sent: {destination} did not take the photo ({exc})."}
+        status = 200
     except SkinvaultError as exc:
         result = {"ok": False, "text": f"Not sent: {exc}"}
         status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, AccessDenied) else 400
