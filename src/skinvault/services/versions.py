@@ -416,53 +416,62 @@ def ensure_version(
     blob_key = photo_service._blob_key(vault, "v")
     photo_service._put(vault, blob_key, sealed.blob)
     stale: list[str] = []
+    existing: VersionInfo | None = None
     try:
         with vault.sessions.begin() as session:
             _photo(session, photo_id)  # shredded meanwhile: nothing is listed, blob removed
-            now = vault.clock.now()
-            for old in session.scalars(
-                select(Derivative).where(
-                    Derivative.photo_id == photo_id,
-                    Derivative.kind == kind,
-                    Derivative.deleted_at.is_(None),
+            twin = current_version(session, photo_id, plan)
+            if twin is not None:  # made meanwhile by another read: keep that one, drop ours
+                existing = VersionInfo(kind, twin.id, twin.width, twin.height)
+            else:
+                now = vault.clock.now()
+                for old in session.scalars(
+                    select(Derivative).where(
+                        Derivative.photo_id == photo_id,
+                        Derivative.kind == kind,
+                        Derivative.deleted_at.is_(None),
+                    )
+                ):
+                    # Made with other boxes or another region: never to be served again.
+                    old.wrapped_dek, old.kek_id, old.deleted_at = None, None, now
+                    stale.append(old.blob_key)
+                session.add(
+                    Derivative(
+                        id=version_id,
+                        photo_id=photo_id,
+                        kind=kind,
+                        blob_key=blob_key,
+                        wrapped_dek=sealed.wrapped_dek,
+                        kek_id=kek.id,
+                        format="jpeg",
+                        width=made.size[0],
+                        height=made.size[1],
+                        created_at=now,
+                        spec_json=plan.spec_json(),
+                        confirmed_by=plan.confirmed_by,
+                    )
                 )
-            ):
-                # Made with other boxes or another region: it must not be served again.
-                old.wrapped_dek, old.kek_id, old.deleted_at = None, None, now
-                stale.append(old.blob_key)
-            session.add(
-                Derivative(
-                    id=version_id,
-                    photo_id=photo_id,
-                    kind=kind,
-                    blob_key=blob_key,
-                    wrapped_dek=sealed.wrapped_dek,
-                    kek_id=kek.id,
-                    format="jpeg",
-                    width=made.size[0],
-                    height=made.size[1],
-                    created_at=now,
-                    spec_json=plan.spec_json(),
-                    confirmed_by=plan.confirmed_by,
+                record(
+                    session,
+                    clock=vault.clock,
+                    actor=actor.audit_name if actor else "system:versions",
+                    action=Action.PHOTO_VERSION,
+                    object=f"photo:{photo_id}",
+                    outcome=Outcome.DONE,
+                    reason=f"{kind}: {len(made.covered)} area(s) covered"
+                    + (f", cropped to {made.size[0]} × {made.size[1]}" if plan.crop else ""),
                 )
-            )
-            record(
-                session,
-                clock=vault.clock,
-                actor=actor.audit_name if actor else "system:versions",
-                action=Action.PHOTO_VERSION,
-                object=f"photo:{photo_id}",
-                outcome=Outcome.DONE,
-                reason=f"{kind}: {len(made.covered)} area(s) covered"
-                + (f", cropped to {made.size[0]} × {made.size[1]}" if plan.crop else ""),
-            )
     except BaseException:
         with contextlib.suppress(SkinvaultError, OSError):
             vault.blobs.delete(blob_key)
         raise
+    if existing is not None:
+        stale.append(blob_key)
     for key in stale:
         with contextlib.suppress(SkinvaultError, OSError):
             vault.blobs.delete(key)
+    if existing is not None:
+        return existing
     return VersionInfo(kind, version_id, made.size[0], made.size[1], True, made.covered)
 
 
