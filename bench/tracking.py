@@ -153,6 +153,16 @@ def area_bench() -> dict[str, object]:
     return summarise(rows)
 
 
+def untouched_bench() -> tuple[float, float, int]:
+    """The drawn regions with no patch, under the 5 lights: (mean, max, count) read."""
+    got = []
+    chosen = sites()[:2] if QUICK else sites()
+    for _, base, box in chosen:
+        for ev, warm in LIGHTS.values():
+            got.append(me.measure(relight(base, ev, warm), region=box)[0].depigmented_percent)
+    return statistics.mean(got), max(got), len(got)
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     truths = [float(r["truth"]) for r in rows]
     const = statistics.median(truths)
@@ -330,6 +340,11 @@ def main() -> None:
         f" {m['light_max']:.1f} points; {m['light_over3']} of {m['moves']} over 3"
     )
     print(f"skin found in the drawn region (all of it is skin): at least {m['skin_min']:.0f} %")
+    u_mean, u_max, u_n = untouched_bench()
+    print(
+        f"untouched regions (truth 0; shine and uneven tone read as pale): mean {u_mean:.1f},"
+        f" max {u_max:.1f} points over {u_n} photos"
+    )
     c, n = m["cards"]
     print(f"colour card found: {c} of {n} photos with a card")
     wall, cpu = speed_12mp()
