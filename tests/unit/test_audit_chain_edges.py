@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from skinvault.audit import chain as chain_module
 from skinvault.audit.chain import (
     GENESIS,
     NULL,
@@ -309,3 +310,76 @@ def test_verify_over_events_and_over_flat_rows_agree() -> None:
     rows = flat_chain(events)
     triples = [(e, r[8], r[9]) for e, r in zip(events, rows, strict=True)]
     assert verify(triples) == verify_rows(rows)
+
+
+# --- what the module documents about speed and messages -----------------------------------
+
+
+def test_a_plain_batch_needs_no_per_event_encoding_in_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The docstring's promise: fields free of the four special characters are hashed from
+    one joined string, absent purposes and reasons included; only a batch that holds one
+    of them takes the exact per-event path."""
+    events = [event(i, purpose=None if i % 2 else "care", reason=None if i % 3 else "why")
+              for i in range(1, 40)]  # fmt: skip
+    plain = flat_chain(events)
+
+    def per_event(row: object) -> bytes:
+        raise AssertionError("the per-event encoding was used for a plain batch")
+
+    monkeypatch.setattr(chain_module, "_hashed", per_event)
+    assert verify_rows(plain).count == 39
+    odd = flat_chain([*events[:5], event(6, reason="a\\b"), *events[6:]])
+    with pytest.raises(AssertionError, match="per-event encoding"):
+        verify_rows(odd)
+
+
+def test_every_break_has_its_full_plain_sentence() -> None:
+    rows = chain(6)
+    changed = [*rows[:2], (*rows[2][:6], "denied", *rows[2][7:]), *rows[3:]]
+    assert str(broken(changed)) == (
+        "audit chain broken at event 3: event 3 was changed after it was written"
+        " (its hash does not match its contents)"
+    )
+    assert str(broken(rows[:3] + rows[2:])) == (
+        "audit chain broken at event 4: event 3 appears where event 4 should be"
+        " (events are duplicated or out of order)"
+    )
+    cp = sign_checkpoint(8, "a" * 64, T0, KEY)
+    assert str(broken(rows, cp)) == (
+        "audit chain broken at event 7: the log ends at event 6 but checkpoint 8 was signed:"
+        " events were removed from the end"
+    )
+
+
+def test_a_refused_checkpoint_names_its_own_seq_and_the_start_of_the_key() -> None:
+    rows = chain(6)
+    other = sign_checkpoint(4, rows[3][9], T0, bytes(32))
+    err = broken(rows, other, keys={public_key_hex(KEY)})
+    assert err.seq == 4
+    assert str(err).endswith(f"not trusted ({public_key_hex(bytes(32))[:16]}…)")
+    forged = dataclasses.replace(sign_checkpoint(4, rows[3][9], T0, KEY), signature_hex="00" * 64)
+    assert broken(rows, forged).seq == 4
+
+
+def test_naive_times_are_refused_with_the_documented_sentence() -> None:
+    for render in (format_at, canonical_at):
+        with pytest.raises(ValueError, match=r"^naive datetime: pass a timezone-aware UTC time$"):
+            render(datetime(2026, 1, 1))
+
+
+def test_times_are_rendered_in_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "America/St_Johns")  # UTC-3:30 in March
+    time.tzset()
+    try:
+        at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+        assert format_at(at) == "2026-03-01T09:00:00.000000Z"
+        assert canonical_at(at) == "2026-03-01 09:00:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
