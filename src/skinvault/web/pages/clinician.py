@@ -22,6 +22,7 @@ from skinvault.services import (
     photos,
     records,
     sharing,
+    versions,
 )
 from skinvault.services.thumbnails import PreviewPending, read_preview
 from skinvault.services.versions import download_name
@@ -98,6 +99,14 @@ def photo_page(photo_id: str, request: Request, purpose: str = "care") -> Respon
             purpose=purpose,
             can_break_glass=info.actor.role is Role.CLINICIAN and purpose == "care",
         )
+    if details.version and details.version != versions.DISPLAY:
+        # Make the consent's version now, so a version that cannot be made is explained on
+        # this page (the image read would only answer 403); audited as photo:version.
+        try:
+            versions.ensure_version(v, photo_id=photo_id, kind=details.version, actor=info.actor)
+        except versions.VersionUnavailable as exc:
+            return render(request, "denied.html", status_code=403, info=info, reason=exc.reason,
+                          photo_id=photo_id, purpose=purpose, can_break_glass=False)  # fmt: skip
     stored = None
     if details.patient_id:
         try:
