@@ -107,3 +107,9 @@ def test_purpose_titles_read_well_inside_a_sentence() -> None:
     for purpose, text in PURPOSE_TEXTS.items():
         assert text.title[:1].isupper(), purpose  # titles start with a capital ...
         assert set(re.findall(r"\bai\b", f"{text.title} {text.text}", re.I)) <= {"AI"}
+
+
+def test_two_people_with_one_name_keep_a_line_each() -> None:
+    a = HistoryEntry(T0, "Dr. Lee", "photo:view", "care", "allowed", "a", photo=HAND, actor_id="u1")
+    b = HistoryEntry(T0, "Dr. Lee", "photo:view", "care", "allowed", "b", photo=HAND, actor_id="u2")
+    assert len(visits([a, b])) == 2

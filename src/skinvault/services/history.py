@@ -85,6 +85,8 @@ class HistoryEntry:
     reason_given: str | None = None
     #: Which photo, in words ("your left hand photo of 3 May 2026"); None for consent lines.
     photo: str | None = None
+    #: Who, as the audit log's stable id (two people may share a name); None if not known.
+    actor_id: str | None = None
 
 
 def _given_reason(reason: str | None) -> str | None:
@@ -121,9 +123,7 @@ def _purpose_words(purpose: str | None) -> str:
     except ValueError:
         return f" for “{purpose}”"
     return (
-        " for your care"
-        if chosen is Purpose.CARE
-        else f" for {PURPOSE_TEXTS[chosen].in_sentence}"
+        " for your care" if chosen is Purpose.CARE else f" for {PURPOSE_TEXTS[chosen].in_sentence}"
     )
 
 
@@ -225,6 +225,7 @@ def access_history(vault: Vault, patient_id: str) -> list[HistoryEntry]:
                 HistoryEntry(
                     e.at, who, e.action, e.purpose, e.outcome, _sentence(e, photo_words, who),
                     photo=None if e.action in _CONSENT else photo_words,
+                    actor_id=e.actor.partition(" ")[0],
                 )
             )  # fmt: skip
         return entries
@@ -268,7 +269,7 @@ def visits(entries: list[HistoryEntry]) -> list[Visit]:
     order: list[tuple[str, str, str | None] | HistoryEntry] = []
     for entry in entries:
         if entry.action in _LOOKS and entry.outcome == "allowed" and not entry.emergency:
-            key = (entry.actor, f"{entry.at:%Y-%m-%d}", entry.purpose)
+            key = (entry.actor_id or entry.actor, f"{entry.at:%Y-%m-%d}", entry.purpose)
             if key not in groups:
                 groups[key] = []
                 order.append(key)
@@ -286,8 +287,11 @@ def visits(entries: list[HistoryEntry]) -> list[Visit]:
         group = groups[item]
         first, last = group[0], group[-1]
         photos = list(dict.fromkeys(e.photo or "your photo" for e in group))
-        what = photos[0] if len(photos) == 1 else f"{len(photos)} of your photos: " + "; ".join(
-            p.removeprefix("your ") for p in photos
+        what = (
+            photos[0]
+            if len(photos) == 1
+            else f"{len(photos)} of your photos: "
+            + "; ".join(p.removeprefix("your ") for p in photos)
         )
         kinds = {e.action for e in group}
         verb = _VERBS[kinds.pop()] if len(kinds) == 1 else "viewed"
