@@ -22,7 +22,7 @@ from skinvault.policy.decide import (
     decide,
 )
 from skinvault.policy.purposes import Purpose
-from skinvault.services import accounts, admin
+from skinvault.services import accounts, admin, jobs
 from skinvault.services.care import care_facts, start_care
 from skinvault.services.consents import consent_facts
 from skinvault.web.app import create_app
@@ -105,6 +105,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     w = World(client, users, "", "")
     w.photo_id = _upload(w, "ann", factories.jpeg()).json()["id"]
     w.other_photo_id = _upload(w, "bob", factories.png()).json()["id"]
+    jobs.run_pending(vault)  # their thumbnails, as the server's worker thread makes them
     yield w
     client.close()
     vault.close()

@@ -14,7 +14,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose
-from skinvault.services import accounts, admin, consents, deletion, photos
+from skinvault.services import accounts, admin, consents, deletion, jobs, photos
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
 from tests import factories
@@ -84,6 +84,7 @@ def test_the_library_shows_only_consented_photos_and_compare_shows_two(
     hidden = photos.store_photo(
         vault, patient_id=bob_pid, data=factories.jpeg(), actor=lee, site="back"
     )
+    jobs.run_pending(vault)  # the thumbnails, as the server's worker thread makes them
     consents.record_consent(
         vault, patient_id=ann_pid, purpose=Purpose.TEACHING, granted=True, actor=ann
     )
