@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from skinvault.audit import Action, Outcome, checkpoint, maybe_checkpoint, record, tail, verify_log
 from skinvault.audit import log as audit_log
-from skinvault.audit.chain import GENESIS, canonical, public_key_hex, signature_ok
+from skinvault.audit.chain import GENESIS, Verifier, canonical, public_key_hex, signature_ok
 from skinvault.audit.log import hash_at, head
 from skinvault.db.engine import session_factory
 from skinvault.errors import AuditChainBroken
@@ -186,3 +186,30 @@ def test_verify_log_takes_a_session_too(engine: Engine) -> None:
         add(engine, clock)
     with session_factory(engine)() as session:
         assert verify_log(session).count == 3
+
+
+class WholeSeconds(StepClock):
+    """A clock that moves exactly one second per reading (no microseconds)."""
+
+    def now(self) -> datetime:
+        self.t += timedelta(seconds=1)
+        return self.t
+
+
+def test_events_at_whole_seconds_verify_on_the_fast_path(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database renders a time without microseconds with no trailing "." (as
+    # canonical_at does), or every event recorded at a whole second would look tampered.
+    clock = WholeSeconds()
+    for _ in range(4):
+        add(engine, clock)
+
+    def refuse(self: object, rows: object) -> None:
+        raise AssertionError("the one-string-per-batch path was not taken")
+
+    with engine.connect() as conn:
+        assert verify_log(conn).count == 4
+    monkeypatch.setattr(Verifier, "feed", refuse)
+    with engine.connect() as conn:
+        assert verify_log(conn).count == 4

@@ -1,0 +1,29 @@
+"""Share-link password tries under parallel guesses: never more checks than the limit.
+
+The sequential tests (tests/integration/test_sharing.py) lock the link at the last wrong
+try, so the bound on *reserved* tries is only reached when checks are still running. Here
+the checks in flight are set up by hand: every try is reserved and none has finished.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from skinvault.errors import Busy
+from skinvault.services import sharing
+from tests.integration.test_sharing import Clinic, _share, clinic  # noqa: F401  (fixture)
+
+
+def test_parallel_guesses_never_get_more_checks_than_the_limit(
+    clinic: Clinic,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    link = _share(clinic, password="correct horse")
+    limit = clinic.vault.settings.share_link_password_tries
+    taken = [sharing._reserve_try(clinic.vault, link.id, limit) for _ in range(limit)]
+    assert taken == list(range(1, limit + 1))  # every check still running holds its try
+    monkeypatch.setattr(sharing, "_TRY_WAIT", 0.3)
+    with pytest.raises(Busy, match="being opened many times at once"):
+        sharing._reserve_try(clinic.vault, link.id, limit)  # one more: not checked
+    sharing._give_back_try(clinic.vault, link.id)  # a right password gives its try back
+    assert sharing._reserve_try(clinic.vault, link.id, limit) == limit
