@@ -48,8 +48,7 @@ def test_text_lines_are_found_on_the_rendered_letter_and_none_on_bare_skin() -> 
     found = find_text_lines(Image.open(SET / "text-letter-table.jpg").convert("RGB"))
     assert all(c.kind == "text" and c.detector == "dbnet" and 0 < c.score <= 1 for c in found)
     centres = [
-        (sum(p[0] for p in line["quad"]) / 4, sum(p[1] for p in line["quad"]) / 4)
-        for line in truth
+        (sum(p[0] for p in line["quad"]) / 4, sum(p[1] for p in line["quad"]) / 4) for line in truth
     ]
     inside = [
         any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in (c.box for c in found))
