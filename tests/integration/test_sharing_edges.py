@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from skinvault.errors import Busy
+from skinvault.errors import Busy, ConfigError
 from skinvault.services import sharing
 from tests.integration.test_sharing import Clinic, _share, clinic  # noqa: F401  (fixture)
 
@@ -27,3 +27,11 @@ def test_parallel_guesses_never_get_more_checks_than_the_limit(
         sharing._reserve_try(clinic.vault, link.id, limit)  # one more: not checked
     sharing._give_back_try(clinic.vault, link.id)  # a right password gives its try back
     assert sharing._reserve_try(clinic.vault, link.id, limit) == limit
+
+
+def test_the_recipient_is_named_in_one_to_320_characters(clinic: Clinic) -> None:  # noqa: F811
+    for bad in ("", "   ", "a" * 321):
+        with pytest.raises(ConfigError, match="name the recipient in 1 to 320 characters"):
+            _share(clinic, recipient=bad)
+    assert _share(clinic, recipient="a" * 320).token
+    assert _share(clinic, recipient="  gp@surgery.example  ").token  # padding is not counted
