@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from skinvault.db.models import ShareLink
 from skinvault.errors import Busy, ConfigError
 from skinvault.services import sharing
 from tests.integration.test_sharing import Clinic, _share, clinic  # noqa: F401  (fixture)
@@ -35,3 +36,19 @@ def test_the_recipient_is_named_in_one_to_320_characters(clinic: Clinic) -> None
             _share(clinic, recipient=bad)
     assert _share(clinic, recipient="a" * 320).token
     assert _share(clinic, recipient="  gp@surgery.example  ").token  # padding is not counted
+
+
+def test_an_empty_link_password_is_refused(clinic: Clinic) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="a link password cannot be empty"):
+        _share(clinic, password="")
+
+
+def test_withdrawing_a_link_twice_keeps_the_first_withdrawal_time(clinic: Clinic) -> None:  # noqa: F811
+    link = _share(clinic)
+    first = clinic.clock.at
+    sharing.revoke_share_link(clinic.vault, link_id=link.id, actor=clinic.patient)
+    clinic.clock.advance(hours=1)
+    sharing.revoke_share_link(clinic.vault, link_id=link.id, actor=clinic.patient)
+    with clinic.vault.sessions() as session:
+        row = session.get(ShareLink, link.id)
+        assert row is not None and row.revoked_at == first
