@@ -163,6 +163,10 @@ async def upload(request: Request) -> Response:
             )
         else:  # without the script: the file itself, as before
             data = files["file"].data
+            try:
+                phash: str | None = drafts.phash_of(data)
+            except PhotoError:
+                phash = None  # store_photo refuses the file and audits the refusal
             stored = await run_in_threadpool(
                 lambda: photos.store_photo(
                     v,
@@ -172,7 +176,7 @@ async def upload(request: Request) -> Response:
                     site=site_code,
                     note=fields.get("note", "")[:2000],
                     taken_on=taken_on,
-                    phash=drafts.phash_of(data),
+                    phash=phash,
                 )
             )
         if details != tracking.CaptureDetails():
