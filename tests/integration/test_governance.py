@@ -134,14 +134,29 @@ def test_ending_care_ends_access_and_break_glass_is_flagged(clinic: Clinic) -> N
     assert reason in last.reason
 
 
-def test_scopes_that_need_a_version_we_do_not_have_fail_closed(clinic: Clinic) -> None:
+def test_a_no_face_consent_serves_a_face_free_version_not_the_photo(clinic: Clinic) -> None:
     v, c = clinic.vault, clinic
     consents.record_consent(
         v, patient_id=c.patient_id, purpose=Purpose.TEACHING, granted=True,
         scopes={Scope.NO_FACE}, actor=c.patient,
     )  # fmt: skip
     c.clock.advance(seconds=1)
-    with pytest.raises(AccessDenied, match="face-free version"):
+    served = photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+    original = photos.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="care")
+    assert served.data != original.data  # a version made for the limit, never the photo itself
+    assert "no_face" in served.obligations
+
+
+def test_a_cropped_consent_without_a_chosen_area_is_refused_with_the_reason(
+    clinic: Clinic,
+) -> None:
+    v, c = clinic.vault, clinic
+    consents.record_consent(
+        v, patient_id=c.patient_id, purpose=Purpose.TEACHING, granted=True,
+        scopes={Scope.CROPPED}, actor=c.patient,
+    )  # fmt: skip
+    c.clock.advance(seconds=1)
+    with pytest.raises(AccessDenied, match="no area has been chosen"):
         photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
 
 
