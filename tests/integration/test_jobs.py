@@ -382,7 +382,7 @@ def test_the_app_runs_the_jobs_itself_with_nothing_else_started(
     app = create_app(settings)
     vault = app.state.vault
     try:
-        patient, lee = _people(vault)
+        patient, _lee = _people(vault)
         with TestClient(app):  # the lifespan starts (and stops) the worker thread
             stored = photos.store_photo(
                 vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
