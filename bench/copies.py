@@ -1,6 +1,7 @@
 """How long do the patient's own copies take? One run, one table.
 
-Usage: ``.venv/bin/python bench/copies.py [N]`` (about a minute with the default N = 20).
+Usage: ``.venv/bin/python bench/copies.py [--photos N] [--quick]`` (about a minute with the
+default N = 20; ``--quick`` stores 2 photos).
 
 On SQLite with a local folder: N photos of the corpus (``tests/data/corpus``, the largest
 JPEGs first, repeated if needed) are stored for one patient; then the time to build the
@@ -11,6 +12,7 @@ fill, re-encode), and to sign one upload receipt.
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import tempfile
@@ -33,7 +35,11 @@ PASSPHRASE = "marmalade under the old pier"
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--photos", type=int, default=20, help="photos in the archive (20)")
+    parser.add_argument("--quick", action="store_true", help="2 photos: seconds, for CI")
+    args = parser.parse_args()
+    count = 2 if args.quick else args.photos
     jpegs = sorted(CORPUS.glob("*.jpg"), key=lambda p: -p.stat().st_size)[:10]
     with tempfile.TemporaryDirectory() as folder:
         vault = bootstrap(load_settings(data_dir=Path(folder) / "data"), create=True)

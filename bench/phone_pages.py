@@ -2,6 +2,7 @@
 and the lines of "Who saw my photos" after a clinician's visit and the patient's own looks.
 
     .venv/bin/python bench/phone_pages.py                       # this checkout
+    .venv/bin/python bench/phone_pages.py --quick               # the same (it takes seconds)
     PYTHONPATH=/tmp/old/src .venv/bin/python bench/phone_pages.py   # an older tree, to compare
 
 Starts ``skinvault serve`` on a fresh data folder, seeds one administrator, one clinician
@@ -10,6 +11,7 @@ and one patient with three photos, and prints one table row per page.
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from skinvault.services import accounts, admin, care, photos
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests import factories  # noqa: E402
+from tests.ports import serve_on_free_port  # noqa: E402
 
 PASSWORD = "a long enough password"
 PHONE = {"width": 390, "height": 844}
@@ -85,21 +88,26 @@ def _row(page: object, label: str) -> None:
     print(f"{label:<34} {width:>6} px {small:>6}")
 
 
+def _healthy(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    except OSError:
+        return False
+    return True
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="accepted for CI; the run is short")
+    parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="bench-phone-"))
     seeded = _seed(data)
-    port = 8931
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skinvault", "serve", "--data-dir", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc, port = serve_on_free_port(
+        lambda p: [sys.executable, "-m", "skinvault", "serve", "--data-dir", str(data),
+                   "--port", str(p)],
+        ready=_healthy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
         base = f"http://127.0.0.1:{port}"
         with sync_playwright() as p:
             chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])

@@ -11,14 +11,16 @@ modified, and no record of the copies is kept anywhere. Exit codes as for ``scru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from skinvault import scrub_output
 from skinvault.errors import SkinvaultError
-from skinvault.services.public_copy import REMINDERS, PublicCopy, public_copy
+
+if TYPE_CHECKING:  # the detectors load only when a public copy is made, not for every command
+    from skinvault.services.public_copy import PublicCopy
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -59,6 +61,8 @@ def public_copy_command(
     ] = False,
 ) -> None:
     """Make a public copy for storytelling: scrubbed, faces and text covered, renamed."""
+    from skinvault.services.public_copy import REMINDERS, public_copy
+
     paths, missing = scrub_output.inputs(files)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -144,4 +144,29 @@ def read_preview(
         return PreviewPending(photo_id, "failed" if state == jobs.JobState.DEAD else "waiting")
 
 
-__all__ = ["KIND", "PreviewPending", "job_key", "make_thumbnail", "read_preview"]
+def read_preview_now(
+    vault: Vault,
+    *,
+    photo_id: str,
+    actor: Actor,
+    purpose: Purpose | str,
+    break_glass_reason: str | None = None,
+) -> photo_service.PhotoBytes | PreviewPending:
+    """As :func:`read_preview`, but a thumbnail still waiting for its job is made here and
+    served: for pages that cannot wait for the worker (emergency access). The job, when it
+    runs, finds the thumbnail made and does nothing."""
+    got = read_preview(vault, photo_id=photo_id, actor=actor, purpose=purpose,
+                       break_glass_reason=break_glass_reason)  # fmt: skip
+    if not isinstance(got, PreviewPending) or got.state != "waiting":
+        return got
+    try:
+        make_thumbnail(vault, photo_id)
+    except SkinvaultError:  # jobs.Permanent too
+        return got  # gone meanwhile, or pixels that do not decode: the job will say so
+    return read_preview(vault, photo_id=photo_id, actor=actor, purpose=purpose,
+                        break_glass_reason=break_glass_reason)  # fmt: skip
+
+
+__all__ = [
+    "KIND", "PreviewPending", "job_key", "make_thumbnail", "read_preview", "read_preview_now",
+]  # fmt: skip

@@ -24,7 +24,7 @@ from skinvault.services import (
     sharing,
     versions,
 )
-from skinvault.services.thumbnails import PreviewPending, read_preview
+from skinvault.services.thumbnails import PreviewPending, read_preview, read_preview_now
 from skinvault.services.versions import download_name
 from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (
@@ -393,11 +393,13 @@ async def emergency_access(request: Request) -> Response:
         shown = {}
         for p in opened.photos:
             try:
-                got = photos.read_thumbnail(
+                got = read_preview_now(
                     v, photo_id=p.id, actor=info.actor, purpose="care", break_glass_reason=reason
                 )
             except SkinvaultError:
                 continue  # the page still lists it; opening it says why it cannot be read
+            if isinstance(got, PreviewPending):
+                continue
             shown[p.id] = f"data:{got.media_type};base64,{base64.b64encode(got.data).decode()}"
         return shown
 
