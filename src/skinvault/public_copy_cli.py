@@ -61,7 +61,7 @@ def public_copy_command(
     ] = False,
 ) -> None:
     """Make a public copy for storytelling: scrubbed, faces and text covered, renamed."""
-    from skinvault.services.public_copy import REMINDERS, public_copy
+    from skinvault.services.public_copy import REMINDERS, public_copy  # noqa: PLC0415
 
     paths, missing = scrub_output.inputs(files)
     try:
