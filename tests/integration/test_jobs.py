@@ -6,6 +6,7 @@ request, and a user sees it (a placeholder, then the preview).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -224,6 +225,41 @@ def test_postgresql_claims_skip_a_job_another_worker_has_locked(
         release.set()
         holder.join()
     assert taken == [second]
+
+
+def test_a_photo_deleted_while_its_thumbnail_is_being_listed_loses_the_thumbnail_too(
+    vault: Vault, database_url: str
+) -> None:
+    """The shred holds the photo row before it lists derivatives, so a thumbnail listed
+    in a transaction still open when the deletion starts is shredded with the photo."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: the two transactions cannot interleave")
+    patient, _ = _people(vault)
+    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    listed, deleting = threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def slow_commit() -> Iterator[Any]:
+        with vault.sessions.begin() as session:
+            yield session  # the job locked the photo and added the thumbnail row
+            session.flush()
+            listed.set()
+            assert deleting.wait(10)
+            time.sleep(0.5)  # the deletion is now waiting for the photo row (or, unfixed,
+            # has already listed the derivatives without this one)
+
+    def delete() -> None:
+        assert listed.wait(10)
+        deleting.set()
+        photos.delete_photo(vault, photo_id=stored.id, actor=OPERATOR, reason="asked to")
+
+    deleter = threading.Thread(target=delete)
+    deleter.start()
+    assert thumbnails.make_thumbnail(vault, stored.id, transaction=slow_commit)
+    deleter.join(20)
+    (thumb,) = _thumbnails(vault, stored.id)
+    assert thumb.deleted_at is not None and thumb.wrapped_dek is None
+    assert not vault.blobs.exists(thumb.blob_key)
 
 
 # -- real worker processes ---------------------------------------------------------------

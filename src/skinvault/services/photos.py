@@ -800,6 +800,11 @@ def shred_photo(
     decisions and retention all call it.
     """
     now = vault.clock.now()
+    if session.get_bind().dialect.name == "postgresql":
+        # Hold the photo row before listing its derivatives: a thumbnail or version being
+        # listed now (its job holds the row too) commits first and is shredded here, or
+        # waits and then finds the photo gone. SQLite has one writer: nothing interleaves.
+        session.execute(select(Photo.id).where(Photo.id == photo.id).with_for_update())
     derivatives = list(session.scalars(select(Derivative).where(Derivative.photo_id == photo.id)))
     blob_keys = [photo.blob_key, *(d.blob_key for d in derivatives if d.deleted_at is None)]
     # The data keys are gone: no copy of these blobs opens again. The derivatives are the

@@ -302,8 +302,13 @@ class VersionInfo:
     covered: tuple[Box, ...] = field(default=())
 
 
-def _photo(session: Session, photo_id: str) -> Photo:
-    photo = session.get(Photo, photo_id)
+def _photo(session: Session, photo_id: str, *, lock: bool = False) -> Photo:
+    """The live photo; ``lock`` holds its row (PostgreSQL) so a shred waits for the new
+    version to be listed, or the version for the shred, never one listing around the other."""
+    if lock and session.get_bind().dialect.name == "postgresql":
+        photo = session.get(Photo, photo_id, with_for_update=True, populate_existing=True)
+    else:
+        photo = session.get(Photo, photo_id)
     if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
         raise NotFound(f"there is no photo {photo_id}")
     return photo
@@ -419,7 +424,7 @@ def ensure_version(
     existing: VersionInfo | None = None
     try:
         with vault.sessions.begin() as session:
-            _photo(session, photo_id)  # shredded meanwhile: nothing is listed, blob removed
+            _photo(session, photo_id, lock=True)  # shredded meanwhile: nothing is listed
             twin = current_version(session, photo_id, plan)
             if twin is not None:  # made meanwhile by another read: keep that one, drop ours
                 existing = VersionInfo(kind, twin.id, twin.width, twin.height)
