@@ -79,6 +79,10 @@ def test_the_patient_chooses_boxes_and_the_area_and_the_educator_then_gets_the_c
     _sign_in(edu, "ng@uni.example", secret)
     refused = edu.get(f"/portal/photos/{photo_id}?purpose=teaching")
     assert refused.status_code == 403 and "no area has been chosen" in refused.text
+    # The comparison says the same in the photo's place, instead of a broken image.
+    compared = edu.get(f"/portal/compare?a={photo_id}&b={photo_id}&purpose=teaching")
+    assert compared.status_code == 403 and compared.text.count("no area has been chosen") == 2
+    assert "/image?purpose" not in compared.text
 
     _sign_in(client, "ann@example.org", None)
     page = client.get(f"/portal/photos/{photo_id}/versions")

@@ -345,17 +345,26 @@ def library_page(request: Request, purpose: str | None = None) -> Response:
 
 @router.get("/portal/compare", response_class=HTMLResponse)
 def compare_page(request: Request, a: str, b: str, purpose: str = "care") -> Response:
-    """Two photos side by side (the same body site on two dates)."""
+    """Two photos side by side (the same body site on two dates). A photo this use may not
+    see, or whose consent-scoped version cannot be made, is explained in its place (as on
+    the photo page) rather than shown as a broken image; the refusal is audited."""
     info = signed_in(request)
     v = vault(request)
-    try:
-        pair = [
-            photos.describe_photo(v, photo_id=pid, actor=info.actor, purpose=purpose)
-            for pid in (a, b)
-        ]
-    except SkinvaultError as exc:
-        return error_page(request, exc, 403)
-    return render(request, "compare.html", info=info, pair=pair, purpose=purpose)
+    pair: list[tuple[str, photos.PhotoDetails | None, str | None]] = []
+    for pid in (a, b):
+        try:
+            d = photos.describe_photo(v, photo_id=pid, actor=info.actor, purpose=purpose)
+            if d.version and d.version != versions.DISPLAY:  # audited as photo:version
+                versions.ensure_version(v, photo_id=pid, kind=d.version, actor=info.actor)
+        except AccessDenied as exc:  # VersionUnavailable too
+            pair.append((pid, None, exc.reason))
+        except SkinvaultError as exc:
+            return error_page(request, exc, 404 if isinstance(exc, NotFound) else 403)
+        else:
+            pair.append((pid, d, None))
+    refused = any(d is None for _, d, _ in pair)  # 403, as the photo page answers for it
+    return render(request, "compare.html", status_code=403 if refused else 200, info=info,
+                  pair=pair, purpose=purpose)  # fmt: skip
 
 
 # -- break-glass from the clinician's home ----------------------------------------------------
