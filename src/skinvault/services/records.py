@@ -9,6 +9,8 @@ refusal is written to the audit log before :class:`AccessDenied` is raised.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from skinvault.actors import Actor
@@ -113,7 +115,18 @@ def user_by_email(vault: Vault, email: str) -> User | None:
         return session.scalars(select(User).where(User.email == email.strip().lower())).first()
 
 
-def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto]:
+@dataclass(frozen=True)
+class LibraryPhoto:
+    """A library entry: only what the listing shows (no patient, note, dates or findings:
+    a de-identified reader must not get them, and no reader of a library needs them)."""
+
+    id: str
+    site: str | None
+    #: The version its reads serve ("deidentified", "face_free", ...), None for the photo.
+    version: str | None
+
+
+def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[LibraryPhoto]:
     """Photos ``actor`` may see for a secondary ``purpose``: the teaching or research library.
 
     Each photo is decided by :func:`skinvault.policy.decide` exactly as a read
@@ -150,5 +163,6 @@ def library(vault: Vault, *, actor: Actor, purpose: Purpose) -> list[StoredPhoto
             )
             blocked = kind is not None and versions.refusal_for(session, photo.id, kind)
             if decision.allowed and not blocked:
-                found.append(_view(vault, photo, sites.get(photo.site_id or "")))
+                site = sites.get(photo.site_id or "")
+                found.append(LibraryPhoto(photo.id, site.code if site else None, kind))
         return found
