@@ -43,6 +43,11 @@ _VERBS = {
     "record:export-archive": "downloaded an encrypted personal archive of",
     "public-copy:make": "made a public copy (nothing in it links to the record) of one of",
     "record:export-fhir": "read, through the FHIR interface, the details of",
+    "photo:version": "made a version with only what the consent allows of",
+    "photo:markup": "chose what to cover or crop on",
+    "photo:measure": "measured the light (depigmented) skin on",
+    "photo:annotate": "corrected the details of",
+    "measurement:view": "looked at the measurements of",
 }
 #: Events on the record as a whole that the patient's history shows (others are the
 #: operator's: care-team changes, failed uploads).
