@@ -110,11 +110,12 @@ def test_a_12_mp_photo_is_processed_and_boxes_are_in_its_own_pixels() -> None:
         assert _covered(face, boxes), f"face at {face} missed: {boxes}"
 
 
-def test_the_name_and_address_on_a_photographed_letter_are_found() -> None:
+@pytest.mark.parametrize("detector", ["dbnet", "tesseract"])
+def test_the_name_and_address_on_a_photographed_letter_are_found(detector: str) -> None:
     truth = json.loads((SET / "text.json").read_text())["text-letter-table.jpg"]
     image = Image.open(SET / "text-letter-table.jpg")
-    found = find_clues(image, faces=False)
-    assert found and all(c.kind == "text" and c.detector == "tesseract" for c in found)
+    found = find_clues(image, faces=False, text_detector=detector)
+    assert found and all(c.kind == "text" and c.detector == detector for c in found)
     covered = Image.new("1", image.size, 0)
     for x, y, w, h in (c.box for c in found):
         ImageDraw.Draw(covered).rectangle((x, y, x + w - 1, y + h - 1), fill=1)
@@ -131,9 +132,12 @@ def test_text_is_skipped_with_a_warning_when_tesseract_is_missing(
 ) -> None:
     monkeypatch.setattr(clues.shutil, "which", lambda _name: None)
     with caplog.at_level(logging.WARNING, logger="skinvault.photos.clues"):
-        found = find_clues(Image.open(SET / "text-label-on-skin.jpg"))
+        found = find_clues(Image.open(SET / "text-label-on-skin.jpg"), text_detector="tesseract")
     assert found == []
     assert "tesseract is not installed" in caplog.text
+    # The default detector ships with the package: no Tesseract needed to find the label.
+    shipped = find_clues(Image.open(SET / "text-label-on-skin.jpg"), faces=False)
+    assert shipped and {c.detector for c in shipped} == {"dbnet"}
 
 
 @pytest.mark.parametrize(

