@@ -182,3 +182,27 @@ def test_a_clinician_asks_for_a_photo_and_the_patient_answers_it(
     )  # fmt: skip
     assert "Saved. Hidden details were removed" in stored.text
     assert "Your care team asked for photos" not in client.get("/portal").text
+
+
+def test_capture_conditions_read_as_words_on_the_site_series(
+    app_and_vault: tuple[TestClient, Vault],
+) -> None:
+    client, vault = app_and_vault
+    ann, pid, _ = _user(vault, Role.PATIENT, "ann@example.org", "Ann")
+    assert pid
+    stored = photos.store_photo(vault, patient_id=pid, data=factories.jpeg(), actor=ann,
+                                site="knee-left")  # fmt: skip
+    _sign_in(client, "ann@example.org", None)
+    series = client.get("/portal/sites/knee-left")
+    assert series.status_code == 200
+    assert "UV (Wood&#39;s) lamp</option>" in series.text  # the choices, in words
+    saved = client.post(
+        f"/portal/photos/{stored.id}/capture",
+        data={"csrf": _csrf(series.text), "lighting": "uv-wood-lamp", "distance": "arm-length",
+              "back": "/portal/sites/knee-left"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert saved.status_code == 303
+    shown = client.get("/portal/sites/knee-left").text
+    assert "Light: UV (Wood&#39;s) lamp." in shown and "Distance: arm&#39;s length." in shown
+    assert "uv wood lamp" not in shown

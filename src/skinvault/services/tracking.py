@@ -38,6 +38,12 @@ from skinvault.tracking import sites as body_sites
 DETAILS = "details"
 LIGHTING = ("daylight", "indoor-lamp", "flash", "uv-wood-lamp", "other")
 DISTANCE = ("close-up", "30-cm", "arm-length", "whole-region", "other")
+#: How each capture-condition code reads on a page.
+CONDITION_LABELS = {
+    "daylight": "daylight", "indoor-lamp": "indoor lamp", "flash": "camera flash",
+    "uv-wood-lamp": "UV (Wood's) lamp", "close-up": "close-up", "30-cm": "about 30 cm",
+    "arm-length": "arm's length", "whole-region": "the whole region", "other": "other",
+}  # fmt: skip
 KIND_DEPIGMENTED = "depigmented-share"
 KIND_SKIN = "skin-share"
 DISCLAIMER = "A measurement aid, not a diagnosis."

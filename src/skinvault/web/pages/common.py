@@ -22,6 +22,7 @@ from skinvault.services import (
     accounts,
     records,
 )
+from skinvault.services.tracking import CONDITION_LABELS
 from skinvault.tracking import sites as _body_sites
 from skinvault.web.deps import PENDING_MESSAGE, SESSION_COOKIE
 
@@ -50,6 +51,14 @@ def site_label(code: str | None, missing: str = "no site", *, inside: bool = Fal
 
 
 templates.env.filters["site_label"] = site_label
+
+
+def condition_label(code: str | None) -> str:
+    """A capture condition (lighting, distance) in words: "uv-wood-lamp" → "UV (Wood's) lamp"."""
+    return CONDITION_LABELS.get(code or "", (code or "").replace("-", " "))
+
+
+templates.env.filters["condition"] = condition_label
 
 _LONG_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
