@@ -3,6 +3,8 @@
     thumbnail        {"photo_id"}  the photo's thumbnail (enqueued by every upload)
     display_version  {"photo_id"}  the browser copy of a HEIC/TIFF upload, made ahead of
                                    the first view (services/versions.ensure_version)
+    measure          {"photo_id"}  the depigmented-share measurement of a photo uploaded in
+                                   the portal (services/tracking.measure_photo)
     jobs_purge       {}            forget finished jobs after a week (daily, periodic)
     dicom_send       {"photo_id", "actor_id", "destination", "purpose"}
                                    a send to a PACS that failed in its request, tried
@@ -22,6 +24,7 @@ from skinvault.db.models import Job
 from skinvault.services import jobs, thumbnails
 
 DISPLAY_VERSION = "display_version"
+MEASURE = "measure"
 JOBS_PURGE = "jobs_purge"
 KEEP_FINISHED = timedelta(days=7)
 #: Scheduled kinds, enqueued once per period by the first worker thread of any process.
@@ -41,6 +44,21 @@ def _display_version(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
         versions.ensure_version(ctx.vault, photo_id=str(payload["photo_id"]),
                                 kind=versions.DISPLAY)  # fmt: skip
     except versions.VersionUnavailable as exc:  # the next read says why; no retry helps
+        raise jobs.Permanent(str(exc)) from exc
+
+
+def measure_key(photo_id: str) -> str:
+    return f"{MEASURE}:{photo_id}"
+
+
+@jobs.handler(MEASURE)
+def _measure(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    from skinvault.errors import NotFound, PhotoError  # noqa: PLC0415
+    from skinvault.services import tracking  # noqa: PLC0415 (OpenCV: on use)
+
+    try:
+        tracking.measure_photo(ctx.vault, str(payload["photo_id"]))
+    except (NotFound, PhotoError) as exc:  # gone, or pixels it cannot measure (audited)
         raise jobs.Permanent(str(exc)) from exc
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from datetime import date
@@ -10,13 +9,11 @@ from datetime import date
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.background import BackgroundTask
 
-from skinvault.bootstrap import Vault
 from skinvault.errors import PhotoError, RequestInvalid, SkinvaultError, TooLarge
 from skinvault.photos.findings import CATEGORY_TITLES, Finding
 from skinvault.policy.decide import PatientAction
-from skinvault.services import capture, drafts, photos, records, tracking
+from skinvault.services import capture, drafts, job_kinds, jobs, photos, records, tracking
 from skinvault.tracking import sites as body_sites
 from skinvault.web.pages.common import check_csrf, error_page, render, signed_in, vault
 from skinvault.web.uploads import read_form
@@ -190,12 +187,13 @@ async def upload(request: Request) -> Response:
     except SkinvaultError as exc:
         bad_input = isinstance(exc, PhotoError | RequestInvalid)
         return error_page(request, exc, 422 if bad_input else 403)
-    # Measured in the background, in-process (the response does not wait for it).
-    return RedirectResponse(
-        f"/portal/photos/{stored.id}?purpose=care&stored=1",
-        status_code=303,
-        background=BackgroundTask(_measure_quietly, v, stored.id),
+    # Measured by a job (any worker; the response does not wait, a restart loses nothing).
+    await run_in_threadpool(
+        lambda: jobs.submit(
+            v, job_kinds.MEASURE, {"photo_id": stored.id}, key=job_kinds.measure_key(stored.id)
+        )
     )
+    return RedirectResponse(f"/portal/photos/{stored.id}?purpose=care&stored=1", status_code=303)
 
 
 def _date_field(text: str) -> date | None:
@@ -205,9 +203,3 @@ def _date_field(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise RequestInvalid("Give the date the photo was taken as a date.") from None
-
-
-def _measure_quietly(v: Vault, photo_id: str) -> None:
-    """The background measurement: a failure is audited by the service, never shown as a 5xx."""
-    with contextlib.suppress(SkinvaultError):
-        tracking.measure_photo(v, photo_id)
