@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from tests.browser import test_portal
+from tests.browser.test_accessibility import AXE, check_page
 from tests.browser.test_portal import PASSWORD, PHONE, shot
 from tests.conftest import ROOT
 
@@ -35,7 +36,8 @@ def test_the_preview_shows_the_boxes_and_saves_the_covers_and_the_crop(
     server: tuple[str, Path], browser: object
 ) -> None:
     base, _data = server
-    context = browser.new_context(viewport=PHONE, base_url=base)  # type: ignore[attr-defined]
+    # bypass_csp only so that axe-core can be injected for the check of the preview below.
+    context = browser.new_context(viewport=PHONE, base_url=base, bypass_csp=True)  # type: ignore[attr-defined]
     page = context.new_page()
     _sign_up(page, "ann.preview@example.org")
     page.get_by_label("Photo", exact=True).set_input_files(str(LETTER))
@@ -52,6 +54,8 @@ def test_the_preview_shows_the_boxes_and_saves_the_covers_and_the_crop(
     # the photo fits the phone's width
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "preview-01-boxes")
+    if AXE.exists():  # the preview is a page state no route walk reaches: checked here
+        assert check_page(page) == []
 
     first = preview.get_by_role("checkbox").first
     first.uncheck()  # this one stays visible
