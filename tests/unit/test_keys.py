@@ -77,7 +77,11 @@ def test_a_key_folder_others_can_open_is_refused(tmp_path: Path) -> None:
         FileKeySource(folder)
 
 
-@pytest.mark.parametrize("content", [b"", b"abc\n", b"00" * 31 + b"\n", os.urandom(33)])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"abc\n", b"00" * 31 + b"\n", bytes(range(33))],
+    ids=["empty", "short-text", "31-bytes-hex", "33-raw-bytes"],  # the same ids every run
+)
 def test_a_key_file_of_the_wrong_length_is_refused(tmp_path: Path, content: bytes) -> None:
     keys = FileKeySource(tmp_path / "keys")
     kek = keys.current()
