@@ -206,3 +206,24 @@ def test_capture_conditions_read_as_words_on_the_site_series(
     shown = client.get("/portal/sites/knee-left").text
     assert "Light: UV (Wood&#39;s) lamp." in shown and "Distance: arm&#39;s length." in shown
     assert "uv wood lamp" not in shown
+
+
+def test_the_admin_page_shows_failed_jobs_and_queues_one_again(tmp_path: Path) -> None:
+    app = create_app(load_settings(data_dir=tmp_path / "data", job_attempts=1, job_threads=0))
+    with TestClient(app) as client:
+        vault = app.state.vault
+        _root, _, secret = _user(vault, Role.ADMIN, "root@clinic.example", "Root")
+        failed = jobs.submit(vault, "no-such-kind")
+        assert jobs.run_one(vault) is not None
+        _sign_in(client, "root@clinic.example", secret)
+        page = client.get("/portal/admin")
+        assert page.status_code == 200
+        assert "0 waiting, 0 running, 0 done, 1 failed for good" in page.text
+        assert "no handler" in page.text and f"/portal/admin/jobs/{failed}/retry" in page.text
+        again = client.post(f"/portal/admin/jobs/{failed}/retry", data={"csrf": _csrf(page.text)})
+        assert again.status_code == 200 and "Queued again" in again.text
+        assert "1 waiting" in again.text
+        assert [j.state for j in jobs.list_jobs(vault)] == ["queued"]
+        twice = client.post(f"/portal/admin/jobs/{failed}/retry", data={"csrf": _csrf(page.text)})
+        assert "Not queued again" in twice.text  # it is not dead any more
+    app.state.vault.close()

@@ -15,6 +15,7 @@ from skinvault.services import (
     accounts,
     admin,
     deletion,
+    jobs,
 )
 from skinvault.web.pages.common import (
     check_csrf,
@@ -72,6 +73,7 @@ def _admin_page(request: Request, info: accounts.SessionInfo, **extra: Any) -> H
         roles=[r.value for r in Role],
         search=search,
         decisions=list(deletion.DeletionDecision),
+        work=jobs.status(v, dead_limit=5),
         **{"report": None, **extra},
     )
 
@@ -103,6 +105,19 @@ async def admin_decide(request_id: str, request: Request) -> Response:
     except (SkinvaultError, ValueError) as exc:
         return _admin_page(request, info, report=f"Not decided: {exc}")
     return _admin_page(request, info, report=f"Decided: {decided.decision} — {decided.explanation}")
+
+
+@router.post("/portal/admin/jobs/{job_id}/retry", response_class=HTMLResponse)
+async def admin_retry_job(job_id: str, request: Request) -> Response:
+    """Queue a job that failed for good again, with a fresh set of tries."""
+    info = _admin(request)
+    f = await form_fields(request)
+    check_csrf(info, f)
+    try:
+        again = await run_in_threadpool(lambda: jobs.retry(vault(request), job_id))
+    except SkinvaultError as exc:
+        return _admin_page(request, info, report=f"Not queued again: {exc}")
+    return _admin_page(request, info, report=f"Queued again: the {again.kind} job.")
 
 
 @router.post("/portal/admin/retention", response_class=HTMLResponse)
