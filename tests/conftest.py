@@ -5,12 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Argon2id at its smallest cost for every password the tests hash, in this process and in
+# the servers and CLIs it starts (they inherit the environment): same code, ~1 ms instead
+# of ~0.1 s a hash. tests/unit/test_passwords_cost.py checks the production parameters.
+os.environ.setdefault("SKINVAULT_ARGON2_PROFILE", "test")
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The test corpus lives in the repository (tests/data/corpus, with its MANIFEST,

@@ -20,7 +20,7 @@ from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import ApiToken, SetupToken, User, WebSession
 from skinvault.errors import AccessDenied, ConfigError
-from skinvault.services import accounts
+from skinvault.services import accounts, passwords
 from skinvault.services.accounts import AccountLocked, AuthenticationFailed
 from skinvault.services.admin import create_user, verify_audit
 
@@ -171,13 +171,15 @@ def test_a_disabled_user_is_refused(vault: Vault) -> None:
 
 def test_a_hash_with_old_parameters_is_replaced_at_sign_in(vault: Vault) -> None:
     user_id = make_user(vault, Role.PATIENT)
-    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    # Parameters other than the hasher's in effect (the library's defaults in production,
+    # the suite's cheap profile here; tests/unit/test_passwords_cost.py checks both).
+    weak = PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with vault.sessions.begin() as session:
         session.execute(update(User).where(User.id == user_id).values(password_hash=weak))
     accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
     fresh = user_row(vault, user_id).password_hash
     assert fresh != weak
-    assert fresh is not None and not PasswordHasher().check_needs_rehash(fresh)
+    assert fresh is not None and not passwords.HASHER.check_needs_rehash(fresh)
 
 
 def test_change_password_needs_the_old_one_and_ends_sessions_and_tokens(vault: Vault) -> None:

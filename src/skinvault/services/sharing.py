@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -56,6 +55,7 @@ from skinvault.policy.purposes import Purpose
 
 # The fact-gathering for decide() lives in photos; sharing must decide on exactly the same facts.
 from skinvault.services.notifications import Kind, notify_sender
+from skinvault.services.passwords import HASHER
 from skinvault.services.photos import (
     MEDIA_TYPES,
     PHOTO,
@@ -185,7 +185,7 @@ def create_share_link(
     if password is not None and not password:
         raise ConfigError("a link password cannot be empty; leave it out for no password")
     token = base64.urlsafe_b64encode(vault.tokens.secret(_TOKEN_BYTES)).rstrip(b"=").decode()
-    password_hash = PasswordHasher().hash(password) if password is not None else None
+    password_hash = HASHER.hash(password) if password is not None else None
     try:
         chosen = _parse_purpose(purpose)
         with vault.sessions.begin() as session:
@@ -262,7 +262,7 @@ def create_share_link(
 
 def _password_ok(password_hash: str, password: str) -> bool:
     try:
-        return PasswordHasher().verify(password_hash, password)
+        return HASHER.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
