@@ -123,6 +123,49 @@ def test_a_thumbnail_job_run_twice_makes_one_thumbnail(vault: Vault) -> None:
     assert len(list(vault.blobs.keys())) == 2  # the photo and one thumbnail, no orphan
 
 
+def test_the_thumbnail_job_makes_the_thumbnail_from_the_pixels_the_upload_decoded(
+    vault: Vault,
+) -> None:
+    """The upload decodes the pixels anyway (to refuse a file that does not decode); the
+    job in the same process uses them: it makes the thumbnail even with the photo's blob
+    gone (so it neither read nor decoded it), and the very same thumbnail as a job that
+    decodes the photo again. Nothing stays in memory once the job ran."""
+    patient, lee = _people(vault)
+    data = factories.jpeg(orientation=6)
+    handed = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+    decoded = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+    assert thumbnails._handed_over(decoded.id) is not None  # this one decodes in the job
+    with vault.reading() as session:
+        blob_key = session.get(photos.Photo, handed.id).blob_key  # type: ignore[union-attr]
+    vault.blobs.delete(blob_key)
+
+    assert jobs.run_pending(vault) == 2
+    assert jobs.status(vault).counts["dead"] == 0
+    made = [
+        thumbnails.read_preview(vault, photo_id=p.id, actor=lee, purpose="care")
+        for p in (handed, decoded)
+    ]
+    assert all(isinstance(m, photos.PhotoBytes) for m in made)
+    assert made[0].data == made[1].data  # type: ignore[union-attr]
+    assert (handed.width, handed.height) == (48, 64)  # upright: orientation 6 turns it
+    assert not thumbnails._handoff
+
+
+def test_the_hand_off_keeps_only_the_latest_uploads(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(thumbnails, "HANDOFF_MAX", 2)
+    patient, _ = _people(vault)
+    stored = [
+        photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+        for _ in range(3)
+    ]
+    assert list(thumbnails._handoff) == [stored[1].id, stored[2].id]
+    assert jobs.run_pending(vault) == 3  # the first decodes its photo again
+    assert all(len(_thumbnails(vault, p.id)) == 1 for p in stored)
+    assert not thumbnails._handoff
+
+
 def test_a_deleted_photo_gets_no_thumbnail_and_its_job_ends(vault: Vault) -> None:
     patient, lee = _people(vault)
     stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)

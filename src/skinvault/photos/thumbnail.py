@@ -8,8 +8,10 @@
 
 The thumbnail is a fresh JPEG written by Pillow with no metadata at all (the
 orientation is applied to the pixels), so it never carries anything the
-scrubbed original does not. Uploads only read :func:`dimensions` (the header); the
-thumbnail itself is made by the ``thumbnail`` job (services/thumbnails.py), and
+scrubbed original does not. An upload decodes the pixels once (at thumbnail
+scale) to refuse a file that does not decode; the thumbnail itself is made by the
+``thumbnail`` job (services/thumbnails.py) with :func:`thumbnail_of` — from those same
+pixels when the job runs in the process that took the upload — and
 :func:`placeholder` stands in for it until then.
 """
 
@@ -60,16 +62,28 @@ def _upright_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if orientation in _TRANSPOSED else (width, height)
 
 
-def dimensions(data: bytes) -> tuple[int, int]:
-    """The displayed (upright) width and height, once the pixels are known to decode.
+@dataclass(frozen=True)
+class Decoded:
+    """A photo decoded at about thumbnail scale: proof that its pixels decode, its
+    displayed (upright) size, and the upright pixels a thumbnail is made from."""
 
-    The thumbnail is made later by a job, but a file whose pixels cannot be decoded is
-    refused here, at upload, where the uploader can be told. JPEGs decode at 1/8 scale
-    (Pillow's draft mode), which reads every coded block at a fraction of the cost.
+    width: int
+    height: int
+    image: Image.Image
+
+
+def decode(data: bytes, size: int) -> Decoded:
+    """Decode the pixels (refusing a file whose pixels do not decode) at the scale a
+    ``size`` × ``size`` thumbnail needs.
+
+    An upload is refused here, where the uploader can be told, when its pixels cannot be
+    decoded. JPEGs decode at reduced scale (libjpeg's DCT scaling through Pillow's
+    ``draft``: 1/8 for a 12 MP photo), which still reads every coded block; other
+    formats decode in full. :func:`thumbnail_of` makes the thumbnail from the result.
     """
     with _open(data) as image:
         try:
-            size = _upright_size(image)
+            width, height = _upright_size(image)
         except MemoryError:
             raise
         except Exception as exc:  # a damaged EXIF block Pillow trips over
@@ -77,13 +91,16 @@ def dimensions(data: bytes) -> tuple[int, int]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-                image.load()
+                image.draft("RGB", (size, size))  # no-op for formats without scaled decoding
+                upright = ImageOps.exif_transpose(image)  # loads the pixels (a copy)
         except MemoryError:
             raise
-        except Exception as exc:  # truncated or corrupt coded data: the uploader's file
+        except Exception as exc:
+            # Pillow's decoders fail in many ways (OSError, EOFError, struct.error, ValueError
+            # and more) on a file whose structure the scrubber accepted: each one means the
+            # pixels cannot be decoded, which is the uploader's file, never a server fault.
             raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
-        return size
+        return Decoded(width, height, upright)
 
 
 _PLACEHOLDER = """<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" \
@@ -109,23 +126,20 @@ def thumbnail(data: bytes, size: int) -> Preview:
     JPEGs are decoded at reduced scale (libjpeg's DCT scaling through
     ``Image.draft``), so a 12 MP photo never has to be decoded in full.
     """
-    with _open(data) as image:
-        try:
-            width, height = _upright_size(image)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image.draft("RGB", (size, size))  # no-op for formats without scaled decoding
-                upright = ImageOps.exif_transpose(image)
-                upright.thumbnail((size, size))
-                if upright.mode not in ("RGB", "L"):
-                    upright = upright.convert("RGBA").convert("RGB")
-                out = io.BytesIO()
-                upright.save(out, "JPEG", quality=_QUALITY)
-        except MemoryError:
-            raise
-        except Exception as exc:
-            # Pillow's decoders fail in many ways (OSError, EOFError, struct.error, ValueError
-            # and more) on a file whose structure the scrubber accepted: each one means the
-            # pixels cannot be decoded, which is the uploader's file, never a server fault.
-            raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
-        return Preview(out.getvalue(), upright.width, upright.height, width, height)
+    return thumbnail_of(decode(data, size), size)
+
+
+def thumbnail_of(decoded: Decoded, size: int) -> Preview:
+    """The thumbnail of pixels :func:`decode` read (``decoded`` is left unchanged)."""
+    try:
+        small = decoded.image.copy()
+        small.thumbnail((size, size))
+        if small.mode not in ("RGB", "L"):
+            small = small.convert("RGBA").convert("RGB")
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=_QUALITY)
+    except MemoryError:
+        raise
+    except Exception as exc:  # an image mode JPEG cannot hold, and the like
+        raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
+    return Preview(out.getvalue(), small.width, small.height, decoded.width, decoded.height)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -51,7 +53,7 @@ from skinvault.errors import (
 )
 from skinvault.photos.findings import Finding
 from skinvault.photos.scrub import scrub
-from skinvault.photos.thumbnail import dimensions
+from skinvault.photos.thumbnail import decode
 from skinvault.policy.decide import (
     Access,
     CareFacts,
@@ -139,6 +141,10 @@ def _put(vault: Vault, key: str, blob: bytes) -> None:
         vault.blobs.put(key, blob)
     except OSError as exc:
         raise StorageUnavailable(f"{vault.blobs.description} cannot be written ({exc})") from exc
+
+
+#: Decodes an upload's pixels beside the rest of its store (threads start on first use).
+_DECODERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="sv-decode")
 
 
 def _blob_key(vault: Vault, kind: str) -> str:
@@ -247,16 +253,28 @@ def store_photo(
             taken_on = photo_taken_on or capture_date(data)
             taken_on_source = "photo" if taken_on is not None else None
         scrubbed, report = scrub(data)
-        width, height = dimensions(scrubbed)  # the header only: the thumbnail is a job
     except PhotoError as exc:
         _audit_failure(vault, actor, Action.PHOTO_STORE, target, str(exc))
         raise
+    # The pixels must decode, else the upload is refused here (the thumbnail job then
+    # makes the thumbnail from these same pixels when it runs in this process). Pillow
+    # decodes without the interpreter lock, so this runs beside the sealing, the durable
+    # write and the checksums.
+    decoding = _DECODERS.submit(decode, scrubbed, vault.settings.thumbnail_size)
     photo_id = vault.tokens.new_id()
     kek = vault.keys.current()
-    sealed = seal(scrubbed, object_id=photo_id, kind=PHOTO, kek=kek)
     photo_key = _blob_key(vault, "p")
-    _put(vault, photo_key, sealed.blob)
     try:
+        sealed = seal(scrubbed, object_id=photo_id, kind=PHOTO, kek=kek)
+        _put(vault, photo_key, sealed.blob)
+        content_sha256 = hashlib.sha256(scrubbed).hexdigest()
+        original_sha256 = original_sha256 or hashlib.sha256(data).hexdigest()  # receipts
+        try:
+            decoded = decoding.result()
+        except PhotoError as exc:
+            _audit_failure(vault, actor, Action.PHOTO_STORE, target, str(exc))
+            raise
+        width, height = decoded.width, decoded.height
         now = vault.clock.now()
         with vault.sessions.begin() as session:
             if session.get(Patient, patient_id) is None:
@@ -271,9 +289,8 @@ def store_photo(
                 uploaded_at=now,
                 uploaded_by=actor.id if actor.role else None,
                 note_enc=seal_note(vault, photo_id, note),
-                content_sha256=hashlib.sha256(scrubbed).hexdigest(),
-                original_sha256=original_sha256
-                or hashlib.sha256(data).hexdigest(),  # for receipts (0013)
+                content_sha256=content_sha256,
+                original_sha256=original_sha256,  # for receipts (0013)
                 phash=phash,  # resend guard (0012)
                 blob_key=photo_key,
                 wrapped_dek=sealed.wrapped_dek,
@@ -317,6 +334,9 @@ def store_photo(
         with contextlib.suppress(SkinvaultError, OSError):
             vault.blobs.delete(photo_key)
         raise
+    from skinvault.services import thumbnails  # noqa: PLC0415 (it imports this module)
+
+    thumbnails.hand_over(photo_id, decoded)
     return stored
 
 

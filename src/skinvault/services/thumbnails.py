@@ -11,11 +11,20 @@ transaction (:func:`skinvault.services.photos.store_photo`); the job decrypts th
 photo as the system (nothing leaves the service, so no policy decision — the read
 that serves the thumbnail decides and audits), scales it, seals the result with its
 own data key and lists it as the photo's ``thumbnail`` derivative.
+
+The upload has already decoded the pixels once at thumbnail scale (to refuse a file
+that does not decode); it hands them over (:func:`hand_over`) and a job that runs in
+the same process makes the thumbnail from them instead of decrypting and decoding the
+photo a second time. The hand-off is memory only, per process and bounded (the latest
+``HANDOFF_MAX`` uploads, pixels at thumbnail scale); a job that finds nothing there —
+another process, a restart, a burst — decodes the photo as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -28,7 +37,7 @@ from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import seal
 from skinvault.db.models import Derivative, Photo
 from skinvault.errors import NotFound, SkinvaultError
-from skinvault.photos.thumbnail import thumbnail
+from skinvault.photos.thumbnail import Decoded, thumbnail, thumbnail_of
 from skinvault.policy.purposes import Purpose
 from skinvault.services import jobs
 from skinvault.services import photos as photo_service
@@ -36,8 +45,33 @@ from skinvault.services import photos as photo_service
 KIND = "thumbnail"
 
 
+#: Uploads whose decoded pixels wait in memory for their thumbnail job (per process).
+HANDOFF_MAX = 64
+#: Larger decoded images (formats without scaled decoding) are not kept.
+_HANDOFF_PIXELS = 2048 * 2048
+
+_handoff: OrderedDict[str, Decoded] = OrderedDict()
+_handoff_lock = threading.Lock()
+
+
 def job_key(photo_id: str) -> str:
     return f"{KIND}:{photo_id}"
+
+
+def hand_over(photo_id: str, decoded: Decoded) -> None:
+    """Keep the pixels an upload decoded for this process's thumbnail job (the oldest
+    go once ``HANDOFF_MAX`` wait; large images are not kept)."""
+    if decoded.image.width * decoded.image.height > _HANDOFF_PIXELS:
+        return
+    with _handoff_lock:
+        _handoff[photo_id] = decoded
+        while len(_handoff) > HANDOFF_MAX:
+            _handoff.popitem(last=False)
+
+
+def _handed_over(photo_id: str) -> Decoded | None:
+    with _handoff_lock:
+        return _handoff.pop(photo_id, None)
 
 
 def _live_thumbnail(session: Session, photo_id: str) -> Derivative | None:
@@ -71,17 +105,22 @@ def make_thumbnail(
     ``transaction`` is the job's fenced transaction (it also marks the job done);
     by default a plain one.
     """
+    decoded = _handed_over(photo_id)  # taken first: nothing stays for a photo gone since
     with vault.reading() as session:
         photo = _live_photo(session, photo_id)
         if _live_thumbnail(session, photo_id) is not None:
             return False
         blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
-    assert wrapped is not None
-    data = photo_service._decrypt(
-        vault, object_id=photo_id, kind=photo_service.PHOTO, blob_key=blob_key,
-        wrapped=wrapped, sha256=sha,
-    )  # fmt: skip
-    preview = thumbnail(data, vault.settings.thumbnail_size)
+    size = vault.settings.thumbnail_size
+    if decoded is not None:
+        preview = thumbnail_of(decoded, size)
+    else:
+        assert wrapped is not None
+        data = photo_service._decrypt(
+            vault, object_id=photo_id, kind=photo_service.PHOTO, blob_key=blob_key,
+            wrapped=wrapped, sha256=sha,
+        )  # fmt: skip
+        preview = thumbnail(data, size)
     thumb_id, kek = vault.tokens.new_id(), vault.keys.current()
     sealed = seal(preview.data, object_id=thumb_id, kind=photo_service.THUMBNAIL, kek=kek)
     thumb_key = photo_service._blob_key(vault, "t")
