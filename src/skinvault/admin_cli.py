@@ -276,6 +276,14 @@ def verify_command(
             help="Do not compare with the signed head kept outside the database.",
         ),
     ] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Hash only the events after the head the last verify found intact"
+            " (fast; a full verify also finds changes before it).",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     blob_store: BlobStoreUrl = None,
@@ -285,7 +293,7 @@ def verify_command(
     kept outside the database (next to the keys); exit 1 at the first broken link or cut."""
     from skinvault.audit.chain import checkpoint_from_json
     from skinvault.errors import AuditChainBroken
-    from skinvault.services.admin import verify_against, verify_audit
+    from skinvault.services.admin import verify_against, verify_audit, verify_summary
 
     held = None
     if against is not None:
@@ -297,7 +305,7 @@ def verify_command(
     with _vault(config, data_dir, database_url, blob_store) as vault:
         try:
             report = (
-                verify_audit(vault, kept_head=not no_kept_head)
+                verify_audit(vault, kept_head=not no_kept_head, incremental=incremental)
                 if held is None
                 else verify_against(vault, held)
             )
@@ -317,21 +325,13 @@ def verify_command(
                     "head_hash": report.head_hash,
                     "checkpoints": report.checkpoints_checked,
                     "kept_head_seq": report.kept_head_seq,
+                    "verified_after": report.start_seq,
                     "notes": list(report.notes),
                 }
             )
         )
     else:
-        kept = (
-            f" The log still holds the signed head kept outside the database (event"
-            f" {report.kept_head_seq})."
-            if report.kept_head_seq is not None
-            else ""
-        )
-        out.print(
-            f"Intact: {report.count} events, head {report.head_seq} {report.head_hash[:16]}…,"
-            f" {report.checkpoints_checked} signed checkpoints verified.{kept}"
-        )
+        out.print(verify_summary(report))
         for note in report.notes:
             out.print(f"Warning: {note}.")
 

@@ -128,6 +128,9 @@ class ChainReport:
     kept_heads_checked: int = 0
     #: Warnings that do not break the chain (a configured copy is missing, say).
     notes: tuple[str, ...] = ()
+    #: Events up to this seq were not hashed again: an earlier verify, whose signed
+    #: record the log still matches, found them intact (0: the whole log was hashed).
+    start_seq: int = 0
 
 
 def format_at(at: datetime) -> str:
@@ -271,15 +274,27 @@ def _plain(joined: str | bytes, n: int, nulls: int) -> bool:
 class Verifier:
     """Incremental :func:`verify_rows`: ``feed`` batches in seq order, then ``finish``.
 
-    Walks batches of rows, carrying the expected seq and previous hash between them."""
+    Walks batches of rows, carrying the expected seq and previous hash between them.
+    With ``start`` (a signed head an earlier verify found intact, whose hash the caller
+    has checked is still the stored one) the walk begins after it: only later events
+    and checkpoints are checked."""
 
-    def __init__(self, checkpoints: Iterable[Checkpoint], public_keys: Collection[str] | None):
-        self.pending = sorted(checkpoints, key=lambda c: c.seq)
+    def __init__(
+        self,
+        checkpoints: Iterable[Checkpoint],
+        public_keys: Collection[str] | None,
+        start: Checkpoint | None = None,
+    ):
         self.public_keys = None if public_keys is None else frozenset(public_keys)
         self.next_cp = 0
-        self.last_good_cp = 0
-        self.expect = 1
-        self.prev = GENESIS
+        self.start_seq = 0 if start is None else start.seq
+        self.pending = sorted((c for c in checkpoints if c.seq > self.start_seq),
+                              key=lambda c: c.seq)  # fmt: skip
+        self.last_good_cp = self.start_seq
+        self.expect = self.start_seq + 1
+        self.prev = GENESIS if start is None else start.hash
+        if start is not None:
+            self._check_signature(start)
 
     def feed(self, rows: list[FlatRow]) -> None:
         """Verify the next rows (any content); raise ``AuditChainBroken`` at the first bad one."""
@@ -411,7 +426,11 @@ class Verifier:
                 "events were removed from the end",
             )
         return ChainReport(
-            count=head, head_seq=head, head_hash=self.prev, checkpoints_checked=self.next_cp
+            count=head - self.start_seq,
+            head_seq=head,
+            head_hash=self.prev,
+            checkpoints_checked=self.next_cp,
+            start_seq=self.start_seq,
         )
 
 

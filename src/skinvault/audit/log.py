@@ -41,6 +41,7 @@ from skinvault.audit.chain import (
     sign_checkpoint,
 )
 from skinvault.db.models import AuditCheckpoint, AuditEvent
+from skinvault.errors import AuditChainBroken
 from skinvault.ports import Clock
 
 __all__ = [
@@ -250,9 +251,18 @@ def _verify_queries(conn: Connection) -> tuple[TextClause | None, TextClause | N
 
 
 def verify_log(
-    session_or_connection: Session | Connection, public_keys: Collection[str] | None = None
+    session_or_connection: Session | Connection,
+    public_keys: Collection[str] | None = None,
+    *,
+    start: Checkpoint | None = None,
 ) -> ChainReport:
     """Verify every event and checkpoint; raise ``AuditChainBroken`` at the first broken link.
+
+    With ``start`` — the signed record of an earlier verify (the head it found intact) —
+    only the events after it are hashed, so the cost grows with new events only; the log
+    must still hold that head with the same hash (else it was cut or rewritten before
+    it). Events before ``start`` are not read again: a change to one that left every
+    stored hash as it was is found only by a verify without ``start``.
 
     Events are read in seq order in batches, so memory stays flat however long
     the log is. On SQLite and PostgreSQL the database joins each batch into one
@@ -275,9 +285,12 @@ def verify_log(
             ).order_by(AuditCheckpoint.seq)
         )
     ]
-    verifier = Verifier(checkpoints, public_keys)
-    joined_query, rows_query = _verify_queries(conn)
     after = 0
+    if start is not None:
+        _still_holds(conn, start)
+        after = start.seq
+    verifier = Verifier(checkpoints, public_keys, start)
+    joined_query, rows_query = _verify_queries(conn)
     while True:
         if joined_query is not None:
             lo, hi = after + 1, after + _VERIFY_BATCH
@@ -302,6 +315,23 @@ def verify_log(
         verifier.feed(batch)
         after = batch[-1][0]
     return verifier.finish()
+
+
+def _still_holds(conn: Connection, start: Checkpoint) -> None:
+    when = f"{start.at:%Y-%m-%d %H:%M} UTC"
+    stored = hash_at(conn, start.seq)
+    if stored is None:
+        raise AuditChainBroken(
+            start.seq,
+            f"the log no longer holds event {start.seq}, which the verify of {when} found"
+            " intact: events were removed",
+        )
+    if stored != start.hash:
+        raise AuditChainBroken(
+            start.seq,
+            f"event {start.seq} is not the one the verify of {when} found intact: the log"
+            f" was rewritten up to event {start.seq}",
+        )
 
 
 def _rows(conn: Connection, query: TextClause | None, after: int) -> list[Any]:

@@ -307,17 +307,53 @@ def verify_against(vault: Vault, held: Checkpoint) -> ChainReport:
     return report
 
 
-def verify_audit(vault: Vault, *, kept_head: bool = True) -> ChainReport:
+def verify_audit(
+    vault: Vault, *, kept_head: bool = True, incremental: bool = False
+) -> ChainReport:
     """Re-compute the whole chain and check every signed checkpoint; then (``kept_head``)
     compare with the signed head kept outside the database, which finds events removed
-    from the end together with their checkpoints."""
-    from skinvault.services.checkpoints import check_kept_heads  # noqa: PLC0415
+    from the end together with their checkpoints.
+
+    ``incremental`` hashes only the events after the head the last verify found intact
+    (its signed record, ``keys/audit-verified.json``; the whole log when there is none):
+    the cost grows with new events only. It still finds a cut or a rewrite up to that
+    head, but not an event before it changed with every stored hash left as it was —
+    the full verify does. Every verify that finds the log intact records its head.
+    """
+    from skinvault.services.checkpoints import (  # noqa: PLC0415
+        check_kept_heads,
+        keep_verified,
+        last_verified,
+    )
 
     keys = {public_key_hex(vault.keys.signing_key())}
+    start = last_verified(vault) if incremental else None
     # A reader: verifying a long log must not hold the write lock (on SQLite) meanwhile.
     with vault.engine.execution_options(**{READ_ONLY: True}).connect() as connection:
-        report = verify_log(connection, keys)
-    return check_kept_heads(vault, report) if kept_head else report
+        report = verify_log(connection, keys, start=start)
+    report = check_kept_heads(vault, report) if kept_head else report
+    return keep_verified(vault, report)
+
+
+def verify_summary(report: ChainReport) -> str:
+    """A verify's result in words, as the CLI and the admin page say it."""
+    if report.start_seq:
+        scope = (
+            f"{report.count} new events (after event {report.start_seq}, which an earlier"
+            " verify found intact)"
+        )
+    else:
+        scope = f"{report.count} events"
+    kept = (
+        f" The log still holds the signed head kept outside the database (event"
+        f" {report.kept_head_seq})."
+        if report.kept_head_seq is not None
+        else ""
+    )
+    return (
+        f"Intact: {scope}, head {report.head_seq} {report.head_hash[:16]}…,"
+        f" {report.checkpoints_checked} signed checkpoints verified.{kept}"
+    )
 
 
 __all__ = [
@@ -328,4 +364,5 @@ __all__ = [
     "rotate_key",
     "sweep",
     "verify_audit",
+    "verify_summary",
 ]

@@ -12,6 +12,10 @@ never signs over a log that no longer holds the kept head: that would hide a cut
 
 :func:`check_kept_heads` is what verify adds to the chain check: the log must still
 hold every kept head it finds, with the same hash.
+
+After each verify that found the log intact, :func:`keep_verified` signs the head it
+reached into ``<data dir>/keys/audit-verified.json``; an incremental verify starts
+from there (:func:`last_verified`), so it hashes only the events appended since.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from skinvault.audit.chain import ChainReport, Checkpoint
+from skinvault.audit.chain import ChainReport, Checkpoint, sign_checkpoint, signature_ok
 from skinvault.audit.head import HEAD_FILE, InvalidHead, KeptHead, compare, read_head, write_head
 from skinvault.audit.log import checkpoint, hash_at, head, public_key_hex
 from skinvault.bootstrap import Vault
@@ -93,6 +97,50 @@ def check_kept_heads(vault: Vault, report: ChainReport) -> ChainReport:
             " running (it signs every few minutes) or run `skinvault audit checkpoint`"
         )
     return replace(report, kept_head_seq=newest, kept_heads_checked=checked, notes=tuple(notes))
+
+
+#: The signed record of the head the last verify found intact, next to the keys.
+VERIFIED_FILE = "audit-verified.json"
+
+
+def verified_place(settings: Settings) -> Path:
+    return settings.data_dir / "keys" / VERIFIED_FILE
+
+
+def last_verified(vault: Vault) -> Checkpoint | None:
+    """The head the last verify found intact (``None``: no verify recorded yet); a record
+    that is damaged or not signed by this vault's audit key raises ``AuditChainBroken``."""
+    path = verified_place(vault.settings)
+    try:
+        cp = read_head(path).checkpoint
+    except InvalidHead as exc:
+        raise AuditChainBroken(0, f"{exc}: it was altered or damaged") from exc
+    if cp is not None and (
+        cp.public_key_hex != public_key_hex(vault.keys.signing_key()) or not signature_ok(cp)
+    ):
+        raise AuditChainBroken(
+            cp.seq,
+            f"the record of the last audit verify ({path}) has no valid signature of this"
+            " vault's audit key: it was altered or forged",
+        )
+    return cp
+
+
+def keep_verified(vault: Vault, report: ChainReport) -> ChainReport:
+    """Sign and keep the head ``report`` found intact (never moving the record back);
+    a record that cannot be written is a note, not a failure of the verify."""
+    if report.head_seq == 0:
+        return report
+    signed = sign_checkpoint(
+        report.head_seq, report.head_hash, vault.clock.now(), vault.keys.signing_key()
+    )
+    path = verified_place(vault.settings)
+    try:
+        write_head(path, signed)
+    except OSError as exc:
+        note = f"the result could not be kept in {path} ({exc.strerror}): the next incremental"
+        return replace(report, notes=(*report.notes, note + " verify checks the whole log"))
+    return report
 
 
 def sign_and_keep(vault: Vault) -> Checkpoint | None:
@@ -175,6 +223,8 @@ __all__ = [
     "check_kept_heads",
     "head_places",
     "keep_head",
+    "keep_verified",
     "kept_heads",
+    "last_verified",
     "sign_and_keep",
 ]

@@ -35,18 +35,12 @@ async def admin_verify(request: Request) -> Response:
     f = await form_fields(request)
     check_csrf(info, f)
     try:
-        report = await run_in_threadpool(admin.verify_audit, vault(request))
-        kept = (
-            f" The log still holds the signed head kept outside the database (event"
-            f" {report.kept_head_seq})."
-            if report.kept_head_seq is not None
-            else ""
+        incremental = f.get("scope") == "new"
+        report = await run_in_threadpool(
+            lambda: admin.verify_audit(vault(request), incremental=incremental)
         )
         warnings = "".join(f" Warning: {note}." for note in report.notes)
-        text = (
-            f"Intact: {report.count} events, head {report.head_seq},"
-            f" {report.checkpoints_checked} signed checkpoints verified.{kept}{warnings}"
-        )
+        text = admin.verify_summary(report) + warnings
     except SkinvaultError as exc:
         text = f"BROKEN: {exc}"
     return _admin_page(request, info, report=text)
