@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import mmap
 import multiprocessing as mp
@@ -337,6 +336,13 @@ def scrub_file(path: Path, dest: Destination, edit: Edit | None = None) -> FileR
     return _publish(_stage(path, dest.out_dir, edit), dest)
 
 
+def _libc() -> ctypes.CDLL:
+    # The interpreter already links the C library: its symbols are reachable without
+    # ctypes.util.find_library, which imports subprocess and runs ldconfig on each call
+    # (in the parent and again in every pool worker; measured with bench/scrub.py).
+    return ctypes.CDLL(None)
+
+
 def _reuse_big_buffers() -> None:
     """Let glibc recycle multi-megabyte buffers instead of mapping fresh pages.
 
@@ -347,8 +353,7 @@ def _reuse_big_buffers() -> None:
     where glibc is absent.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):
         return
     m_trim_threshold, m_mmap_threshold = -1, -3
@@ -360,9 +365,7 @@ def _die_with_parent() -> None:
     """Pool initializer: a worker must not outlive a killed batch (Linux prctl)."""
     pr_set_pdeathsig = 1
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(
-            pr_set_pdeathsig, signal.SIGKILL
-        )
+        _libc().prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
 
