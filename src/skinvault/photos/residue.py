@@ -13,13 +13,11 @@ file, outside the ranges of coded image data that were copied verbatim.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 #: Shortest run of printable bytes treated as a metadata string.
 MIN_LENGTH = 6
-_RUN = re.compile(rb"[\x20-\x7e]{%d,}" % MIN_LENGTH)
-_UTF16 = re.compile(rb"(?:[\x20-\x7e]\x00){%d,}" % MIN_LENGTH)
 #: Printable runs of the standard JPEG Huffman tables (ITU T.81 Annex K), which
 #: every embedded preview repeats; they are structure, not metadata.
 _STRUCTURE = (
@@ -36,7 +34,61 @@ class _Findable(Protocol):
     def __len__(self) -> int: ...
 
 
-_EMBEDDED_JPEG = re.compile(rb"\xff\xd8\xff.*?(?:\xff\xd9|\Z)", re.DOTALL)
+# strings() finds its runs in a copy of the blob with every byte replaced by its class
+# (P printable, Z zero, X other): a literal search there ("PPPPPP", "PZ" * 6) skips ahead
+# in C, where the patterns [\x20-\x7e]{6,} and (?:[\x20-\x7e]\x00){6,} on the raw bytes
+# tried a match at every offset (10-20 ns a byte; up to a millisecond per real photo).
+# tests/unit/test_residue_strings.py checks the result against those patterns.
+_CLASSES = bytes(
+    0x50 if 0x20 <= b <= 0x7E else 0x5A if b == 0 else 0x58 for b in range(256)
+)  # P, Z, X
+_ASCII_START = re.compile(b"P" * MIN_LENGTH)
+_ASCII_REST = re.compile(rb"[^P]")
+_UTF16_START = re.compile(b"PZ" * MIN_LENGTH)
+_UTF16_REST = re.compile(rb"(?:PZ)*")
+_JPEG_START = re.compile(rb"\xff\xd8\xff")
+_JPEG_END = re.compile(rb"\xff\xd9")
+
+
+def _without_embedded_jpegs(raw: bytes) -> bytes:
+    """``raw`` with each embedded JPEG stream, from its SOI to the first EOI after it (or
+    to the end), replaced by one zero byte: what the lazy pattern
+    ``SOI .*? (?: EOI | end)`` substituted before."""
+    found = _JPEG_START.search(raw)
+    if found is None:
+        return raw
+    parts: list[bytes] = []
+    pos = 0
+    while found is not None:
+        start = found.start()
+        parts += (raw[pos:start], b"\x00")
+        end = _JPEG_END.search(raw, start + 3)
+        if end is None:
+            return b"".join(parts)
+        pos = end.end()
+        found = _JPEG_START.search(raw, pos)
+    parts.append(raw[pos:])
+    return b"".join(parts)
+
+
+def _ascii_runs(raw: bytes, classes: bytes) -> Iterator[bytes]:
+    """What ``_RUN.findall(raw)`` returns: maximal printable runs of MIN_LENGTH or more."""
+    pos = 0
+    while (found := _ASCII_START.search(classes, pos)) is not None:
+        start = found.start()  # leftmost, so a run's first byte: an earlier P would match
+        end = _ASCII_REST.search(classes, start + MIN_LENGTH)
+        pos = len(raw) if end is None else end.start()
+        yield raw[start:pos]
+
+
+def _utf16_runs(raw: bytes, classes: bytes) -> Iterator[bytes]:
+    """What ``_UTF16.findall(raw)`` returns: runs of printable-then-zero pairs."""
+    pos = 0
+    while (found := _UTF16_START.search(classes, pos)) is not None:
+        rest = _UTF16_REST.match(classes, found.end())
+        assert rest is not None  # (?:PZ)* always matches
+        pos = rest.end()
+        yield raw[found.start() : pos]
 
 
 def strings(*blobs: bytes | bytearray | memoryview) -> set[bytes]:
@@ -47,15 +99,16 @@ def strings(*blobs: bytes | bytearray | memoryview) -> set[bytes]:
     """
     out: set[bytes] = set()
     for blob in blobs:
-        raw = _EMBEDDED_JPEG.sub(b"\x00", bytes(blob))
-        for found in _RUN.findall(raw):
+        raw = _without_embedded_jpegs(bytes(blob))
+        classes = raw.translate(_CLASSES)
+        for found in _ascii_runs(raw, classes):
             run = found.strip()
             if len(run) >= MIN_LENGTH and _STRUCTURE_BLOB.find(run) < 0:
                 out.add(run)
         # UTF-16 text is half zero bytes; a blob with few zeros (XMP, text) holds none worth
-        # the slower pattern.
-        if raw.count(b"\x00") * 8 >= len(raw):
-            out.update(_UTF16.findall(raw))
+        # the search.
+        if classes.count(b"Z") * 8 >= len(raw):
+            out.update(_utf16_runs(raw, classes))
         if len(out) > _MAX_STRINGS:
             break
     return out
