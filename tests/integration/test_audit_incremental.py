@@ -177,3 +177,21 @@ def test_the_cli_verifies_incrementally_and_says_so(vault: Vault, database_url: 
     _set_actor(vault, head + 5, "someone else")
     broken = cli("--incremental")
     assert broken.returncode == 1 and f"event {head + 5} was changed" in broken.stderr
+
+
+def test_after_a_cut_the_full_verify_sets_the_record_back_so_incremental_works_again(
+    vault: Vault,
+) -> None:
+    """As after restoring an older backup on purpose: the incremental verify refuses the
+    shorter log; a full verify (which hashes everything) records the head it now has."""
+    _append(vault, 10)
+    verified = admin.verify_audit(vault, kept_head=False).head_seq
+    with vault.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE seq > :s"), {"s": verified - 3})
+        conn.execute(text("DELETE FROM audit_checkpoints"))
+    with pytest.raises(AuditChainBroken):
+        admin.verify_audit(vault, incremental=True, kept_head=False)
+    assert admin.verify_audit(vault, kept_head=False).head_seq == verified - 3
+    _append(vault, 2)
+    again = admin.verify_audit(vault, incremental=True, kept_head=False)
+    assert (again.start_seq, again.count) == (verified - 3, 2)

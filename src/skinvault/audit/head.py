@@ -59,9 +59,10 @@ def read_head(path: Path) -> KeptHead:
         raise InvalidHead(f"the signed head {path} is not a signed head ({exc})") from exc
 
 
-def write_head(path: Path, cp: Checkpoint) -> bool:
+def write_head(path: Path, cp: Checkpoint, *, only_newer: bool = True) -> bool:
     """Write ``cp`` to ``path`` atomically (temp file, fsync, rename) unless the file
-    already holds a later head; returns whether it wrote.
+    already holds a later head (``only_newer=False``: whatever it holds); returns
+    whether it wrote.
 
     Readers see the old file or the new one, never half of one; a crash leaves at worst a
     stray temp file. The folder is created 0700 if it is missing.
@@ -71,15 +72,15 @@ def write_head(path: Path, cp: Checkpoint) -> bool:
     # the compare-then-replace below cannot put an older head back over a newer one.
     with open(path.parent / f".{HEAD_FILE}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _replace_if_newer(path, cp)
+        return _replace_if_newer(path, cp, only_newer)
 
 
-def _replace_if_newer(path: Path, cp: Checkpoint) -> bool:
+def _replace_if_newer(path: Path, cp: Checkpoint, only_newer: bool = True) -> bool:
     try:
         current = read_head(path).checkpoint
     except InvalidHead:
         current = None  # a damaged file is replaced by a good one
-    if current is not None and current.seq >= cp.seq:
+    if only_newer and current is not None and current.seq >= cp.seq:
         return False
     body = (json.dumps(checkpoint_json(cp), indent=2) + "\n").encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{HEAD_FILE}.", dir=path.parent)

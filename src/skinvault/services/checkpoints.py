@@ -127,8 +127,9 @@ def last_verified(vault: Vault) -> Checkpoint | None:
 
 
 def keep_verified(vault: Vault, report: ChainReport) -> ChainReport:
-    """Sign and keep the head ``report`` found intact (never moving the record back);
-    a record that cannot be written is a note, not a failure of the verify."""
+    """Sign and keep the head ``report`` found intact; a record that cannot be written is
+    a note, not a failure of the verify. An incremental verify only moves the record
+    forward; a full one replaces it (after restoring an older backup, say)."""
     if report.head_seq == 0:
         return report
     signed = sign_checkpoint(
@@ -136,7 +137,7 @@ def keep_verified(vault: Vault, report: ChainReport) -> ChainReport:
     )
     path = verified_place(vault.settings)
     try:
-        write_head(path, signed)
+        write_head(path, signed, only_newer=report.start_seq > 0)
     except OSError as exc:
         note = f"the result could not be kept in {path} ({exc.strerror}): the next incremental"
         return replace(report, notes=(*report.notes, note + " verify checks the whole log"))
