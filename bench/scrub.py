@@ -68,7 +68,9 @@ def make_batch(folder: Path, count: int) -> int:
     source = SOURCE.read_bytes()
     meta = metadata_segments(source)
     rng = np.random.default_rng(7)
-    base = Image.open(io.BytesIO(source)).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    base = (
+        Image.open(io.BytesIO(source)).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    )
     pixels = np.asarray(base).astype(np.int16)
     variants = []
     for _ in range(4):  # a few distinct images; real sensor-like noise keeps files phone-sized
@@ -91,7 +93,7 @@ def make_batch(folder: Path, count: int) -> int:
 SKINVAULT_ENV: dict[str, str] = dict(os.environ)
 
 
-def installed_like(work: Path, src: Path) -> dict[str, str]:
+def installed_like(work: Path, src: Path, baselines: tuple[Path, ...] = ()) -> dict[str, str]:
     """An environment that runs skinvault as ``pip install`` leaves it: with compiled bytecode.
 
     A checkout run with PYTHONDONTWRITEBYTECODE (as this one is, to keep __pycache__ out of
@@ -112,19 +114,35 @@ def installed_like(work: Path, src: Path) -> dict[str, str]:
         capture_output=True,
         env=env,
     )
+    for extra in baselines:
+        subprocess.run(
+            [str(exe), "scrub", str(warm), "--out", str(work / "warm-up-out")],
+            check=True,
+            capture_output=True,
+            env={**env, "PYTHONPATH": str(extra)},
+        )
     shutil.rmtree(warm)
     shutil.rmtree(work / "warm-up-out")
     return env
 
 
-def run_skinvault(src: Path, dst: Path) -> None:
+def run_skinvault(src: Path, dst: Path, env: dict[str, str] | None = None) -> None:
     exe = Path(sys.executable).with_name("skinvault")
     subprocess.run(
         [str(exe), "scrub", str(src), "--out", str(dst)],
         check=True,
         capture_output=True,
-        env=SKINVAULT_ENV,
+        env=env or SKINVAULT_ENV,
     )
+
+
+def baseline_tool(source: Path) -> tuple[Callable[[Path, Path], None], str]:
+    """The same command run from another copy of the package (``--baseline``), same launcher."""
+
+    def run(src: Path, dst: Path) -> None:
+        run_skinvault(src, dst, {**SKINVAULT_ENV, "PYTHONPATH": str(source)})
+
+    return run, "skinvault-baseline"
 
 
 def run_exiftool(src: Path, dst: Path) -> None:
@@ -207,7 +225,15 @@ def main() -> None:
         " does not decide the result; pass a disk folder to include the disk)",
     )
     parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) for CI")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a src/ folder of another version (e.g. from `git archive <commit> src`), timed"
+        " interleaved with this one as 'skinvault (baseline)'",
+    )
     args = parser.parse_args()
+    if args.baseline:
+        TOOLS["skinvault (baseline)"] = baseline_tool(args.baseline.resolve())
     if args.quick:
         args.files, args.repeat, args.sample, args.only = 2, 1, 1, args.only or ["skinvault"]
 
@@ -222,7 +248,9 @@ def main() -> None:
         total = make_batch(src, args.files)
         print(f"batch: {args.files} files, {total / 1e6:.0f} MB", file=sys.stderr)
         SKINVAULT_ENV.clear()
-        SKINVAULT_ENV.update(installed_like(work, src))
+        SKINVAULT_ENV.update(
+            installed_like(work, src, (args.baseline.resolve(),) if args.baseline else ())
+        )
         os.sync()  # the batch's own writeback must not land in the first tool's timing
         load_before = os.getloadavg()[0]
         chosen = {
@@ -234,7 +262,9 @@ def main() -> None:
         cpu: dict[str, list[float]] = {name: [] for name in chosen}
         verdicts: dict[str, tuple[str, str]] = {}
         missing = {
-            n for n, (_, exe) in chosen.items() if exe != "skinvault" and not shutil.which(exe)
+            n
+            for n, (_, exe) in chosen.items()
+            if not exe.startswith("skinvault") and not shutil.which(exe)
         }
         order = [n for n in chosen if n not in missing]
         for round_no in range(args.repeat):
