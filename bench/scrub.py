@@ -210,6 +210,40 @@ def check(src: Path, dst: Path, sample: int) -> tuple[str, str]:
     return ("yes" if same else "no"), (", ".join(left[:4]) if left else "none")
 
 
+def steps(src: Path, work: Path) -> None:
+    """Print where one process spends its time per photo: the parts of a plain scrub."""
+    from skinvault import batch  # only for --steps
+    from skinvault.photos import jpeg
+    from skinvault.photos.scrub import clean
+
+    out = work / "steps-out"
+    out.mkdir()
+    batch._reuse_big_buffers()
+    spent: dict[str, list[float]] = {
+        k: [] for k in ("read", "find scan end", "clean (all)", "write", "verify")
+    }
+    for path in sorted(src.iterdir()):
+        t0 = time.perf_counter()
+        data = batch.read_photo(path)
+        t1 = time.perf_counter()
+        jpeg.parse(data)  # the part of clean() that finds where entropy-coded data ends
+        t2 = time.perf_counter()
+        cleaned, report = clean(data)
+        t3 = time.perf_counter()
+        fd, tmp = batch._temp_file(out)
+        batch._write(fd, cleaned.parts, durable=False)
+        t4 = time.perf_counter()
+        batch._verify_written(fd, report.format, cleaned)
+        t5 = time.perf_counter()
+        os.close(fd)
+        tmp.unlink()
+        for key, took in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+            spent[key].append(took)
+    print(f"\nper photo, one process, median of {len(spent['read'])} photos:")
+    for key, times in spent.items():
+        print(f"  {key:<16}{statistics.median(times) * 1e3:7.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=200)
@@ -230,6 +264,9 @@ def main() -> None:
         type=Path,
         help="a src/ folder of another version (e.g. from `git archive <commit> src`), timed"
         " interleaved with this one as 'skinvault (baseline)'",
+    )
+    parser.add_argument(
+        "--steps", action="store_true", help="also time the parts of a scrub in one process"
     )
     args = parser.parse_args()
     if args.baseline:
@@ -267,6 +304,8 @@ def main() -> None:
             if not exe.startswith("skinvault") and not shutil.which(exe)
         }
         order = [n for n in chosen if n not in missing]
+        if args.steps:
+            steps(src, work)
         for round_no in range(args.repeat):
             # Rotate the order each round so no tool always runs first or last.
             shift = round_no % max(len(order), 1)
