@@ -7,6 +7,7 @@ request, and a user sees it (a placeholder, then the preview).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
-from skinvault.db.models import Derivative, Job
+from skinvault.db.models import Derivative, Job, Photo
 from skinvault.services import admin, jobs, photos, thumbnails
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
@@ -136,7 +137,7 @@ def test_the_thumbnail_job_makes_the_thumbnail_from_the_pixels_the_upload_decode
     decoded = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
     assert thumbnails._handed_over(decoded.id) is not None  # this one decodes in the job
     with vault.reading() as session:
-        blob_key = session.get(photos.Photo, handed.id).blob_key  # type: ignore[union-attr]
+        blob_key = session.get(Photo, handed.id).blob_key  # type: ignore[union-attr]
     vault.blobs.delete(blob_key)
 
     assert jobs.run_pending(vault) == 2
@@ -149,6 +150,36 @@ def test_the_thumbnail_job_makes_the_thumbnail_from_the_pixels_the_upload_decode
     assert made[0].data == made[1].data  # type: ignore[union-attr]
     assert (handed.width, handed.height) == (48, 64)  # upright: orientation 6 turns it
     assert not thumbnails._handoff
+
+
+def test_a_large_decoded_photo_is_handed_over_reduced_and_still_makes_its_thumbnail(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Formats without scaled decoding (HEIF here) decode in full at upload: the job gets
+    them reduced by a whole factor, and makes the thumbnail without its blob."""
+    import pillow_heif
+    from PIL import Image
+
+    monkeypatch.setattr(thumbnails, "_HANDOFF_PIXELS", 100)
+    vault = bootstrap(_settings(database_url, tmp_path, thumbnail_size=32), create=True)
+    try:
+        patient, lee = _people(vault)
+        out = io.BytesIO()
+        pillow_heif.from_pillow(Image.effect_noise((400, 300), 60).convert("RGB")).save(out)
+        stored = photos.store_photo(vault, patient_id=patient, data=out.getvalue(),
+                                    actor=OPERATOR)  # fmt: skip
+        kept = thumbnails._handoff[stored.id]
+        assert kept.image.size == (400 // 4, 300 // 4)  # 300 // (2 × 32) = a factor of 4
+        assert (kept.width, kept.height) == (stored.width, stored.height) == (400, 300)
+        with vault.reading() as session:
+            blob_key = session.get(Photo, stored.id).blob_key  # type: ignore[union-attr]
+        vault.blobs.delete(blob_key)
+        jobs.run_pending(vault)
+        got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
+        assert isinstance(got, photos.PhotoBytes)
+        assert Image.open(io.BytesIO(got.data)).size == (32, 24)
+    finally:
+        vault.close()
 
 
 def test_the_hand_off_keeps_only_the_latest_uploads(

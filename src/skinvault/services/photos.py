@@ -336,7 +336,7 @@ def store_photo(
         raise
     from skinvault.services import thumbnails  # noqa: PLC0415 (it imports this module)
 
-    thumbnails.hand_over(photo_id, decoded)
+    thumbnails.hand_over(photo_id, decoded, vault.settings.thumbnail_size)
     return stored
 
 

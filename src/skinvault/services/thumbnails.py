@@ -47,7 +47,8 @@ KIND = "thumbnail"
 
 #: Uploads whose decoded pixels wait in memory for their thumbnail job (per process).
 HANDOFF_MAX = 64
-#: Larger decoded images (formats without scaled decoding) are not kept.
+#: Larger decoded images (formats without scaled decoding: HEIF, PNG, WebP, TIFF) are
+#: kept reduced by a whole factor to about twice the thumbnail size.
 _HANDOFF_PIXELS = 2048 * 2048
 
 _handoff: OrderedDict[str, Decoded] = OrderedDict()
@@ -58,11 +59,15 @@ def job_key(photo_id: str) -> str:
     return f"{KIND}:{photo_id}"
 
 
-def hand_over(photo_id: str, decoded: Decoded) -> None:
+def hand_over(photo_id: str, decoded: Decoded, size: int) -> None:
     """Keep the pixels an upload decoded for this process's thumbnail job (the oldest
-    go once ``HANDOFF_MAX`` wait; large images are not kept)."""
-    if decoded.image.width * decoded.image.height > _HANDOFF_PIXELS:
-        return
+    go once ``HANDOFF_MAX`` wait); a large image is kept reduced (``size``: the
+    thumbnail's), which costs the upload milliseconds and spares the job a full decode."""
+    image = decoded.image
+    if image.width * image.height > _HANDOFF_PIXELS:
+        factor = max(1, min(image.width, image.height) // (2 * size))
+        if factor > 1:
+            decoded = Decoded(decoded.width, decoded.height, image.reduce(factor))
     with _handoff_lock:
         _handoff[photo_id] = decoded
         while len(_handoff) > HANDOFF_MAX:
