@@ -71,6 +71,12 @@ def test_the_admin_pages_fit_a_phone_and_their_buttons_can_be_tapped(
     page.get_by_label(re.compile("^Find events")).fill(world.ids["photo_id"][:8])
     page.get_by_role("button", name="Search").click()
     assert "photo:store" in page.locator("table.stack").inner_text()  # the short id finds it
+    page.get_by_role("button", name="Check the whole log").click()
+    assert "Intact:" in page.content()
+    page.get_by_role("button", name="Check the new events").click()
+    assert "new events (after event" in page.content()  # only those since the last check
+    assert _width(page) <= PHONE["width"]
+    _shot(page, "admin-verified")
     page.goto("/portal/admin/users")
     assert _width(page) <= PHONE["width"]
     assert _small_buttons(page) == []
