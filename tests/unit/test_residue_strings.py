@@ -71,6 +71,24 @@ def test_strings_finds_what_the_former_patterns_found(blobs: list[bytes]) -> Non
     assert residue.strings(*blobs) == old_strings(*blobs)
 
 
+@settings(max_examples=600, deadline=None)
+@given(BLOB)
+def test_the_class_search_finds_the_runs_the_pattern_finds(blob: bytes) -> None:
+    # strings() picks the class search for binary blobs and the pattern for text; this
+    # checks the class search on every blob, whichever branch strings() would take.
+    classes = blob.translate(residue._CLASSES)
+    assert list(residue._class_runs(blob, classes)) == _RUN.findall(blob)
+
+
+@pytest.mark.parametrize("text_share", [0.1, 0.5, 0.74, 0.76, 0.95, 1.0])
+def test_text_heavy_and_binary_blobs_alike(text_share: float) -> None:
+    text = b"<rdf:li>Jane Q Patient, 12 Main St</rdf:li>\n" * 40
+    binary = bytes(range(1, 32)) * 60
+    cut = int(len(binary) * (1 - text_share))
+    blob = text[: int(len(text) * text_share)] + binary[:cut] + b"Serial#A1B2C3\x00"
+    assert residue.strings(blob) == old_strings(blob)
+
+
 def test_a_camera_name_inside_and_after_an_embedded_preview() -> None:
     preview = b"\xff\xd8\xff\xe1Canon EOS 5D inside the preview\xff\xd9"
     blob = b"Model=Canon EOS R5\x00" + preview + b"Serial 0123456789" + b"\xff\xd8\xffNikon D850"
@@ -78,6 +96,13 @@ def test_a_camera_name_inside_and_after_an_embedded_preview() -> None:
     assert found == old_strings(blob)
     assert b"Model=Canon EOS R5" in found and b"Serial 0123456789" in found
     assert not any(b"5D" in s or b"D850" in s for s in found)  # previews are skipped
+
+
+def test_an_end_marker_sharing_the_start_markers_last_byte_does_not_end_the_preview() -> None:
+    # FF D8 FF D9: the FF belongs to the start marker, so no end follows and the rest of
+    # the blob counts as the preview, as the former pattern had it.
+    blob = b"Model=Nikon D850\x00\xff\xd8\xff\xd9Canon EOS R5 after it"
+    assert residue.strings(blob) == old_strings(blob) == {b"Model=Nikon D850"}
 
 
 def test_utf16_names_are_found() -> None:
