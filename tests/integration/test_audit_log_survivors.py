@@ -132,3 +132,20 @@ def test_without_the_sql_joins_rows_rewritten_unchanged_still_verify(engine: Eng
         conn.execute(text("UPDATE audit_events SET actor = actor WHERE seq IN (2, 5)"))
     with engine.connect() as conn:
         assert verify_log(conn).count == 10
+
+
+def test_an_intact_log_of_many_batches_verifies_on_the_fast_path_only(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 9 events in batches of 4: two full batches and one of a single event, each checked
+    # as one string from the database, none read again row by row.
+    monkeypatch.setattr(audit_log, "_VERIFY_BATCH", 4)
+    add(engine, StepClock(), 9)
+
+    def refuse(self: object, rows: object) -> None:
+        raise AssertionError("a batch was read again row by row")
+
+    monkeypatch.setattr(Verifier, "feed", refuse)
+    with engine.connect() as conn:
+        report = verify_log(conn)
+    assert (report.count, report.head_seq) == (9, 9)
