@@ -288,8 +288,10 @@ class Verifier:
         self.public_keys = None if public_keys is None else frozenset(public_keys)
         self.next_cp = 0
         self.start_seq = 0 if start is None else start.seq
-        self.pending = sorted((c for c in checkpoints if c.seq > self.start_seq),
-                              key=lambda c: c.seq)  # fmt: skip
+        # From a start, the checkpoints up to it were checked by the verify that made it;
+        # without one every checkpoint counts (one naming no event is refused).
+        kept = checkpoints if start is None else (c for c in checkpoints if c.seq > start.seq)
+        self.pending = sorted(kept, key=lambda c: c.seq)
         self.last_good_cp = self.start_seq
         self.expect = self.start_seq + 1
         self.prev = GENESIS if start is None else start.hash
