@@ -32,7 +32,7 @@ admin_app = typer.Typer(
 audit_app = typer.Typer(help="Check and read the tamper-evident audit log.", no_args_is_help=True)
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 
 DataDir = Annotated[
     Path | None,

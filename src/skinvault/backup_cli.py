@@ -15,7 +15,7 @@ from skinvault.admin_cli import BlobStoreUrl, ConfigFile, DatabaseUrl, DataDir, 
 from skinvault.errors import SkinvaultError
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 KEYS_WARNING = (
     "Keys are NOT in this backup. Keep a copy of the key-encryption keys apart from it"
     " (the data dir's keys/ folder, or the SKINVAULT_KEK value): without them the photos"

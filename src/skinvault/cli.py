@@ -62,7 +62,7 @@ app.command("measure")(measure)
 app.command("public-copy")(public_copy_command)
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 
 
 def _version(value: bool) -> None:

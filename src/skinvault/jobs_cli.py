@@ -21,7 +21,7 @@ from skinvault.admin_cli import BlobStoreUrl, ConfigFile, DatabaseUrl, DataDir, 
 
 jobs_app = typer.Typer(help="Background jobs: status, failures, retries.", no_args_is_help=True)
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 
 
 def worker_command(

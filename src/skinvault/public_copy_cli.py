@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the detectors load only when a public copy is made, not for
     from skinvault.services.public_copy import PublicCopy
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 
 
 def _free_name(folder: Path, name: str) -> Path:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from skinvault.config import Settings
 
 out = Console(highlight=False, soft_wrap=True)  # links stay on one line, copyable
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 
 
 def serve(

@@ -20,7 +20,7 @@ from rich.console import Console
 from skinvault.errors import SkinvaultError
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 
 
 def _read(path: Path) -> bytes:

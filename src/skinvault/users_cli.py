@@ -29,7 +29,7 @@ users_app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never cut a path or command
 
 Who = Annotated[str, typer.Argument(help="The user's e-mail address or user id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

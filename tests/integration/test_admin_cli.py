@@ -79,9 +79,10 @@ def test_a_short_password_or_bad_email_is_a_one_line_error(tmp_path: Path) -> No
 
 
 def test_commands_on_an_uninitialised_vault_say_to_run_init(tmp_path: Path) -> None:
-    result = run("audit", "verify", "--data-dir", str(tmp_path / "empty"))
+    deep = tmp_path / ("a-long-folder-name-" * 4) / "empty"  # the message is never wrapped
+    result = run("audit", "verify", "--data-dir", str(deep))
     assert result.returncode == 1
-    assert "skinvault admin init" in result.stderr
+    assert "skinvault admin init" in result.stderr and str(deep) in result.stderr
 
 
 def test_audit_verify_passes_then_names_the_event_an_edit_broke(tmp_path: Path) -> None:

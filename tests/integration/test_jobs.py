@@ -149,7 +149,7 @@ def test_the_thumbnail_job_makes_the_thumbnail_from_the_pixels_the_upload_decode
     assert all(isinstance(m, photos.PhotoBytes) for m in made)
     assert made[0].data == made[1].data  # type: ignore[union-attr]
     assert (handed.width, handed.height) == (48, 64)  # upright: orientation 6 turns it
-    assert not thumbnails._handoff
+    assert handed.id not in thumbnails._handoff  # taken by its job
 
 
 def test_a_large_decoded_photo_is_handed_over_reduced_and_still_makes_its_thumbnail(
@@ -194,7 +194,7 @@ def test_the_hand_off_keeps_only_the_latest_uploads(
     assert list(thumbnails._handoff) == [stored[1].id, stored[2].id]
     assert jobs.run_pending(vault) == 3  # the first decodes its photo again
     assert all(len(_thumbnails(vault, p.id)) == 1 for p in stored)
-    assert not thumbnails._handoff
+    assert not any(p.id in thumbnails._handoff for p in stored)
 
 
 def test_a_deleted_photo_gets_no_thumbnail_and_its_job_ends(vault: Vault) -> None:
