@@ -383,3 +383,22 @@ def test_times_are_rendered_in_utc_whatever_the_machines_zone(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_verify_started_at_a_checkpointed_head_checks_only_the_later_checkpoints() -> None:
+    """An incremental verify often starts exactly at a signed checkpoint (the server signs
+    its head; a verify records the head it reached): that checkpoint was checked by the
+    verify that made the start, the later ones are checked now — one on the first event of
+    the next batch too."""
+    rows = chain(9)
+    at3, at4, at7 = (sign_checkpoint(s, rows[s - 1][9], T0, KEY) for s in (3, 4, 7))
+    verifier = Verifier([at7, at4, at3], {public_key_hex(KEY)}, start=at3)
+    verifier.feed(rows[3:6])  # events 4-6
+    verifier.feed(rows[6:])  # events 7-9
+    report = verifier.finish()
+    assert (report.count, report.start_seq, report.checkpoints_checked) == (6, 3, 2)
+    wrong = sign_checkpoint(7, rows[5][9], T0, KEY)  # names event 7 with event 6's hash
+    verifier = Verifier([wrong], None, start=at3)
+    verifier.feed(rows[3:6])
+    with pytest.raises(AuditChainBroken, match="does not match signed checkpoint 7"):
+        verifier.feed(rows[6:])
