@@ -200,7 +200,9 @@ def test_the_hand_off_keeps_only_the_latest_uploads(
 def test_a_deleted_photo_gets_no_thumbnail_and_its_job_ends(vault: Vault) -> None:
     patient, lee = _people(vault)
     stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    assert stored.id in thumbnails._handoff
     photos.delete_photo(vault, photo_id=stored.id, actor=lee, reason="asked")
+    assert stored.id not in thumbnails._handoff  # its pixels go with it, not at the job
     assert jobs.run_pending(vault) == 1
     job = _job(vault, thumbnails.job_key(stored.id))
     assert job.state == "done" and "gone" in (job.last_error or "")

@@ -832,6 +832,9 @@ def shred_photo(
     photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
     photo.note_enc = None  # the note goes with the photo
     versions.forget_markup(session, photo.id)  # and the boxes and region chosen for it
+    from skinvault.services import thumbnails  # noqa: PLC0415 (it imports this module)
+
+    thumbnails.forget(photo.id)  # and the pixels its upload left for the thumbnail job
     for derivative in derivatives:
         if derivative.deleted_at is None:
             derivative.wrapped_dek, derivative.kek_id, derivative.deleted_at = None, None, now

@@ -79,6 +79,11 @@ def _handed_over(photo_id: str) -> Decoded | None:
         return _handoff.pop(photo_id, None)
 
 
+def forget(photo_id: str) -> None:
+    """Drop the pixels kept for ``photo_id`` (its photo is being shredded)."""
+    _handed_over(photo_id)
+
+
 def _live_thumbnail(session: Session, photo_id: str) -> Derivative | None:
     return session.scalars(
         select(Derivative).where(
@@ -212,5 +217,6 @@ def read_preview_now(
 
 
 __all__ = [
-    "KIND", "PreviewPending", "job_key", "make_thumbnail", "read_preview", "read_preview_now",
+    "KIND", "PreviewPending", "forget", "hand_over", "job_key", "make_thumbnail", "read_preview",
+    "read_preview_now",
 ]  # fmt: skip
