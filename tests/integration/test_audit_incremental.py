@@ -21,21 +21,12 @@ from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.errors import AuditChainBroken
 from skinvault.services import admin
-from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
 
 VERIFIED = Path("keys") / "audit-verified.json"
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url, schema = fresh_database_url(request.param, tmp_path)
-    yield url
-    if schema:
-        drop_schema(schema)
-
-
 @pytest.fixture
-def vault(database_url: str, tmp_path: Path) -> Iterator[Vault]:
+def vault(database_url: str, tmp_path: Path) -> Iterator[Vault]:  # database_url: conftest
     v = bootstrap(load_settings(data_dir=tmp_path / "data", database_url=database_url), create=True)
     yield v
     v.close()
