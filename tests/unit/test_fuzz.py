@@ -92,3 +92,33 @@ def test_seeded_mutants_are_refused_or_written_clean_and_fast() -> None:
     assert tally.mutants > 100, "the loop barely ran"
     assert tally.written and tally.refused, "mutants should be both written and refused"
     assert not tally.failures, "\n".join(tally.failures[:20])
+
+
+def test_the_fuzzer_fails_a_slow_scrub_but_not_a_paused_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The "took" check is shown to fire before it is trusted: a scrub that burns CPU
+    past SLOW fails (both timings), one that only waits (the host paused it) does not."""
+    import time
+
+    seed = SEEDS[0].read_bytes() if SEEDS else b""
+    real = fuzzing._scrub
+    monkeypatch.setattr(fuzzing, "SLOW", 0.05)
+
+    def burns(data: bytes):  # type: ignore[no-untyped-def]
+        end = time.thread_time() + 0.08
+        while time.thread_time() < end:
+            pass
+        return real(data)
+
+    def waits(data: bytes):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        return real(data)
+
+    slow, paused = fuzzing.Tally(), fuzzing.Tally()
+    monkeypatch.setattr(fuzzing, "_scrub", burns)
+    fuzzing.check(seed, set(), slow, "burns")
+    monkeypatch.setattr(fuzzing, "_scrub", waits)
+    fuzzing.check(seed, set(), paused, "waits")
+    assert [f for f in slow.failures if "took" in f], slow.failures
+    assert not [f for f in paused.failures if "took" in f], paused.failures
