@@ -402,3 +402,81 @@ def test_a_verify_started_at_a_checkpointed_head_checks_only_the_later_checkpoin
     verifier.feed(rows[3:6])
     with pytest.raises(AuditChainBroken, match="does not match signed checkpoint 7"):
         verifier.feed(rows[6:])
+
+
+# --- survivors of the mutation run of 2026-12-03 (docs/testing.md) --------------------------
+
+
+def test_an_event_with_a_naive_time_is_refused_with_its_own_sentence() -> None:
+    with pytest.raises(
+        ValueError, match=r"^naive datetime: an audit event needs a timezone-aware UTC time$"
+    ):
+        event(1, at=datetime(2026, 1, 1))
+
+
+def test_checkpoint_from_json_says_exactly_what_is_wrong_and_reads_a_z_time() -> None:
+    doc = checkpoint_json(sign_checkpoint(4, "c" * 64, T0, KEY))
+    with pytest.raises(ValueError, match=r"^seq must be a number$"):
+        checkpoint_from_json({**doc, "seq": 4.0})
+    z = checkpoint_from_json({**doc, "at": "2026-03-01T09:00:00Z"})
+    assert z.at == T0 and z.at.utcoffset() == timedelta(0)
+
+
+def test_verify_rows_reads_the_rows_in_batches_and_stops_at_a_broken_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A log of millions of events is never held in memory at once: the rows are read a
+    batch at a time, and a break in the first batch is reported before the rest is read."""
+    monkeypatch.setattr(chain_module, "_BATCH", 4)
+    rows = chain(20)
+    rows[1] = (*rows[1][:4], "photo:999", *rows[1][5:])  # event 2 edited
+    pulled = 0
+
+    def reading() -> Any:
+        nonlocal pulled
+        for row in rows:
+            pulled += 1
+            yield row
+
+    with pytest.raises(AuditChainBroken, match="event 2 was changed"):
+        verify_rows(reading())
+    assert pulled == 4
+
+
+def _raw_chain(events: list[Event]) -> list[Any]:
+    """A chain whose stored hashes are of the fields joined *without* escaping: what a
+    forger gets by hashing the text a database joins, instead of the canonical bytes."""
+    rows, prev = [], GENESIS
+    for e in events:
+        row = flat_row(e, prev, "")
+        raw = SEP.join(NULL if v is None else str(v) for v in (row[8], *row[:8])).encode()
+        h = hashlib.sha256(raw).hexdigest()
+        rows.append(flat_row(e, prev, h))
+        prev = h
+    return rows
+
+
+def test_a_field_with_a_backslash_is_hashed_canonically_on_both_fast_paths() -> None:
+    """A backslash is escaped in the canonical bytes, so a hash of the unescaped text is
+    wrong: neither fast path may accept it (the Python one from rows, the database's
+    joined one), and the exact path names the event."""
+    events = [event(i, reason="C:\\scan" if i == 3 else None) for i in range(1, 6)]
+    rows = _raw_chain(events)
+    assert rows[:2] == flat_chain(events)[:2]  # without a backslash the two agree
+    assert broken(rows).seq == 3
+    assert "event 3 was changed" in str(broken(rows))
+    joined, hashes, nulls = joined_batch(rows)
+    v = Verifier([], None)
+    assert v.feed_joined(1, 5, count=5, nulls=nulls, hashes=hashes, joined=joined) is False
+
+
+def test_a_fast_path_that_disagrees_with_the_exact_one_is_loud(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should the fast encoding ever differ from the canonical one for an intact log, the
+    verifier stops with a plain assertion, never reports the intact log as broken."""
+    monkeypatch.setattr(chain_module, "_encode_batch", lambda rows: [b"x"] * len(rows))
+    with pytest.raises(
+        AssertionError, match=r"^a batch failed the fast check but every event verifies$"
+    ):
+        verify_rows(chain(3))
