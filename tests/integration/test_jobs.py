@@ -296,7 +296,7 @@ def test_postgresql_claims_skip_a_job_another_worker_has_locked(
         started = time.monotonic()
         claimed = jobs.claim(vault, "other")
         taken.append(claimed.id if claimed else None)
-        assert time.monotonic() - started < 2  # it did not wait for the lock
+        assert time.monotonic() - started < 5  # it did not wait for the lock (held 10 s)
     finally:
         release.set()
         holder.join()

@@ -321,7 +321,9 @@ def test_a_relay_that_is_down_then_up_gets_the_mail_on_a_later_try(clinic: Clini
     c.relay.stop()  # refused connections
     started = time.monotonic()
     capture.ask_for_photo(v, actor=c.lee, patient_id=c.patient_id, site="face")
-    assert time.monotonic() - started < 1.0
+    # Far below the 10 s SMTP timeout a send in the request would wait; far above a
+    # busy CI host's pauses.
+    assert time.monotonic() - started < 5
     assert mailer.deliver_due(v) == mailer.Delivery(retrying=1)
     with v.reading() as session:
         [row] = session.scalars(select(MailOutbox)).all()
