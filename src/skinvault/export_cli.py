@@ -70,7 +70,7 @@ def export_dicom_command(
     config: ConfigFile = None,
 ) -> None:
     """Write a photo as a DICOM Part 10 file (VL Photographic Image, the JPEG unchanged)."""
-    from skinvault.services.export import export_dicom
+    from skinvault.services.photo_export import export_dicom
 
     with _vault(config, data_dir, database_url, blob_store) as vault:
         got = export_dicom(vault, photo_id=photo_id, actor=_actor(vault, as_user), purpose=purpose)
@@ -97,7 +97,8 @@ def export_fhir_command(
     config: ConfigFile = None,
 ) -> None:
     """Write Patient/$everything as a FHIR R4 Bundle (JSON): what that user may see."""
-    from skinvault.services.export import export_record, fhir_everything
+    from skinvault.services.fhir_resources import fhir_everything
+    from skinvault.services.record_export import export_record
 
     with _vault(config, data_dir, database_url, blob_store) as vault:
         got = export_record(

@@ -31,7 +31,16 @@ from skinvault.config import load_settings
 from skinvault.db.models import AuditEvent, Derivative, PhotoMarkup
 from skinvault.errors import AccessDenied, RequestInvalid
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import admin, consents, deletion, export, history, jobs, photos, versions
+from skinvault.services import (
+    admin,
+    consents,
+    deletion,
+    history,
+    jobs,
+    photo_export,
+    photos,
+    versions,
+)
 from skinvault.services.care import start_care
 
 ROOT = Path(__file__).parents[2]
@@ -327,7 +336,7 @@ def test_an_export_of_a_deidentified_photo_is_the_deidentified_version(clinic: C
         actor=clinic.patient,
     )  # fmt: skip
     researcher, _ = _user(clinic.vault, Role.RESEARCHER, "res@uni.example")
-    got = export.export_photo(
+    got = photo_export.export_photo(
         clinic.vault, photo_id=stored.id, actor=researcher, purpose="research",
         action=Action.PHOTO_EXPORT_DICOM,
     )  # fmt: skip

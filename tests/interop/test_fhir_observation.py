@@ -17,7 +17,7 @@ from PIL import Image
 
 from skinvault.interop import fhir
 from skinvault.interop.sites import coded
-from skinvault.services import export, tracking
+from skinvault.services import record_export, tracking
 from skinvault.services.history import access_history
 from skinvault.services.photos import read_photo, store_photo
 from tests.integration.conftest import database_url  # noqa: F401 — sqlite+postgresql
@@ -191,7 +191,7 @@ def test_consent_and_audit_event_read_by_id_follow_the_search_policy(world: Worl
     assert event == events["entry"][0]["resource"]
     reads = [
         e
-        for e in export._events(world.vault, ann)
+        for e in record_export._events(world.vault, ann)
         if e.action == "record:export-fhir" and e.actor.startswith(world.actors["bob"].id)
     ]
     assert [e.outcome for e in reads] == ["denied", "denied"]  # Bob's tries are in Ann's log

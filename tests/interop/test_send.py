@@ -18,7 +18,7 @@ from PIL import Image
 from skinvault.actors import Actor, Role
 from skinvault.config import load_settings
 from skinvault.errors import DestinationUnavailable
-from skinvault.services import accounts, admin, export, jobs
+from skinvault.services import accounts, admin, dicom_send, jobs, record_export
 from skinvault.services.care import start_care
 from skinvault.services.history import access_history
 from skinvault.services.photos import read_photo, store_photo
@@ -134,7 +134,7 @@ def test_a_send_nobody_answers_is_retried_recorded_as_failed_and_shown(
     w = app_world
     waits: list[float] = []
     with pytest.raises(DestinationUnavailable, match="after 2 attempts"):
-        export.send_photo(
+        dicom_send.send_photo(
             w["vault"],
             photo_id=w["photo_id"],
             actor=w["lee"],
@@ -150,7 +150,7 @@ def test_a_send_nobody_answers_is_retried_recorded_as_failed_and_shown(
     assert answer.status_code == 202, answer.text  # not taken yet: the queue tries again
     queued = answer.json()
     assert queued["delivered"] is False and queued["retry_job"]
-    sends = export.sends_for(w["vault"], w["patient_id"])
+    sends = dicom_send.sends_for(w["vault"], w["patient_id"])
     assert [s.outcome for s in sends] == ["failed", "failed"]
     assert "no association" in sends[0].detail and "the queue tries again" in sends[1].detail
     # The queue: try 1 fails quietly (its error is on the job), try 2 is the last (job_attempts
@@ -160,7 +160,7 @@ def test_a_send_nobody_answers_is_retried_recorded_as_failed_and_shown(
         assert jobs.run_pending(w["vault"]) == 1
     (job,) = [j for j in jobs.list_jobs(w["vault"]) if j.id == queued["retry_job"]]
     assert job.state == "dead" and "no association" in (job.last_error or "")
-    sends = export.sends_for(w["vault"], w["patient_id"])
+    sends = dicom_send.sends_for(w["vault"], w["patient_id"])
     assert [s.outcome for s in sends] == ["failed", "failed", "failed"]
     assert "gave up after try 2" in sends[-1].detail
 
@@ -209,7 +209,7 @@ def test_a_send_the_pacs_missed_is_delivered_by_the_queue_when_it_is_back(
         server.close()
     (job,) = [j for j in jobs.list_jobs(w["vault"]) if j.id == answer.json()["retry_job"]]
     assert job.state == "done"
-    sends = export.sends_for(w["vault"], w["patient_id"])
+    sends = dicom_send.sends_for(w["vault"], w["patient_id"])
     assert [s.outcome for s in sends] == ["failed", "done"]
     assert "queued try 1" in sends[-1].detail
     with orthanc.client() as pacs:
@@ -240,7 +240,9 @@ def test_a_queued_send_is_decided_again_and_stops_when_consent_is_gone(
     assert jobs.run_pending(w["vault"]) == 1
     (job,) = [j for j in jobs.list_jobs(w["vault"]) if j.id == answer.json()["retry_job"]]
     assert job.state == "done" and "Permanent" in (job.last_error or "")  # no more tries
-    events = [e for e in export._events(w["vault"], w["patient_id"]) if e.action == "photo:send"]
+    events = [
+        e for e in record_export._events(w["vault"], w["patient_id"]) if e.action == "photo:send"
+    ]
     assert [e.outcome for e in events][-1] == "denied"
 
 
@@ -260,7 +262,7 @@ def test_sending_is_decided_by_policy_and_unknown_destinations_are_refused(
         headers=_auth(w, "lee"),
     )
     assert unknown.status_code == 404
-    assert export.sends_for(w["vault"], w["patient_id"]) == []
+    assert dicom_send.sends_for(w["vault"], w["patient_id"]) == []
 
 
 def test_a_clinician_sends_from_the_photo_page_and_a_destination_down_is_said_plainly(
@@ -301,7 +303,7 @@ def test_a_clinician_sends_from_the_photo_page_and_a_destination_down_is_said_pl
     assert unknown.status_code == 404 and "no DICOM destination" in unknown.text
     assert client.post(url, data={"destination": "pacs"}).status_code == 401  # no CSRF token
 
-    sends = export.sends_for(vault, pid)
+    sends = dicom_send.sends_for(vault, pid)
     assert [(s.outcome, s.actor.endswith("Dr. Kim")) for s in sends] == [
         ("done", True),
         ("failed", True),

@@ -242,10 +242,10 @@ def test_break_glass_from_the_clinician_home_over_the_live_portal(live: Live) ->
 
 def test_an_emergency_export_joins_the_review_queue_like_an_emergency_view(ward: Ward) -> None:
     from skinvault.audit.actions import Action
-    from skinvault.services import export, review
+    from skinvault.services import photo_export, review
 
     v, w = ward.vault, ward
-    got = export.export_photo(
+    got = photo_export.export_photo(
         v, photo_id=w.photo_id, actor=w.two, purpose="care",
         action=Action.PHOTO_EXPORT_DICOM, break_glass_reason=REASON,
     )  # fmt: skip

@@ -58,8 +58,8 @@ from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
 from skinvault.services import consents as consent_service
 from skinvault.services import history, receipts, records
-from skinvault.services.export import export_photo
 from skinvault.services.passwords import common_passwords
+from skinvault.services.photo_export import export_photo
 from skinvault.services.photos import get_photo
 from skinvault.services.tracking import _open_details
 

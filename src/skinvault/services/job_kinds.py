@@ -8,7 +8,7 @@
     jobs_purge       {}            forget finished jobs after a week (daily, periodic)
     dicom_send       {"photo_id", "actor_id", "destination", "purpose"}
                                    a send to a PACS that failed in its request, tried
-                                   again (services/export.retry_send; decided again)
+                                   again (services/dicom_send.retry_send; decided again)
 
 Every handler is idempotent: run twice, it leaves what one run leaves.
 """
@@ -65,13 +65,13 @@ def _measure(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
 @jobs.handler("dicom_send")
 def _dicom_send(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
     from skinvault.errors import AccessDenied  # noqa: PLC0415
-    from skinvault.services import export  # noqa: PLC0415 (pydicom, pynetdicom: on use)
+    from skinvault.services import dicom_send  # noqa: PLC0415 (pydicom, pynetdicom: on use)
 
     with ctx.vault.reading() as session:
         job = session.get(Job, ctx.job_id)
         last = job is None or ctx.attempt >= job.max_attempts
     try:
-        export.retry_send(ctx.vault, payload, attempt=ctx.attempt, last=last)
+        dicom_send.retry_send(ctx.vault, payload, attempt=ctx.attempt, last=last)
     except (AccessDenied, PermissionError) as exc:  # refused now (audited): no retry helps
         raise jobs.Permanent(str(exc)) from exc
 

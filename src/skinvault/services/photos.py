@@ -531,7 +531,7 @@ def _read(
 ) -> PhotoBytes:
     """Decide, audit, then decrypt: a denied read records the decision and returns no bytes.
 
-    ``access``/``detail``/``collect`` serve exports (:mod:`skinvault.services.export`):
+    ``access``/``detail``/``collect`` serve exports (:mod:`skinvault.services.photo_export`):
     the access decided, words added to the audited reason, and a function run in the
     allowing transaction whose result is returned as :attr:`PhotoBytes.collected`.
 

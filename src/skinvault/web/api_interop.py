@@ -19,7 +19,7 @@ from skinvault.actors import Actor
 from skinvault.interop.dicom import DICOM_MEDIA_TYPE
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import Purpose
-from skinvault.services import export, records
+from skinvault.services import dicom_send, photo_export, records
 from skinvault.web.deps import scoped, vault_of
 
 router = APIRouter(prefix="/api/v1")
@@ -44,7 +44,9 @@ def photo_dicom(
     photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> Response:
     """The photo as a DICOM Part 10 file (VL Photographic Image, the JPEG unchanged)."""
-    got = export.export_dicom(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
+    got = photo_export.export_dicom(
+        vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose
+    )
     headers = {
         "Cache-Control": "no-store",
         "Content-Disposition": f'attachment; filename="{photo_id}.dcm"',
@@ -102,7 +104,7 @@ def send_photo(
 ) -> SendOut:
     """Send the photo as DICOM to a configured destination (C-STORE or STOW-RS): 200 when
     it arrived; 202 when the destination did not take it and a job retries it."""
-    sent = export.send_photo(
+    sent = dicom_send.send_photo(
         vault_of(request),
         photo_id=photo_id,
         actor=actor,
@@ -129,11 +131,11 @@ def dicom_sends(patient_id: str, actor: History, request: Request) -> PacsSends:
     vault = vault_of(request)
     records.authorize(vault, actor, patient_id, PatientAction.READ_SENT)
     return PacsSends(
-        destinations=export.destinations(vault),
+        destinations=dicom_send.destinations(vault),
         sends=[
             PacsSend(
                 at=s.at, photo_id=s.photo_id, actor=s.actor, outcome=s.outcome, detail=s.detail
             )
-            for s in export.sends_for(vault, patient_id)
+            for s in dicom_send.sends_for(vault, patient_id)
         ],
     )

@@ -3,7 +3,9 @@
     curl -H "Authorization: Bearer $TOKEN" \\
          "https://vault.example/fhir/R4/Binary/$PHOTO?purpose=care" > photo.jpg
 
-Every route is a thin call into :mod:`skinvault.services.export`. Errors are
+Every route is a thin call into the export services (:mod:`skinvault.services.record_export`,
+:mod:`~skinvault.services.photo_export`, :mod:`~skinvault.services.measurement_export`,
+:mod:`~skinvault.services.fhir_resources`, :mod:`~skinvault.services.fhir_upload`). Errors are
 OperationOutcome resources (``application/fhir+json``), with the same status
 codes as the problem+json answers of /api/v1. The purpose of use is
 ``?purpose=`` (care, teaching, research, publication, ai-training) or the HL7
@@ -28,7 +30,15 @@ from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultEr
 from skinvault.interop import fhir
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import Purpose
-from skinvault.services import export, photos, records
+from skinvault.services import (
+    fhir_resources,
+    fhir_upload,
+    measurement_export,
+    photo_export,
+    photos,
+    record_export,
+    records,
+)
 from skinvault.web.deps import scoped, vault_of
 from skinvault.web.problems import for_error
 
@@ -160,7 +170,7 @@ def metadata(request: Request) -> FhirResponse:
 
 @router.get("/Patient/{patient_id}", response_class=FhirResponse)
 def read_patient(patient_id: str, actor: ReadPhotos, request: Request) -> FhirResponse:
-    got = export.export_record(
+    got = record_export.export_record(
         vault_of(request), actor=actor, patient_id=patient_id, load_photos=False
     )
     return FhirResponse(fhir.patient(got.patient_id, got.patient_name))
@@ -176,17 +186,17 @@ def everything(
     """Every resource of the patient the caller may see: Patient, Media, Observation, Consent,
     AuditEvent."""
     chosen = purpose_of(request, purpose or "care")
-    got = export.export_record(
+    got = record_export.export_record(
         vault_of(request), actor=actor, patient_id=patient_id, purpose=chosen
     )
-    return FhirResponse(export.fhir_everything(got, base=base_url(request)))
+    return FhirResponse(fhir_resources.fhir_everything(got, base=base_url(request)))
 
 
 @router.get("/Media/{photo_id}", response_class=FhirResponse)
 def read_media(
     photo_id: str, actor: ReadPhotos, request: Request, purpose: str | None = None
 ) -> FhirResponse:
-    got = export.export_photo(
+    got = photo_export.export_photo(
         vault_of(request),
         photo_id=photo_id,
         actor=actor,
@@ -194,7 +204,7 @@ def read_media(
         action=Action.PHOTO_EXPORT_FHIR,
         detail="FHIR Media",
     )
-    return FhirResponse(export.fhir_media(got))
+    return FhirResponse(fhir_resources.fhir_media(got))
 
 
 @router.get("/Media", response_class=FhirResponse)
@@ -210,7 +220,7 @@ def search_media(
     """Every photo is decided (and audited) for the total; only the page is decrypted (for
     the SHA-1 ``content.hash``)."""
     patient_id = patient.removeprefix("Patient/")
-    got = export.export_record(
+    got = record_export.export_record(
         vault_of(request),
         actor=actor,
         patient_id=patient_id,
@@ -219,7 +229,7 @@ def search_media(
         purpose=purpose_of(request, purpose or "care"),
         window=(offset, count),
     )
-    page = [export.fhir_media(p) for p in got.photos or []]
+    page = [fhir_resources.fhir_media(p) for p in got.photos or []]
     return FhirResponse(_page(request, page, count, offset, total=got.photo_total))
 
 
@@ -228,13 +238,13 @@ def read_observation(
     measurement_id: str, actor: ReadPhotos, request: Request, purpose: str | None = None
 ) -> FhirResponse:
     """A stored measurement of a photo, decided and audited like exporting the photo."""
-    got = export.export_measurement(
+    got = measurement_export.export_measurement(
         vault_of(request),
         actor=actor,
         measurement_id=measurement_id,
         purpose=purpose_of(request, purpose),
     )
-    return FhirResponse(export.fhir_observation(got))
+    return FhirResponse(fhir_resources.fhir_observation(got))
 
 
 @router.get("/Observation", response_class=FhirResponse)
@@ -247,7 +257,7 @@ def search_observation(
     count: Count = 20,
     offset: Offset = 0,
 ) -> FhirResponse:
-    got = export.export_record(
+    got = record_export.export_record(
         vault_of(request),
         actor=actor,
         patient_id=patient.removeprefix("Patient/"),
@@ -255,7 +265,7 @@ def search_observation(
         required=frozenset({"measurements"}),
         purpose=purpose_of(request, purpose or "care"),
     )
-    found = [export.fhir_observation(m) for m in got.measurements or []]
+    found = [fhir_resources.fhir_observation(m) for m in got.measurements or []]
     return FhirResponse(_page(request, found, count, offset))
 
 
@@ -264,7 +274,7 @@ def read_binary(
     photo_id: str, actor: ReadPhotos, request: Request, purpose: str | None = None
 ) -> Response:
     """The scrubbed bytes; as a Binary resource when the caller asks for application/fhir+json."""
-    got = export.export_photo(
+    got = photo_export.export_photo(
         vault_of(request),
         photo_id=photo_id,
         actor=actor,
@@ -283,28 +293,30 @@ def read_binary(
 def search_consent(
     actor: Consents, request: Request, patient: str, count: Count = 20, offset: Offset = 0
 ) -> FhirResponse:
-    got = export.export_record(
+    got = record_export.export_record(
         vault_of(request),
         actor=actor,
         patient_id=patient.removeprefix("Patient/"),
         parts=frozenset({"consents"}),
         required=frozenset({"consents"}),
     )
-    return FhirResponse(_page(request, export.fhir_consents(got.consents or []), count, offset))
+    return FhirResponse(
+        _page(request, fhir_resources.fhir_consents(got.consents or []), count, offset)
+    )
 
 
 @router.get("/Consent/{consent_id}", response_class=FhirResponse)
 def read_consent(consent_id: str, actor: Consents, request: Request) -> FhirResponse:
     """One recorded consent answer: the same decision and audit as the Consent search."""
     vault = vault_of(request)
-    got = export.export_record(
+    got = record_export.export_record(
         vault,
         actor=actor,
-        patient_id=export.patient_of_consent(vault, consent_id),
+        patient_id=record_export.patient_of_consent(vault, consent_id),
         parts=frozenset({"consents"}),
         required=frozenset({"consents"}),
     )
-    for resource in export.fhir_consents(got.consents or []):
+    for resource in fhir_resources.fhir_consents(got.consents or []):
         if resource["id"] == consent_id:
             return FhirResponse(resource)
     raise NotFound(f"there is no consent {consent_id}")
@@ -314,16 +326,16 @@ def read_consent(consent_id: str, actor: Consents, request: Request) -> FhirResp
 def read_audit_event(event_id: str, actor: History, request: Request) -> FhirResponse:
     """One event of a patient's access history: the same decision and audit as the search."""
     vault = vault_of(request)
-    got = export.export_record(
+    got = record_export.export_record(
         vault,
         actor=actor,
-        patient_id=export.patient_of_event(vault, event_id),
+        patient_id=record_export.patient_of_event(vault, event_id),
         parts=frozenset({"events"}),
         required=frozenset({"events"}),
     )
     for event in got.events or []:
         if str(event.seq) == event_id:
-            return FhirResponse(export.fhir_event(event))
+            return FhirResponse(fhir_resources.fhir_event(event))
     raise NotFound(f"there is no audit event {event_id}")
 
 
@@ -331,7 +343,7 @@ def read_audit_event(event_id: str, actor: History, request: Request) -> FhirRes
 def search_audit_events(
     actor: History, request: Request, patient: str, count: Count = 20, offset: Offset = 0
 ) -> FhirResponse:
-    got = export.export_record(
+    got = record_export.export_record(
         vault_of(request),
         actor=actor,
         patient_id=patient.removeprefix("Patient/"),
@@ -339,7 +351,7 @@ def search_audit_events(
         required=frozenset({"events"}),
     )
     return FhirResponse(
-        _page(request, [export.fhir_event(e) for e in got.events or []], count, offset)
+        _page(request, [fhir_resources.fhir_event(e) for e in got.events or []], count, offset)
     )
 
 
@@ -356,7 +368,7 @@ async def create_media(actor: WritePhotos, request: Request) -> FhirResponse:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestInvalid(f"the body is not JSON: {exc}") from exc
-    upload = export.media_upload(body)
+    upload = fhir_upload.media_upload(body)
     await run_in_threadpool(
         records.authorize, vault, actor, upload.patient_id, PatientAction.UPLOAD
     )

@@ -17,8 +17,8 @@ from skinvault.photos.thumbnail import placeholder
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
 from skinvault.services import (
     capture,
+    dicom_send,
     emergency,
-    export,
     photos,
     records,
     sharing,
@@ -129,7 +129,7 @@ def photo_page(photo_id: str, request: Request, purpose: str = "care") -> Respon
 
 def _pacs_destinations(v: Vault, role: Role | None) -> list[str]:
     """The configured PACS/EHR destinations a clinician's photo page offers (docs/interop.md)."""
-    return export.destinations(v) if role is Role.CLINICIAN else []
+    return dicom_send.destinations(v) if role is Role.CLINICIAN else []
 
 
 @router.post("/portal/photos/{photo_id}/send", response_class=HTMLResponse)
@@ -149,7 +149,7 @@ async def send_to_pacs(photo_id: str, request: Request) -> Response:
         return error_page(request, exc, 404 if isinstance(exc, NotFound) else 403)
     try:
         sent = await run_in_threadpool(
-            lambda: export.send_photo(
+            lambda: dicom_send.send_photo(
                 v, photo_id=photo_id, actor=info.actor, destination=destination, background=True
             )
         )
