@@ -1,6 +1,7 @@
 """Envelope encryption and the keys behind it.
 
-envelope  seal / open_blob / rewrap: one data key per object, wrapped by a KEK (pure)
+envelope  seal / open_blob / rewrap: one data key per object, wrapped by a KEK (pure);
+          StreamSealer / StreamOpener: the same, a piece at a time (a backup's database)
 keys      where KEKs and the audit signing key come from: files, environment, memory
 
 >>> keys = FileKeySource(data_dir / "keys")                     # doctest: +SKIP
@@ -14,6 +15,8 @@ from __future__ import annotations
 from skinvault.crypto.envelope import (
     DataKey,
     Sealed,
+    StreamOpener,
+    StreamSealer,
     is_shredded,
     kek_id_of,
     open_blob,
@@ -28,6 +31,8 @@ __all__ = [
     "FileKeySource",
     "MemoryKeySource",
     "Sealed",
+    "StreamOpener",
+    "StreamSealer",
     "is_shredded",
     "kek_id_of",
     "open_blob",

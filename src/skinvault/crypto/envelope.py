@@ -29,6 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import (
+    AEADDecryptionContext,
+    Cipher,
+    algorithms,
+    modes,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from skinvault.errors import BlobUnreadable, KeyUnavailable
@@ -176,6 +182,92 @@ def open_blob(
         return AESGCM(dek).decrypt(nonce, body, _blob_aad(kind, object_id))
     except InvalidTag:
         raise damaged from None
+
+
+class StreamSealer:
+    """:func:`seal` a piece at a time, for an object too large to hold in memory (a
+    backup's database). ``header``, then every :meth:`update`, then :meth:`finish` is
+    byte for byte the blob :func:`seal` makes of the whole, so :func:`open_blob` opens it.
+
+        >>> sealer = StreamSealer(object_id="b1", kind="backup", kek=kek)  # doctest: +SKIP
+        >>> blob = sealer.header + sealer.update(b"one, ") + sealer.update(b"two")
+        >>> blob += sealer.finish()
+    """
+
+    def __init__(self, *, object_id: str, kind: str, kek: Kek, random: Random = os.urandom):
+        dek = random(DEK_SIZE)
+        nonce = random(NONCE_SIZE)
+        self._cipher = Cipher(algorithms.AES(dek), modes.GCM(nonce)).encryptor()
+        self._cipher.authenticate_additional_data(_blob_aad(kind, object_id))
+        self.header = bytes([VERSION]) + nonce
+        self.wrapped_dek = _wrap(dek, object_id=object_id, kind=kind, kek=kek, random=random)
+
+    def update(self, plaintext: bytes) -> bytes:
+        return self._cipher.update(plaintext)
+
+    def finish(self) -> bytes:
+        """The last bytes: the authentication tag. Nothing may be added afterwards."""
+        return self._cipher.finalize() + self._cipher.tag
+
+
+class StreamOpener:
+    """:func:`open_blob` a piece at a time. Feed the blob to :meth:`update` in pieces of
+    any size; :meth:`finish` checks the tag and raises ``BlobUnreadable`` when the blob is
+    damaged or belongs to another object.
+
+    **What** :meth:`update` **returns is not authenticated until** :meth:`finish`
+    **returns**: use it only where it can be undone (rows inserted in a transaction that
+    commits after :meth:`finish`), never show or keep it before."""
+
+    def __init__(
+        self, wrapped_dek: bytes | None, *, object_id: str, kind: str, keys: KeySource
+    ) -> None:
+        self._dek = _unwrap(wrapped_dek, object_id=object_id, kind=kind, keys=keys)
+        self._aad = _blob_aad(kind, object_id)
+        self._damaged = BlobUnreadable(
+            f"{kind} {object_id} cannot be decrypted:"
+            " the stored blob is damaged or belongs to another object"
+        )
+        self._cipher: AEADDecryptionContext | None = None
+        self._pending = b""  # the header until it is whole, then the last TAG_SIZE bytes
+        self._outcome: bool | None = None  # None until finish(); then whether the tag held
+
+    def update(self, data: bytes) -> bytes:
+        if self._outcome is not None:
+            raise ValueError("this blob was finished already")
+        self._pending += data
+        if self._cipher is None:
+            if len(self._pending) < 1 + NONCE_SIZE:
+                return b""
+            if self._pending[0] != VERSION:
+                raise self._damaged
+            nonce = self._pending[1 : 1 + NONCE_SIZE]
+            self._cipher = Cipher(algorithms.AES(self._dek), modes.GCM(nonce)).decryptor()
+            self._cipher.authenticate_additional_data(self._aad)
+            self._pending = self._pending[1 + NONCE_SIZE :]
+        if len(self._pending) <= TAG_SIZE:
+            return b""
+        body, self._pending = self._pending[:-TAG_SIZE], self._pending[-TAG_SIZE:]
+        return bytes(self._cipher.update(body))
+
+    @property
+    def finished(self) -> bool:
+        return self._outcome is not None
+
+    def finish(self) -> None:
+        """Return when the whole blob was authentic; raise ``BlobUnreadable`` when not.
+        A second call gives the first one's answer."""
+        if self._outcome is None:
+            self._outcome = False
+            if self._cipher is None or len(self._pending) != TAG_SIZE:
+                raise self._damaged
+            try:
+                self._cipher.finalize_with_tag(self._pending)
+            except InvalidTag:
+                raise self._damaged from None
+            self._outcome = True
+        if not self._outcome:
+            raise self._damaged
 
 
 def rewrap(

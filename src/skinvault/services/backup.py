@@ -40,20 +40,22 @@ import os
 import sqlite3
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy import Connection, Engine, Table, func, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from skinvault import __version__
 from skinvault.audit.head import HEAD_FILE
 from skinvault.bootstrap import Vault, bootstrap, key_source, prepare_data_dir
 from skinvault.config import Settings
-from skinvault.crypto.envelope import is_shredded, open_blob, seal
+from skinvault.crypto.envelope import StreamOpener, StreamSealer, is_shredded
 from skinvault.db.engine import make_engine
 from skinvault.db.models import Base, Derivative, Photo
 from skinvault.errors import (
@@ -71,6 +73,8 @@ KIND = "backup"
 SKIPPED_TABLES = frozenset({"sign_in_failures", "web_sessions"})
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+CHUNK = 1 << 20  # the database member is streamed in pieces of this size, never held whole
+BATCH = 500  # rows per INSERT on restore
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -125,19 +129,48 @@ def _schema_revision(engine: Engine) -> str:
 # -- the snapshot ----------------------------------------------------------------------------
 
 
-def _dump(engine: Engine) -> tuple[bytes, dict[str, int], list[str], set[str]]:
-    """(gzipped JSON lines, rows per table, blob keys named, key ids named) in one snapshot."""
-    buffer = io.BytesIO()
+class _SealedFile:
+    """Where the gzip stream of the database goes: sealed as it comes, written to ``out``
+    and hashed, so the dump is never whole in memory (nor ever in plaintext on disk)."""
+
+    mode = "wb"
+
+    def __init__(self, out: IO[bytes], sealer: StreamSealer) -> None:
+        self._out, self._sealer = out, sealer
+        self.sha256 = hashlib.sha256()
+        self._put(sealer.header)
+
+    def _put(self, data: bytes) -> None:
+        self._out.write(data)
+        self.sha256.update(data)
+
+    def write(self, data: bytes) -> int:
+        self._put(self._sealer.update(bytes(data)))
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def finish(self) -> None:
+        self._put(self._sealer.finish())
+        self._out.flush()
+
+
+def _dump(engine: Engine, sink: _SealedFile) -> tuple[dict[str, int], list[str], set[str]]:
+    """Write every table as gzipped JSON lines into ``sink``, from one snapshot: (rows per
+    table, blob keys named, key ids named). Rows are fetched in batches (server-side on
+    PostgreSQL), so memory stays flat however large the database."""
     rows: dict[str, int] = {}
     blob_keys: list[str] = []
     key_ids: set[str] = set()
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as out:
+        with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0) as out:
             for table in _tables():
                 count = 0
-                for row in conn.execute(select(table)).mappings():
+                result = conn.execute(select(table).execution_options(yield_per=BATCH))
+                for row in result.mappings():
                     out.write(
                         json.dumps(
                             {"t": table.name, "r": {k: _encode(v) for k, v in row.items()}},
@@ -153,7 +186,8 @@ def _dump(engine: Engine) -> tuple[bytes, dict[str, int], list[str], set[str]]:
                         key_ids.add(str(row["kek_id"]))
                 rows[table.name] = count
         conn.rollback()
-    return buffer.getvalue(), rows, blob_keys, key_ids
+    sink.finish()
+    return rows, blob_keys, key_ids
 
 
 def _sqlite_snapshot(url: str, into: Path) -> Engine:
@@ -177,27 +211,34 @@ def make_backup(vault: Vault, out: Path, progress: Progress = _no_progress) -> B
     if out.exists():
         raise RequestInvalid(f"{out} exists already; choose a new file for each backup")
     revision = _schema_revision(vault.engine)
+    kek = vault.keys.current()
+    backup_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
+    sealer = StreamSealer(object_id=backup_id, kind=KIND, kek=kek)
+    # The scratch folder is 0700; the sealed dump waits there (ciphertext only) until the
+    # archive is written, since a tar member's size comes before its bytes.
     with tempfile.TemporaryDirectory(prefix="skinvault-backup-") as scratch:
         progress("database", 0, 1)
-        if vault.engine.dialect.name == "sqlite":
-            snapshot = _sqlite_snapshot(str(vault.engine.url), Path(scratch) / "snapshot.db")
-            try:
-                dump, rows, blob_keys, key_ids = _dump(snapshot)
-            finally:
-                snapshot.dispose()
-        else:
-            dump, rows, blob_keys, key_ids = _dump(vault.engine)
+        sealed_path = Path(scratch) / DATABASE
+        with open(sealed_path, "xb") as sealed_out:
+            sink = _SealedFile(sealed_out, sealer)
+            if vault.engine.dialect.name == "sqlite":
+                snapshot = _sqlite_snapshot(str(vault.engine.url), Path(scratch) / "snapshot.db")
+                try:
+                    rows, blob_keys, key_ids = _dump(snapshot, sink)
+                finally:
+                    snapshot.dispose()
+                    (Path(scratch) / "snapshot.db").unlink()  # plaintext: gone at once
+            else:
+                rows, blob_keys, key_ids = _dump(vault.engine, sink)
         progress("database", 1, 1)
-        kek = vault.keys.current()
-        backup_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
-        sealed = seal(dump, object_id=backup_id, kind=KIND, kek=kek)
-        members: dict[str, str] = {DATABASE: hashlib.sha256(sealed.blob).hexdigest()}
+        members: dict[str, str] = {DATABASE: sink.sha256.hexdigest()}
         missing: list[str] = []
         temp = out.with_name(f".{out.name}.tmp-{os.urandom(4).hex()}")
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
             with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as tar:
-                _add(tar, DATABASE, sealed.blob)
+                with open(sealed_path, "rb") as sealed_in:
+                    _add_file(tar, DATABASE, sealed_in, sealed_path.stat().st_size)
                 head_file = vault.settings.data_dir / "keys" / HEAD_FILE
                 if head_file.is_file():
                     head = head_file.read_bytes()
@@ -224,7 +265,7 @@ def make_backup(vault: Vault, out: Path, progress: Progress = _no_progress) -> B
                     "rows": rows,
                     "key_ids": needed,
                     "database_kek_id": kek.id,
-                    "database_wrapped_dek": base64.b64encode(sealed.wrapped_dek).decode(),
+                    "database_wrapped_dek": base64.b64encode(sealer.wrapped_dek).decode(),
                     "missing_blobs": missing,
                     "sha256": members,
                     "keys_included": False,
@@ -243,10 +284,14 @@ def make_backup(vault: Vault, out: Path, progress: Progress = _no_progress) -> B
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    _add_file(tar, name, io.BytesIO(data), len(data))
+
+
+def _add_file(tar: tarfile.TarFile, name: str, handle: IO[bytes], size: int) -> None:
     info = tarfile.TarInfo(name)
-    info.size = len(data)
+    info.size = size
     info.mode = 0o600
-    tar.addfile(info, io.BytesIO(data))
+    tar.addfile(info, handle)
 
 
 # -- restoring -------------------------------------------------------------------------------
@@ -259,13 +304,19 @@ class RestoreReport:
     audit_head: bool
 
 
-def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, bytes]]:
+def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, IO[bytes]]]:
+    """Each member's name and a reader of its bytes (read it before asking for the next)."""
     for info in tar:
         if not info.isfile():
             raise VaultError(f"the backup holds {info.name!r}, which is not a plain file")
         handle = tar.extractfile(info)
         assert handle is not None
-        yield info.name, handle.read()
+        yield info.name, handle
+
+
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK):
+        yield chunk
 
 
 def read_manifest(archive: Path) -> dict[str, Any]:
@@ -288,10 +339,13 @@ def verify_backup(archive: Path) -> dict[str, Any]:
     expected: dict[str, str] = manifest["sha256"]
     seen: set[str] = set()
     with tarfile.open(archive, mode="r:") as tar:
-        for name, data in _members(tar):
+        for name, handle in _members(tar):
             if name == MANIFEST:
                 continue
-            if expected.get(name) != hashlib.sha256(data).hexdigest():
+            digest = hashlib.sha256()
+            for chunk in _chunks(handle):
+                digest.update(chunk)
+            if expected.get(name) != digest.hexdigest():
                 raise VaultError(f"the backup's {name} does not match its manifest: damaged")
             seen.add(name)
     if seen != set(expected):
@@ -338,39 +392,82 @@ def restore_backup(
         blobs = 0
         restored_head = False
         with tarfile.open(archive, mode="r:") as tar:
-            for name, data in _members(tar):
+            for name, handle in _members(tar):
                 if name == DATABASE:
-                    plain = open_blob(
-                        data, base64.b64decode(manifest["database_wrapped_dek"]),
+                    opener = StreamOpener(
+                        base64.b64decode(manifest["database_wrapped_dek"]),
                         object_id=manifest["id"], kind=KIND, keys=keys,
                     )  # fmt: skip
-                    rows = _load(vault.engine, gzip.decompress(plain))
+                    rows = _load(vault.engine, _chunks(handle), opener)
                     progress("database", 1, 1)
                 elif name.startswith("blobs/"):
-                    vault.blobs.put(name.removeprefix("blobs/"), data)
+                    vault.blobs.put(name.removeprefix("blobs/"), handle.read())
                     blobs += 1
                     progress("blobs", blobs, len(manifest["sha256"]) - 1)
                 elif name == HEAD:
-                    _write_head(settings, data)
+                    _write_head(settings, handle.read())
                     restored_head = True
         return RestoreReport(rows, blobs, restored_head)
     finally:
         vault.close()
 
 
-def _load(engine: Engine, dump: bytes) -> dict[str, int]:
-    """Insert every row of ``dump`` in one transaction (tables in foreign-key order)."""
+def _lines(sealed: Iterator[bytes], opener: StreamOpener) -> Iterator[bytes]:
+    """The dump's JSON lines, decrypted and gunzipped a piece at a time. The tag is checked
+    after the last line: until then every line is unauthenticated (see :func:`_load`)."""
+    gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    tail = b""
+    for piece in sealed:
+        tail += gunzip.decompress(opener.update(piece))
+        *whole, tail = tail.split(b"\n")
+        yield from whole
+    opener.finish()
+    tail += gunzip.flush()
+    if not gunzip.eof or gunzip.unused_data:
+        raise ValueError("the gzip stream does not end where the member ends")
+    yield from tail.split(b"\n")
+
+
+def _load(engine: Engine, sealed: Iterator[bytes], opener: StreamOpener) -> dict[str, int]:
+    """Insert every row of the sealed dump in one transaction, in the dump's order (tables
+    come in foreign-key order), ``BATCH`` rows at a time.
+
+    Rows are inserted before the dump's tag is checked (it comes last), so nothing commits
+    until it is: a dump that fails the check rolls back and leaves the database empty."""
     tables = {t.name: t for t in _tables()}
-    pending: dict[str, list[dict[str, object]]] = {name: [] for name in tables}
-    for line in dump.splitlines():
-        item = json.loads(line)
-        if item["t"] in tables:
-            pending[item["t"]].append({k: _decode(v) for k, v in item["r"].items()})
-    with engine.begin() as conn:
-        for name, batch in pending.items():
-            for start in range(0, len(batch), 500):
-                conn.execute(insert(tables[name]), batch[start : start + 500])
-    return {name: len(batch) for name, batch in pending.items()}
+    rows = dict.fromkeys(tables, 0)
+    lines = _lines(sealed, opener)
+    try:
+        with engine.begin() as conn:
+            batch: list[dict[str, object]] = []
+            current = ""
+            for line in lines:
+                if not line:
+                    continue
+                item = json.loads(line)
+                if item["t"] not in tables:
+                    continue
+                if item["t"] != current or len(batch) >= BATCH:
+                    _insert(conn, tables.get(current), batch)
+                    current, batch = item["t"], []
+                batch.append({k: _decode(v) for k, v in item["r"].items()})
+                rows[current] += 1
+            _insert(conn, tables.get(current), batch)
+    except (ValueError, KeyError, TypeError, zlib.error, SQLAlchemyError) as exc:
+        # Most likely a damaged dump whose garbage failed to parse or insert before its tag
+        # was reached: read the rest through the check, so the message says which it is
+        # (the check raises BlobUnreadable, "damaged").
+        if not opener.finished:
+            for piece in sealed:
+                opener.update(piece)
+        opener.finish()
+        raise VaultError(f"the backup's database could not be restored ({exc})") from exc
+    return rows
+
+
+def _insert(conn: Connection, table: Table | None, batch: list[dict[str, object]]) -> None:
+    if table is not None and batch:
+        conn.execute(insert(table), batch)
 
 
 def _write_head(settings: Settings, data: bytes) -> None:
