@@ -145,6 +145,13 @@ def _unwrap(wrapped_dek: bytes | None, *, object_id: str, kind: str, keys: KeySo
         raise unavailable from None
 
 
+def _damaged(kind: str, object_id: str) -> BlobUnreadable:
+    return BlobUnreadable(
+        f"{kind} {object_id} cannot be decrypted:"
+        " the stored blob is damaged or belongs to another object"
+    )
+
+
 def seal(
     plaintext: bytes,
     *,
@@ -171,10 +178,7 @@ def open_blob(
 ) -> bytes:
     """The plaintext, or ``BlobUnreadable``/``KeyUnavailable`` naming the object; never garbage."""
     dek = _unwrap(wrapped_dek, object_id=object_id, kind=kind, keys=keys)
-    damaged = BlobUnreadable(
-        f"{kind} {object_id} cannot be decrypted:"
-        " the stored blob is damaged or belongs to another object"
-    )
+    damaged = _damaged(kind, object_id)
     if len(blob) < 1 + NONCE_SIZE + TAG_SIZE or blob[0] != VERSION:
         raise damaged
     nonce, body = blob[1 : 1 + NONCE_SIZE], blob[1 + NONCE_SIZE :]
@@ -224,10 +228,7 @@ class StreamOpener:
     ) -> None:
         self._dek = _unwrap(wrapped_dek, object_id=object_id, kind=kind, keys=keys)
         self._aad = _blob_aad(kind, object_id)
-        self._damaged = BlobUnreadable(
-            f"{kind} {object_id} cannot be decrypted:"
-            " the stored blob is damaged or belongs to another object"
-        )
+        self._names = (kind, object_id)
         self._cipher: AEADDecryptionContext | None = None
         self._pending = b""  # the header until it is whole, then the last TAG_SIZE bytes
         self._outcome: bool | None = None  # None until finish(); then whether the tag held
@@ -240,7 +241,7 @@ class StreamOpener:
             if len(self._pending) < 1 + NONCE_SIZE:
                 return b""
             if self._pending[0] != VERSION:
-                raise self._damaged
+                raise _damaged(*self._names)
             nonce = self._pending[1 : 1 + NONCE_SIZE]
             self._cipher = Cipher(algorithms.AES(self._dek), modes.GCM(nonce)).decryptor()
             self._cipher.authenticate_additional_data(self._aad)
@@ -260,14 +261,14 @@ class StreamOpener:
         if self._outcome is None:
             self._outcome = False
             if self._cipher is None or len(self._pending) != TAG_SIZE:
-                raise self._damaged
+                raise _damaged(*self._names)
             try:
                 self._cipher.finalize_with_tag(self._pending)
             except InvalidTag:
-                raise self._damaged from None
+                raise _damaged(*self._names) from None
             self._outcome = True
         if not self._outcome:
-            raise self._damaged
+            raise _damaged(*self._names)
 
 
 def rewrap(

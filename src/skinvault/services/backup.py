@@ -159,7 +159,8 @@ class _SealedFile:
 def _dump(engine: Engine, sink: _SealedFile) -> tuple[dict[str, int], list[str], set[str]]:
     """Write every table as gzipped JSON lines into ``sink``, from one snapshot: (rows per
     table, blob keys named, key ids named). Rows are fetched in batches (server-side on
-    PostgreSQL), so memory stays flat however large the database."""
+    PostgreSQL), so memory stays flat however large the database. The caller finishes
+    ``sink``."""
     rows: dict[str, int] = {}
     blob_keys: list[str] = []
     key_ids: set[str] = set()
@@ -186,7 +187,6 @@ def _dump(engine: Engine, sink: _SealedFile) -> tuple[dict[str, int], list[str],
                         key_ids.add(str(row["kek_id"]))
                 rows[table.name] = count
         conn.rollback()
-    sink.finish()
     return rows, blob_keys, key_ids
 
 
@@ -230,6 +230,7 @@ def make_backup(vault: Vault, out: Path, progress: Progress = _no_progress) -> B
                     (Path(scratch) / "snapshot.db").unlink()  # plaintext: gone at once
             else:
                 rows, blob_keys, key_ids = _dump(vault.engine, sink)
+            sink.finish()
         progress("database", 1, 1)
         members: dict[str, str] = {DATABASE: sink.sha256.hexdigest()}
         missing: list[str] = []
