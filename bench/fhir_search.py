@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from skinvault.actors import Actor, Role  # noqa: E402
 from skinvault.config import load_settings  # noqa: E402
 from skinvault.errors import PhotoError  # noqa: E402
-from skinvault.services import accounts, admin, photos  # noqa: E402
+from skinvault.services import admin, api_tokens, photos  # noqa: E402
 from skinvault.services.care import start_care  # noqa: E402
 from skinvault.web.app import create_app  # noqa: E402
 
@@ -69,7 +69,7 @@ def main() -> None:
                 continue
             stored.append(got.id)
             total_bytes += got.size
-        token = accounts.issue_api_token(vault, actor=clinician).token
+        token = api_tokens.issue_api_token(vault, actor=clinician).token
         h = {"Authorization": f"Bearer {token}"}
         pid = ann.patient_id
         calls = [

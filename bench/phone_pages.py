@@ -26,7 +26,7 @@ from playwright.sync_api import sync_playwright
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import accounts, admin, care, photos
+from skinvault.services import admin, care, photos, totp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,8 +49,8 @@ def _seed(data: Path) -> dict[str, str]:
         new = admin.create_user(
             vault, role=Role(role), email=email, password=PASSWORD, actor=setup, name=role
         )
-        secret = accounts.begin_totp_enrolment(vault, new.user_id).secret
-        accounts.confirm_totp(vault, new.user_id, pyotp.TOTP(secret).now())
+        secret = totp.begin_totp_enrolment(vault, new.user_id).secret
+        totp.confirm_totp(vault, new.user_id, pyotp.TOTP(secret).now())
         secrets[role] = secret
         if role == "clinician":
             lee = new.user_id

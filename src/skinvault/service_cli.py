@@ -54,7 +54,7 @@ def serve(
 
     from skinvault.bootstrap import bootstrap
     from skinvault.config import load_settings
-    from skinvault.services import accounts
+    from skinvault.services import setup_tokens
     from skinvault.web.app import create_app
 
     try:
@@ -68,13 +68,13 @@ def serve(
             settings = settings.model_copy(update={"public_base_url": listen})
         if workers == 1:
             app = create_app(settings)
-            setup = accounts.create_setup_token(app.state.vault)
+            setup = setup_tokens.create_setup_token(app.state.vault)
         else:
             # Each worker builds its app from the environment: pass the resolved choices on.
             os.environ.update(_worker_environment(settings, config))
             vault = bootstrap(settings, create=True)  # schema, keys, bucket: once, not N times
             try:
-                setup = accounts.create_setup_token(vault)
+                setup = setup_tokens.create_setup_token(vault)
             finally:
                 vault.close()
     except SkinvaultError as exc:

@@ -26,7 +26,6 @@ from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose
 from skinvault.services import (
-    accounts,
     admin,
     capture,
     care,
@@ -36,6 +35,7 @@ from skinvault.services import (
     photos,
     review,
     sharing,
+    totp,
 )
 from skinvault.services import users as user_admin
 from skinvault.web.app import create_app
@@ -106,8 +106,8 @@ def world(server: tuple[str, Path]) -> World:
             assert new.patient_id
             patient_id = new.patient_id
         else:
-            secret = accounts.begin_totp_enrolment(vault, new.user_id).secret
-            assert accounts.confirm_totp(vault, new.user_id, pyotp.TOTP(secret).now())
+            secret = totp.begin_totp_enrolment(vault, new.user_id).secret
+            assert totp.confirm_totp(vault, new.user_id, pyotp.TOTP(secret).now())
             secrets[role] = secret
     pia = Actor(made["patient"], Role.PATIENT, names["patient"])
     cole = Actor(made["clinician"], Role.CLINICIAN, names["clinician"])

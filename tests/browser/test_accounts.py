@@ -15,7 +15,7 @@ import pytest
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import accounts, admin
+from skinvault.services import admin, totp
 from tests.browser.test_portal import CHROMIUM, PASSWORD, PHONE, browser, server, shot
 
 pytestmark = pytest.mark.skipif(
@@ -34,8 +34,8 @@ def people(server: tuple[str, Path]) -> Iterator[dict[str, str]]:
         vault, role=Role.ADMIN, email="root@clinic.example", password=PASSWORD, actor=setup,
         name="Root",
     )  # fmt: skip
-    secret = accounts.begin_totp_enrolment(vault, root.user_id).secret
-    assert accounts.confirm_totp(vault, root.user_id, pyotp.TOTP(secret).now())
+    secret = totp.begin_totp_enrolment(vault, root.user_id).secret
+    assert totp.confirm_totp(vault, root.user_id, pyotp.TOTP(secret).now())
     admin.create_user(
         vault, role=Role.STAFF, email="nopin@clinic.example", password=PASSWORD, actor=setup,
         name="No Pin",

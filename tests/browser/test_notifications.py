@@ -13,7 +13,7 @@ import pytest
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import admin, capture, deletion, photos, records, sharing
+from skinvault.services import admin, capture, deletion, photos, records, share_open, sharing
 from skinvault.services.care import start_care
 from tests import factories
 from tests.browser.test_portal import CHROMIUM, PASSWORD, PHONE, browser, server, shot
@@ -66,7 +66,7 @@ def _things_happen(data: Path) -> None:
         link = sharing.create_share_link(
             vault, photo_id=stored.id, actor=ann, recipient="GP", expires_in=timedelta(days=1)
         )
-        sharing.open_share_link(vault, token=link.token)
+        share_open.open_share_link(vault, token=link.token)
         filed = deletion.file_request(
             vault,
             patient_id=patient_id,

@@ -19,10 +19,24 @@ from skinvault.audit.log import tail
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import ApiToken, SetupToken, User, WebSession
-from skinvault.errors import AccessDenied, ConfigError
-from skinvault.services import accounts, passwords
-from skinvault.services.accounts import AccountLocked, AuthenticationFailed
+from skinvault.errors import AccessDenied, AccountLocked, AuthenticationFailed, ConfigError
+from skinvault.services import passwords
 from skinvault.services.admin import create_user, verify_audit
+from skinvault.services.api_tokens import (
+    API_SCOPES,
+    actor_for_api_token,
+    issue_api_token,
+    revoke_api_token,
+)
+from skinvault.services.setup_tokens import create_setup_token, use_setup_token
+from skinvault.services.signin import LOGIN, SignIn, authenticate, change_password
+from skinvault.services.totp import begin_totp_enrolment, confirm_totp
+from skinvault.services.web_sessions import (
+    SESSION_ABSOLUTE_TIMEOUT,
+    actor_for_session,
+    end_session,
+    start_session,
+)
 
 PASSWORD = "correct horse battery"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -66,8 +80,8 @@ def user_row(vault: Vault, user_id: str) -> User:
 
 
 def enrol(vault: Vault, user_id: str, clock: MovableClock) -> str:
-    enrolment = accounts.begin_totp_enrolment(vault, user_id)
-    assert accounts.confirm_totp(vault, user_id, pyotp.TOTP(enrolment.secret).at(clock.now()))
+    enrolment = begin_totp_enrolment(vault, user_id)
+    assert confirm_totp(vault, user_id, pyotp.TOTP(enrolment.secret).at(clock.now()))
     return enrolment.secret
 
 
@@ -76,13 +90,13 @@ def enrol(vault: Vault, user_id: str, clock: MovableClock) -> str:
 
 def test_the_right_password_signs_in_and_a_wrong_one_is_refused(vault: Vault) -> None:
     user_id = make_user(vault, Role.PATIENT)
-    signin = accounts.authenticate(
+    signin = authenticate(
         vault, email=" Lee@Clinic.example ", password=PASSWORD, totp=None
     )
     assert signin.actor == Actor(user_id, Role.PATIENT, "Lee")
     assert signin.needs_totp_enrolment is False
     with pytest.raises(AuthenticationFailed, match=r"^wrong e-mail, password or code$"):
-        accounts.authenticate(vault, email="lee@clinic.example", password="nope" * 4, totp=None)
+        authenticate(vault, email="lee@clinic.example", password="nope" * 4, totp=None)
 
 
 def test_an_unknown_email_gets_the_same_message_as_a_wrong_password(vault: Vault) -> None:
@@ -90,7 +104,7 @@ def test_an_unknown_email_gets_the_same_message_as_a_wrong_password(vault: Vault
     messages = []
     for email, password in [("lee@clinic.example", "wrong" * 3), ("nobody@x.example", PASSWORD)]:
         with pytest.raises(AuthenticationFailed) as info:
-            accounts.authenticate(vault, email=email, password=password, totp=None)
+            authenticate(vault, email=email, password=password, totp=None)
         messages.append((type(info.value), str(info.value)))
     assert messages[0] == messages[1]
 
@@ -103,8 +117,8 @@ def test_five_failures_lock_the_account_from_that_address_and_the_lock_grows(
 ) -> None:
     make_user(vault, Role.PATIENT)
 
-    def sign_in(password: str, address: str) -> accounts.SignIn:
-        return accounts.authenticate(
+    def sign_in(password: str, address: str) -> SignIn:
+        return authenticate(
             vault, email="lee@clinic.example", password=password, totp=None, address=address
         )
 
@@ -139,11 +153,11 @@ def test_an_unknown_email_locks_exactly_like_a_known_one(vault: Vault) -> None:
     for email in ("lee@clinic.example", "nobody@clinic.example"):
         for _ in range(vault.settings.lockout_failures):
             with pytest.raises(AuthenticationFailed):
-                accounts.authenticate(
+                authenticate(
                     vault, email=email, password="z" * 12, totp=None, address=STRANGER
                 )
         with pytest.raises(AccountLocked) as locked:
-            accounts.authenticate(
+            authenticate(
                 vault, email=email, password="z" * 12, totp=None, address=STRANGER
             )
         answers.append(str(locked.value))
@@ -155,10 +169,10 @@ def test_a_success_resets_the_count_of_failures(vault: Vault) -> None:
     for _ in range(2):
         for _ in range(vault.settings.lockout_failures - 1):
             with pytest.raises(AuthenticationFailed):
-                accounts.authenticate(
+                authenticate(
                     vault, email="lee@clinic.example", password="y" * 12, totp=None
                 )
-        accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
+        authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
 
 
 def test_a_disabled_user_is_refused(vault: Vault) -> None:
@@ -166,7 +180,7 @@ def test_a_disabled_user_is_refused(vault: Vault) -> None:
     with vault.sessions.begin() as session:
         session.execute(update(User).where(User.id == user_id).values(disabled=True))
     with pytest.raises(AuthenticationFailed, match="wrong e-mail"):
-        accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
+        authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
 
 
 def test_a_hash_with_old_parameters_is_replaced_at_sign_in(vault: Vault) -> None:
@@ -176,7 +190,7 @@ def test_a_hash_with_old_parameters_is_replaced_at_sign_in(vault: Vault) -> None
     weak = PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with vault.sessions.begin() as session:
         session.execute(update(User).where(User.id == user_id).values(password_hash=weak))
-    accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
+    authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
     fresh = user_row(vault, user_id).password_hash
     assert fresh != weak
     assert fresh is not None and not passwords.HASHER.check_needs_rehash(fresh)
@@ -184,28 +198,28 @@ def test_a_hash_with_old_parameters_is_replaced_at_sign_in(vault: Vault) -> None
 
 def test_change_password_needs_the_old_one_and_ends_sessions_and_tokens(vault: Vault) -> None:
     user_id = make_user(vault, Role.PATIENT)
-    actor = accounts.authenticate(
+    actor = authenticate(
         vault, email="lee@clinic.example", password=PASSWORD, totp=None
     ).actor
-    session = accounts.start_session(vault, actor)
-    token = accounts.issue_api_token(vault, actor=actor)
+    session = start_session(vault, actor)
+    token = issue_api_token(vault, actor=actor)
     with pytest.raises(ConfigError, match="at least 12"):
-        accounts.change_password(vault, actor=actor, old=PASSWORD, new="short")
+        change_password(vault, actor=actor, old=PASSWORD, new="short")
     with pytest.raises(AuthenticationFailed, match="current password is wrong"):
-        accounts.change_password(vault, actor=actor, old="wrong" * 3, new="a new long password")
-    accounts.change_password(vault, actor=actor, old=PASSWORD, new="a new long password")
+        change_password(vault, actor=actor, old="wrong" * 3, new="a new long password")
+    change_password(vault, actor=actor, old=PASSWORD, new="a new long password")
     with pytest.raises(AuthenticationFailed):
-        accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
+        authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
     assert (
-        accounts.authenticate(
+        authenticate(
             vault, email="lee@clinic.example", password="a new long password", totp=None
         ).actor.id
         == user_id
     )
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_session(vault, session.cookie_value)
+        actor_for_session(vault, session.cookie_value)
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_api_token(vault, token.token)
+        actor_for_api_token(vault, token.token)
 
 
 # --- TOTP ----------------------------------------------------------------------------
@@ -213,46 +227,46 @@ def test_change_password_needs_the_old_one_and_ends_sessions_and_tokens(vault: V
 
 def test_a_clinician_without_totp_signs_in_but_must_enrol(vault: Vault) -> None:
     make_user(vault, Role.CLINICIAN)
-    signin = accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
+    signin = authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=None)
     assert signin.needs_totp_enrolment is True
     assert signin.actor.role is Role.CLINICIAN
 
 
 def test_an_enrolled_clinician_needs_a_valid_code(vault: Vault, clock: MovableClock) -> None:
     user_id = make_user(vault, Role.CLINICIAN)
-    enrolment = accounts.begin_totp_enrolment(vault, user_id)
+    enrolment = begin_totp_enrolment(vault, user_id)
     assert enrolment.uri.startswith("otpauth://totp/skinvault:lee%40clinic.example?")
     assert "issuer=skinvault" in enrolment.uri
     assert enrolment.qr_svg.lstrip().startswith("<svg")
     assert enrolment.secret not in repr(enrolment)
     totp = pyotp.TOTP(enrolment.secret)
     # Until confirmed, the pending secret is not asked for at sign-in.
-    assert accounts.authenticate(
+    assert authenticate(
         vault, email="lee@clinic.example", password=PASSWORD, totp=None
     ).needs_totp_enrolment
     wrong = f"{(int(totp.at(clock.now())) + 1) % 1_000_000:06d}"
-    assert accounts.confirm_totp(vault, user_id, wrong) is False
-    assert accounts.confirm_totp(vault, user_id, totp.at(clock.now())) is True
+    assert confirm_totp(vault, user_id, wrong) is False
+    assert confirm_totp(vault, user_id, totp.at(clock.now())) is True
 
     clock.advance(minutes=5)
-    signin = accounts.authenticate(
+    signin = authenticate(
         vault, email="lee@clinic.example", password=PASSWORD, totp=totp.at(clock.now())
     )
     assert signin.needs_totp_enrolment is False and signin.actor.id == user_id
     other = f"{(int(totp.at(clock.now())) + 7) % 10**6:06d}"
     for code in [None, "", other]:
         with pytest.raises(AuthenticationFailed, match=r"^wrong e-mail, password or code$"):
-            accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
+            authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
     # A code from long ago is no longer valid; one step of drift is.
     clock.advance(minutes=2)
     with pytest.raises(AuthenticationFailed):
-        accounts.authenticate(
+        authenticate(
             vault,
             email="lee@clinic.example",
             password=PASSWORD,
             totp=totp.at(clock.now() - timedelta(minutes=5)),
         )
-    assert accounts.authenticate(
+    assert authenticate(
         vault,
         email="lee@clinic.example",
         password=PASSWORD,
@@ -264,7 +278,7 @@ def test_a_confirmed_totp_secret_cannot_be_replaced(vault: Vault, clock: Movable
     user_id = make_user(vault, Role.STAFF)
     enrol(vault, user_id, clock)
     with pytest.raises(AccessDenied, match="already set up"):
-        accounts.begin_totp_enrolment(vault, user_id)
+        begin_totp_enrolment(vault, user_id)
 
 
 def test_the_totp_secret_is_not_stored_in_plaintext(vault: Vault, clock: MovableClock) -> None:
@@ -285,39 +299,39 @@ def test_an_api_token_round_trips_expires_and_only_its_hash_is_stored(
 ) -> None:
     user_id = make_user(vault, Role.CLINICIAN)
     actor = Actor(user_id, Role.CLINICIAN, "Lee")
-    issued = accounts.issue_api_token(vault, actor=actor, ttl=timedelta(minutes=30))
+    issued = issue_api_token(vault, actor=actor, ttl=timedelta(minutes=30))
     assert issued.token.startswith("svk_") and len(issued.token) == 4 + 43
     assert issued.expires_in == 1800
     assert issued.token not in repr(issued)
-    assert accounts.actor_for_api_token(vault, issued.token) == actor
+    assert actor_for_api_token(vault, issued.token) == actor
     with vault.sessions() as session:
         row = session.get(ApiToken, issued.token_id)
         assert row is not None
         stored = [str(v) for v in vars(row).values()]
     assert not any(issued.token in v or issued.token[4:] in v for v in stored)
-    assert row.scopes == ",".join(sorted(accounts.API_SCOPES))  # all scopes unless fewer are asked
+    assert row.scopes == ",".join(sorted(API_SCOPES))  # all scopes unless fewer are asked
 
     clock.advance(minutes=29, seconds=59)
-    assert accounts.actor_for_api_token(vault, issued.token) == actor
+    assert actor_for_api_token(vault, issued.token) == actor
     clock.advance(seconds=1)
     with pytest.raises(AuthenticationFailed, match=r"^the access token is invalid or expired$"):
-        accounts.actor_for_api_token(vault, issued.token)
+        actor_for_api_token(vault, issued.token)
 
 
 def test_a_revoked_or_unknown_api_token_is_refused(vault: Vault) -> None:
     user_id = make_user(vault, Role.CLINICIAN)
     other_id = make_user(vault, Role.CLINICIAN, email="kim@clinic.example")
     actor = Actor(user_id, Role.CLINICIAN, "Lee")
-    issued = accounts.issue_api_token(vault, actor=actor, scopes={"share", "photos:read"})
+    issued = issue_api_token(vault, actor=actor, scopes={"share", "photos:read"})
     with pytest.raises(AccessDenied):
-        accounts.revoke_api_token(
+        revoke_api_token(
             vault, actor=Actor(other_id, Role.CLINICIAN, "Kim"), token_id=issued.token_id
         )
-    assert accounts.actor_for_api_token(vault, issued.token) == actor
-    accounts.revoke_api_token(vault, actor=actor, token_id=issued.token_id)
+    assert actor_for_api_token(vault, issued.token) == actor
+    revoke_api_token(vault, actor=actor, token_id=issued.token_id)
     for token in [issued.token, "svk_" + "A" * 43, "not-a-token", ""]:
         with pytest.raises(AuthenticationFailed, match="invalid or expired"):
-            accounts.actor_for_api_token(vault, token)
+            actor_for_api_token(vault, token)
 
 
 # --- web sessions ------------------------------------------------------------------------
@@ -326,33 +340,33 @@ def test_a_revoked_or_unknown_api_token_is_refused(vault: Vault) -> None:
 def test_a_session_ends_after_fifteen_idle_minutes(vault: Vault, clock: MovableClock) -> None:
     user_id = make_user(vault, Role.PATIENT)
     actor = Actor(user_id, Role.PATIENT, "Lee")
-    new = accounts.start_session(vault, actor)
+    new = start_session(vault, actor)
     assert len(new.csrf_token) == 64
     clock.advance(minutes=15)
-    info = accounts.actor_for_session(vault, new.cookie_value)
+    info = actor_for_session(vault, new.cookie_value)
     assert (info.actor, info.csrf_token, info.session_id) == (actor, new.csrf_token, new.session_id)
     clock.advance(minutes=15, seconds=1)
     with pytest.raises(AuthenticationFailed, match="session has ended"):
-        accounts.actor_for_session(vault, new.cookie_value)
+        actor_for_session(vault, new.cookie_value)
 
 
 def test_a_session_ends_after_twelve_hours_however_active(
     vault: Vault, clock: MovableClock
 ) -> None:
     user_id = make_user(vault, Role.PATIENT)
-    new = accounts.start_session(vault, Actor(user_id, Role.PATIENT, "Lee"))
+    new = start_session(vault, Actor(user_id, Role.PATIENT, "Lee"))
     for _ in range(12 * 6 - 1):
         clock.advance(minutes=10)
-        accounts.actor_for_session(vault, new.cookie_value)
+        actor_for_session(vault, new.cookie_value)
     clock.advance(minutes=10)
-    assert clock.now() - START == accounts.SESSION_ABSOLUTE_TIMEOUT
+    assert clock.now() - START == SESSION_ABSOLUTE_TIMEOUT
     with pytest.raises(AuthenticationFailed, match="session has ended"):
-        accounts.actor_for_session(vault, new.cookie_value)
+        actor_for_session(vault, new.cookie_value)
 
 
 def test_last_seen_is_written_at_most_once_a_minute(vault: Vault, clock: MovableClock) -> None:
     user_id = make_user(vault, Role.PATIENT)
-    new = accounts.start_session(vault, Actor(user_id, Role.PATIENT, "Lee"))
+    new = start_session(vault, Actor(user_id, Role.PATIENT, "Lee"))
 
     def last_seen() -> datetime:
         with vault.sessions() as session:
@@ -361,62 +375,62 @@ def test_last_seen_is_written_at_most_once_a_minute(vault: Vault, clock: Movable
             return row.last_seen_at
 
     clock.advance(seconds=30)
-    accounts.actor_for_session(vault, new.cookie_value)
+    actor_for_session(vault, new.cookie_value)
     assert last_seen() == START
     clock.advance(seconds=30)
-    accounts.actor_for_session(vault, new.cookie_value)
+    actor_for_session(vault, new.cookie_value)
     assert last_seen() == START + timedelta(minutes=1)
 
 
 def test_signing_out_ends_the_session_and_only_its_hash_is_stored(vault: Vault) -> None:
     user_id = make_user(vault, Role.PATIENT)
-    new = accounts.start_session(vault, Actor(user_id, Role.PATIENT, "Lee"))
+    new = start_session(vault, Actor(user_id, Role.PATIENT, "Lee"))
     with vault.sessions() as session:
         hashes = session.scalars(select(WebSession.token_hash)).all()
     assert new.cookie_value not in hashes
-    accounts.end_session(vault, new.cookie_value)
-    accounts.end_session(vault, new.cookie_value)  # twice is fine
+    end_session(vault, new.cookie_value)
+    end_session(vault, new.cookie_value)  # twice is fine
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_session(vault, new.cookie_value)
+        actor_for_session(vault, new.cookie_value)
 
 
 # --- the first administrator -------------------------------------------------------------
 
 
 def test_the_setup_token_creates_the_first_admin_once(vault: Vault, clock: MovableClock) -> None:
-    token = accounts.create_setup_token(vault)
+    token = create_setup_token(vault)
     assert token
-    assert accounts.create_setup_token(vault) is None  # one live token at a time
+    assert create_setup_token(vault) is None  # one live token at a time
     with vault.sessions() as session:
         assert session.scalars(select(SetupToken.token_hash)).all() != [token]
     with pytest.raises(AuthenticationFailed, match="setup link"):
-        accounts.use_setup_token(
+        use_setup_token(
             vault, token + "x", email="a@b.example", password=PASSWORD, name="A"
         )
     with pytest.raises(ConfigError):  # a bad password does not burn the link
-        accounts.use_setup_token(vault, token, email="a@b.example", password="short", name="A")
-    admin = accounts.use_setup_token(
+        use_setup_token(vault, token, email="a@b.example", password="short", name="A")
+    admin = use_setup_token(
         vault, token, email="root@clinic.example", password=PASSWORD, name="Root"
     )
     assert (admin.role, admin.name) == (Role.ADMIN, "Root")
     with pytest.raises(AuthenticationFailed, match="setup link"):
-        accounts.use_setup_token(vault, token, email="b@b.example", password=PASSWORD, name="B")
-    assert accounts.create_setup_token(vault) is None  # an admin exists
-    signin = accounts.authenticate(vault, email="root@clinic.example", password=PASSWORD, totp=None)
+        use_setup_token(vault, token, email="b@b.example", password=PASSWORD, name="B")
+    assert create_setup_token(vault) is None  # an admin exists
+    signin = authenticate(vault, email="root@clinic.example", password=PASSWORD, totp=None)
     assert signin.actor == admin and signin.needs_totp_enrolment
 
 
 def test_an_unused_setup_token_expires_and_a_new_one_can_be_made(
     vault: Vault, clock: MovableClock
 ) -> None:
-    old = accounts.create_setup_token(vault)
+    old = create_setup_token(vault)
     assert old
     clock.advance(hours=24)
     with pytest.raises(AuthenticationFailed):
-        accounts.use_setup_token(vault, old, email="a@b.example", password=PASSWORD, name="A")
-    new = accounts.create_setup_token(vault)
+        use_setup_token(vault, old, email="a@b.example", password=PASSWORD, name="A")
+    new = create_setup_token(vault)
     assert new and new != old
-    assert accounts.use_setup_token(vault, new, email="a@b.example", password=PASSWORD, name="A")
+    assert use_setup_token(vault, new, email="a@b.example", password=PASSWORD, name="A")
 
 
 # --- audit -----------------------------------------------------------------------------
@@ -433,9 +447,9 @@ def test_every_sign_in_attempt_is_audited_and_the_chain_verifies(
     ]
     for email, password, _ in attempts:
         with contextlib.suppress(AuthenticationFailed):
-            accounts.authenticate(vault, email=email, password=password, totp=None)
+            authenticate(vault, email=email, password=password, totp=None)
     with vault.sessions() as session:
-        logins = [e for e in tail(session, 50) if e.action == accounts.LOGIN]
+        logins = [e for e in tail(session, 50) if e.action == LOGIN]
     assert [e.outcome for e in logins] == [outcome for *_, outcome in attempts]
     assert logins[0].object == logins[1].object == f"user:{user_id}"
     assert logins[2].actor == "anonymous" and logins[2].reason == "unknown e-mail"
@@ -457,7 +471,7 @@ def test_key_rotation_rewraps_totp_secrets_so_sign_in_still_works(
     assert old in report.retired  # nothing, not even the TOTP secret, still needs the old key
     assert old not in vault.keys.known_ids()
     clock.t += timedelta(minutes=2)
-    signed = accounts.authenticate(
+    signed = authenticate(
         vault,
         email="lee@clinic.example",
         password=PASSWORD,
@@ -470,9 +484,9 @@ def test_a_totp_code_works_once(vault: Vault, clock: MovableClock) -> None:
     user_id = make_user(vault, Role.CLINICIAN)
     secret = enrol(vault, user_id, clock)
     code = pyotp.TOTP(secret).at(clock.now())
-    assert accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
+    assert authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
     with pytest.raises(AuthenticationFailed):
-        accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
+        authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=code)
     clock.t += timedelta(seconds=30)
     later = pyotp.TOTP(secret).at(clock.now())
-    assert accounts.authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=later)
+    assert authenticate(vault, email="lee@clinic.example", password=PASSWORD, totp=later)

@@ -22,9 +22,10 @@ from skinvault.policy.decide import (
     decide,
 )
 from skinvault.policy.purposes import Purpose
-from skinvault.services import accounts, admin, jobs
+from skinvault.services import admin, jobs
 from skinvault.services.care import care_facts, start_care
 from skinvault.services.consents import consent_facts
+from skinvault.services.totp import begin_totp_enrolment, confirm_totp
 from skinvault.web.app import create_app
 from tests import factories
 
@@ -64,9 +65,9 @@ def _make(app_vault: object, role: Role, email: str, name: str) -> User:
     )
     totp = None
     if role is not Role.PATIENT:
-        enrolment = accounts.begin_totp_enrolment(vault, made.user_id)  # type: ignore[arg-type]
+        enrolment = begin_totp_enrolment(vault, made.user_id)  # type: ignore[arg-type]
         code = pyotp.TOTP(enrolment.secret).now()
-        assert accounts.confirm_totp(vault, made.user_id, code)  # type: ignore[arg-type]
+        assert confirm_totp(vault, made.user_id, code)  # type: ignore[arg-type]
         totp = enrolment.secret
     return User(Actor(made.user_id, role, name), email, made.patient_id, totp or "")
 

@@ -46,7 +46,7 @@ from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.photos.scrub import scrub
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import accounts, admin, consents, jobs, photos, versions
+from skinvault.services import admin, api_tokens, consents, jobs, photos, versions
 from skinvault.services.care import end_care, start_care
 from skinvault.web.app import create_app
 from tests import factories
@@ -138,7 +138,7 @@ def _user(vault: Vault, role: Role, email: str) -> tuple[Actor, str | None]:
 
 
 def _token(vault: Vault, actor: Actor) -> str:
-    return accounts.issue_api_token(vault, actor=actor, scopes=accounts.API_SCOPES).token
+    return api_tokens.issue_api_token(vault, actor=actor, scopes=api_tokens.API_SCOPES).token
 
 
 def _consent(vault: Vault, state: str, patient: Actor, pid: str, clock: Clock) -> None:

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
-from skinvault.errors import AccessDenied, SecondFactorPending
-from skinvault.services import accounts, admin
+from skinvault.errors import AccessDenied, AuthenticationFailed, SecondFactorPending
+from skinvault.services import admin, api_tokens, web_sessions
 from skinvault.web.deps import SESSION_COOKIE, api_actor, caller, client_address, scoped
 
 OPERATOR = Actor.system("test")
@@ -28,9 +28,9 @@ WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 class Callers:
     vault: Vault
     ann: Actor
-    session: accounts.NewSession
-    other_session: accounts.NewSession
-    pending: accounts.NewSession
+    session: web_sessions.NewSession
+    other_session: web_sessions.NewSession
+    pending: web_sessions.NewSession
     read_token: str
     full_token: str
 
@@ -51,11 +51,11 @@ def who(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callers]:
     yield Callers(
         vault,
         ann,
-        accounts.start_session(vault, ann),
-        accounts.start_session(vault, bob),
-        accounts.start_session(vault, ann, second_factor_pending=True),
-        accounts.issue_api_token(vault, actor=ann, scopes={"photos:read"}).token,
-        accounts.issue_api_token(vault, actor=ann).token,
+        web_sessions.start_session(vault, ann),
+        web_sessions.start_session(vault, bob),
+        web_sessions.start_session(vault, ann, second_factor_pending=True),
+        api_tokens.issue_api_token(vault, actor=ann, scopes={"photos:read"}).token,
+        api_tokens.issue_api_token(vault, actor=ann).token,
     )
     vault.close()
 
@@ -92,7 +92,7 @@ def test_a_bearer_token_identifies_its_holder_with_its_scopes_and_needs_no_csrf(
 
 def test_a_wrong_or_malformed_bearer_token_is_refused(who: Callers) -> None:
     for header in (f"Bearer {who.read_token}x", f"Bearerx {who.read_token}", "Bearer "):
-        with pytest.raises(accounts.AuthenticationFailed):
+        with pytest.raises(AuthenticationFailed):
             caller(request(who.vault, "GET", {"Authorization": header}))
 
 
@@ -101,7 +101,7 @@ def test_a_cookie_session_reads_without_a_csrf_token(who: Callers) -> None:
         req = request(who.vault, method, cookie=who.session.cookie_value)
         got = caller(req)
         assert (got.actor.id, got.csrf_token) == (who.ann.id, who.session.csrf_token)
-        assert got.scopes == accounts.API_SCOPES  # a portal session may do all a token may
+        assert got.scopes == api_tokens.API_SCOPES  # a portal session may do all a token may
         assert req.state.actor_id == who.ann.id
 
 
@@ -111,7 +111,7 @@ def test_a_cookie_write_needs_the_sessions_own_csrf_token(who: Callers, method: 
     for sent in ({}, {"X-CSRF-Token": ""}, {"X-CSRF-Token": "0" * 64},
                  {"X-CSRF-Token": who.other_session.csrf_token},
                  {"X-CSRF-Token": who.session.csrf_token + " "}):  # fmt: skip
-        with pytest.raises(accounts.AuthenticationFailed, match="missing or wrong CSRF token"):
+        with pytest.raises(AuthenticationFailed, match="missing or wrong CSRF token"):
             caller(request(who.vault, method, sent, cookie=cookie))
     ok = caller(request(who.vault, method, {"X-CSRF-Token": who.session.csrf_token}, cookie))
     assert ok.actor.id == who.ann.id
@@ -125,11 +125,11 @@ def test_a_session_waiting_for_its_second_factor_gets_nowhere(who: Callers) -> N
 
 
 def test_without_a_token_or_a_valid_session_nobody_gets_in(who: Callers) -> None:
-    with pytest.raises(accounts.AuthenticationFailed, match="sign in, or send a bearer token"):
+    with pytest.raises(AuthenticationFailed, match="sign in, or send a bearer token"):
         caller(request(who.vault))
-    with pytest.raises(accounts.AuthenticationFailed, match="sign in, or send a bearer token"):
+    with pytest.raises(AuthenticationFailed, match="sign in, or send a bearer token"):
         caller(request(who.vault, cookie=""))
-    with pytest.raises(accounts.AuthenticationFailed):
+    with pytest.raises(AuthenticationFailed):
         caller(request(who.vault, cookie="not-a-session"))
 
 
@@ -146,7 +146,7 @@ def test_a_scoped_route_needs_the_scope_on_the_token(who: Callers) -> None:
     # A portal session may do everything a token may, but still needs its CSRF token.
     cookie = who.session.cookie_value
     assert share(request(who.vault, "POST", {"X-CSRF-Token": who.session.csrf_token}, cookie))
-    with pytest.raises(accounts.AuthenticationFailed):
+    with pytest.raises(AuthenticationFailed):
         share(request(who.vault, "POST", cookie=cookie))
     with pytest.raises(AssertionError):
         scoped("everything")

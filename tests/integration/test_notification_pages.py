@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
-from skinvault.services import accounts, admin, capture, mailer, notifications, photos
+from skinvault.services import admin, capture, mailer, notifications, photos, totp
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
 
@@ -86,8 +86,8 @@ def test_the_header_counts_unread_notices_and_opening_one_reads_it(
     assert 'class="badge"' not in client.get("/portal/notifications").text
     client.post("/logout", data={"csrf": _csrf(page.text)})
 
-    secret = accounts.begin_totp_enrolment(vault, lee.id).secret
-    assert accounts.confirm_totp(vault, lee.id, pyotp.TOTP(secret).now())
+    secret = totp.begin_totp_enrolment(vault, lee.id).secret
+    assert totp.confirm_totp(vault, lee.id, pyotp.TOTP(secret).now())
     _sign_in(client, "lee@clinic.example", totp=pyotp.TOTP(secret).now())
     foreign = client.post(
         f"/portal/notifications/{first}/open",

@@ -35,6 +35,7 @@ from skinvault.services import (
     notifications,
     photos,
     retention,
+    share_open,
     sharing,
 )
 from skinvault.services.care import start_care
@@ -176,11 +177,11 @@ def test_every_kind_arrives_in_the_portal_and_by_mail_and_none_holds_health_info
     )
     capture.fulfil(v, request_id=asked.id, photo_id=stored.id)
     opened = _share(c, stored.id)
-    sharing.open_share_link(v, token=opened.token)
+    share_open.open_share_link(v, token=opened.token)
     locked = _share(c, stored.id, password="correct horse battery")
     for _ in range(2):
         with pytest.raises(LinkRefused):
-            sharing.open_share_link(v, token=locked.token, password="wrong guess")
+            share_open.open_share_link(v, token=locked.token, password="wrong guess")
     unused = _share(c, stored.id, expires_in=timedelta(hours=1))
     photos.read_photo(v, photo_id=stored.id, actor=c.two, purpose="care", break_glass_reason=REASON)
     consents.record_consent(

@@ -30,7 +30,7 @@ from skinvault.config import load_settings
 from skinvault.crypto.keys import MemoryKeySource
 from skinvault.db.engine import make_engine
 from skinvault.errors import ConfigError, StorageUnavailable
-from skinvault.services import accounts, admin, photos
+from skinvault.services import admin, api_tokens, photos
 from skinvault.storage import MemoryBlobStore, S3BlobStore
 from skinvault.web.app import create_app
 from skinvault.web.health import Readiness
@@ -136,7 +136,7 @@ def test_an_upload_to_a_missing_bucket_is_a_503_problem_not_the_clients_400(
     vault = bootstrap(settings, blobs=S3BlobStore("never-made", client=client))
     app = create_app(settings, vault=vault)
     made = _ann(vault)
-    token = accounts.issue_api_token(vault, actor=Actor(made.user_id, Role.PATIENT, "Ann")).token
+    token = api_tokens.issue_api_token(vault, actor=Actor(made.user_id, Role.PATIENT, "Ann")).token
     with TestClient(app) as http:
         got = http.post(
             f"/api/v1/patients/{made.patient_id}/photos",
@@ -224,7 +224,7 @@ def test_readyz_turns_503_while_s3_is_frozen_and_uploads_answer_503_not_400(
     try:
         made = _ann(vault)
         actor = Actor(made.user_id, Role.PATIENT, "Ann")
-        bearer = {"Authorization": f"Bearer {accounts.issue_api_token(vault, actor=actor).token}"}
+        bearer = {"Authorization": f"Bearer {api_tokens.issue_api_token(vault, actor=actor).token}"}
         upload = {"file": ("a.jpg", factories.jpeg(), "image/jpeg")}
         url = f"/api/v1/patients/{made.patient_id}/photos"
         with httpx.Client(base_url=server.base, timeout=30) as http:

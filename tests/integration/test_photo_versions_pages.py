@@ -18,7 +18,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import accounts, admin, consents, jobs, photos, versions
+from skinvault.services import admin, consents, jobs, photos, totp, versions
 from skinvault.web.app import create_app
 
 FACES = Path(__file__).parents[2] / "bench" / "clues_set" / "dlib-2008_002506.jpg"
@@ -41,8 +41,8 @@ def _user(vault: Vault, role: Role, email: str) -> tuple[Actor, str | None, str 
     )
     secret = None
     if role is not Role.PATIENT:
-        secret = accounts.begin_totp_enrolment(vault, made.user_id).secret
-        assert accounts.confirm_totp(vault, made.user_id, pyotp.TOTP(secret).now())
+        secret = totp.begin_totp_enrolment(vault, made.user_id).secret
+        assert totp.confirm_totp(vault, made.user_id, pyotp.TOTP(secret).now())
     return Actor(made.user_id, role, email), made.patient_id, secret
 
 

@@ -14,7 +14,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose
-from skinvault.services import accounts, admin, consents, deletion, jobs, photos
+from skinvault.services import admin, consents, deletion, jobs, photos, totp
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
 from tests import factories
@@ -37,8 +37,8 @@ def _user(vault: Vault, role: Role, email: str, name: str) -> tuple[Actor, str |
     )
     secret = None
     if role is not Role.PATIENT:
-        secret = accounts.begin_totp_enrolment(vault, made.user_id).secret
-        assert accounts.confirm_totp(vault, made.user_id, pyotp.TOTP(secret).now())
+        secret = totp.begin_totp_enrolment(vault, made.user_id).secret
+        assert totp.confirm_totp(vault, made.user_id, pyotp.TOTP(secret).now())
     return Actor(made.user_id, role, name), made.patient_id, secret
 
 

@@ -25,7 +25,7 @@ from skinvault.config import load_settings
 from skinvault.db.models import ShareLink
 from skinvault.errors import AccessDenied, LinkUnavailable, SkinvaultError
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, consents, photos, records, sharing
+from skinvault.services import admin, consents, photos, records, share_open, sharing
 from skinvault.services.care import start_care
 from tests import factories
 
@@ -90,17 +90,17 @@ def test_a_single_use_link_read_while_unused_is_not_consumed_twice(world: World)
         seen = session.scalars(select(ShareLink).where(ShareLink.id == link.id)).one()
         assert seen.single_use and seen.used_at is None
     # Open B gets there first, through the real path.
-    assert sharing.open_share_link(world.vault, token=link.token).data
+    assert share_open.open_share_link(world.vault, token=link.token).data
     # Open A now consumes with what it read: the guard must refuse it.
     with world.vault.sessions.begin() as session:
-        late = sharing._consume(session, seen, world.clock.now())
+        late = share_open._consume(session, seen, world.clock.now())
     assert isinstance(late, LinkUnavailable), late
     assert str(late) == "this link has already been used"
     with world.vault.reading() as session:
         used = session.get(ShareLink, link.id)
         assert used is not None and used.used_at is not None
     with pytest.raises(LinkUnavailable):
-        sharing.open_share_link(world.vault, token=link.token)
+        share_open.open_share_link(world.vault, token=link.token)
 
 
 def _library(world: World, purpose: Purpose = Purpose.TEACHING) -> set[str]:

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import accounts, admin, photos, records, sharing
+from skinvault.services import admin, api_tokens, photos, records, sharing
 from skinvault.web.app import create_app
 from tests import factories
 from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
@@ -73,7 +73,7 @@ def test_two_workers_answer_as_one_service(backend: str, tmp_path: Path) -> None
         made = admin.create_user(vault, role=Role.PATIENT, email="ann@example.org",
                                  password=PASSWORD, actor=OPERATOR, name="Ann")  # fmt: skip
         actor = Actor(made.user_id, Role.PATIENT, "Ann")
-        bearer = {"Authorization": f"Bearer {accounts.issue_api_token(vault, actor=actor).token}"}
+        bearer = {"Authorization": f"Bearer {api_tokens.issue_api_token(vault, actor=actor).token}"}
         upload = factories.jpeg()
 
         def store(i: int) -> int:
@@ -129,7 +129,7 @@ def test_the_request_log_names_route_templates_never_tokens_ids_or_queries(
     made = admin.create_user(vault, role=Role.PATIENT, email="ann@example.org",
                              password=PASSWORD, actor=OPERATOR, name="Ann")  # fmt: skip
     actor = Actor(made.user_id, Role.PATIENT, "Ann")
-    token = accounts.issue_api_token(vault, actor=actor).token
+    token = api_tokens.issue_api_token(vault, actor=actor).token
     stored = photos.store_photo(vault, patient_id=made.patient_id or "", data=factories.jpeg(),
                                 actor=actor)  # fmt: skip
     link = sharing.create_share_link(vault, photo_id=stored.id, actor=actor,

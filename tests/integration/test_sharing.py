@@ -28,7 +28,7 @@ from skinvault.errors import (
     TooManyLinkTries,
 )
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, consents, history, photos, sharing
+from skinvault.services import admin, consents, history, photos, share_open, sharing
 from skinvault.services.care import start_care
 from tests import factories
 
@@ -106,15 +106,15 @@ def test_patient_shares_own_photo_and_recipient_gets_the_scrubbed_bytes_once(
     assert (status.state, status.recipient, status.needs_password) == ("ok", GP, False)
     assert sharing.link_status(c.vault, link.token).state == "ok"  # looking consumes nothing
 
-    got = sharing.open_share_link(c.vault, token=link.token)
+    got = share_open.open_share_link(c.vault, token=link.token)
     stored = photos.read_photo(c.vault, photo_id=c.photo_id, actor=c.patient, purpose="care")
     assert got.data == stored.data and got.media_type == "image/jpeg"
 
     with pytest.raises(LinkUnavailable, match=r"^this link has already been used$"):
-        sharing.open_share_link(c.vault, token=link.token)
+        share_open.open_share_link(c.vault, token=link.token)
     assert sharing.link_status(c.vault, link.token).state == "used"
     with pytest.raises(NotFound, match=r"^this link does not exist$"):
-        sharing.open_share_link(c.vault, token=link.token + "x")
+        share_open.open_share_link(c.vault, token=link.token + "x")
     assert sharing.link_status(c.vault, "nonsense").state == "missing"
     assert admin.verify_audit(c.vault).count > 0
 
@@ -123,12 +123,12 @@ def test_a_multi_use_link_opens_until_it_expires_to_the_second(clinic: Clinic) -
     c = clinic
     link = _share(c, single_use=False, expires_in=timedelta(hours=1))
     first = c.clock.at
-    assert sharing.open_share_link(c.vault, token=link.token).data
+    assert share_open.open_share_link(c.vault, token=link.token).data
     c.clock.at = link.expires_at - timedelta(seconds=1)
-    assert sharing.open_share_link(c.vault, token=link.token).data
+    assert share_open.open_share_link(c.vault, token=link.token).data
     c.clock.at = link.expires_at
     with pytest.raises(LinkUnavailable, match=r"^this link expired on 4 May 2026 at 10:00:00 UTC$"):
-        sharing.open_share_link(c.vault, token=link.token)
+        share_open.open_share_link(c.vault, token=link.token)
     assert sharing.link_status(c.vault, link.token).state == "expired"
     [entry] = sharing.sent_log(c.vault, c.patient_id)
     assert (entry.state, entry.opened_at, entry.channel) == ("expired", first, "link")
@@ -161,7 +161,7 @@ def test_a_revoked_link_is_refused_and_only_sender_or_patient_may_revoke(clinic:
     sharing.revoke_share_link(c.vault, link_id=mine.id, actor=c.patient)  # twice is harmless
     for link in (by_lee, mine):
         with pytest.raises(LinkUnavailable, match=r"^this link was withdrawn by the sender$"):
-            sharing.open_share_link(c.vault, token=link.token)
+            share_open.open_share_link(c.vault, token=link.token)
         assert sharing.link_status(c.vault, link.token).state == "revoked"
     assert [e.state for e in sharing.sent_log(c.vault, c.patient_id)] == ["revoked", "revoked"]
 
@@ -174,10 +174,10 @@ def test_a_password_link_needs_the_right_password_and_a_wrong_one_costs_nothing(
     assert sharing.link_status(c.vault, link.token).needs_password
     for missing in (None, ""):
         with pytest.raises(LinkPasswordWrong, match=r"^this link needs its password$"):
-            sharing.open_share_link(c.vault, token=link.token, password=missing)
+            share_open.open_share_link(c.vault, token=link.token, password=missing)
     with pytest.raises(LinkPasswordWrong, match=r"^that is not this link's password$"):
-        sharing.open_share_link(c.vault, token=link.token, password="wrong horse")
-    assert sharing.open_share_link(c.vault, token=link.token, password="correct horse").data
+        share_open.open_share_link(c.vault, token=link.token, password="wrong horse")
+    assert share_open.open_share_link(c.vault, token=link.token, password="correct horse").data
     with c.vault.sessions() as session:
         row = session.get(ShareLink, link.id)
         assert row is not None and row.password_hash
@@ -191,7 +191,7 @@ def test_deleting_the_photo_ends_its_links(clinic: Clinic) -> None:
     link = _share(c)
     photos.delete_photo(c.vault, photo_id=c.photo_id, actor=c.patient, reason="no longer needed")
     with pytest.raises(LinkUnavailable, match=r"^the photo behind this link has been deleted$"):
-        sharing.open_share_link(c.vault, token=link.token)
+        share_open.open_share_link(c.vault, token=link.token)
     assert sharing.link_status(c.vault, link.token).state == "deleted"
 
 
@@ -223,7 +223,7 @@ def test_the_token_is_stored_nowhere_in_plaintext(clinic: Clinic) -> None:
     c = clinic
     link = _share(c, password="correct horse")
     assert len(link.token) >= 43  # 32 random bytes, URL-safe base64
-    sharing.open_share_link(c.vault, token=link.token, password="correct horse")
+    share_open.open_share_link(c.vault, token=link.token, password="correct horse")
     with c.vault.engine.connect() as connection:
         for table in Base.metadata.sorted_tables:
             for row in connection.execute(table.select()):
@@ -244,7 +244,7 @@ def test_concurrent_opens_of_a_single_use_link_let_exactly_one_through(clinic: C
     def attempt() -> None:
         barrier.wait()
         try:
-            got: object = sharing.open_share_link(c.vault, token=link.token)
+            got: object = share_open.open_share_link(c.vault, token=link.token)
         except SkinvaultError as exc:
             got = exc
         with lock:
@@ -269,7 +269,7 @@ def test_sent_log_and_access_history_show_links_and_their_opens(clinic: Clinic) 
     revoked = _share(c, recipient="old@example.org")
     sharing.revoke_share_link(c.vault, link_id=revoked.id, actor=c.patient)
     c.clock.advance(minutes=3)
-    sharing.open_share_link(c.vault, token=opened.token)
+    share_open.open_share_link(c.vault, token=opened.token)
     c.clock.advance(days=3)  # the first link's lifetime is over; used wins over expired
     log = {e.link_id: e for e in sharing.sent_log(c.vault, c.patient_id)}
     assert [log[x.id].state for x in (opened, pending, revoked)] == ["used", "ok", "revoked"]
@@ -320,11 +320,11 @@ def test_a_clinicians_link_stops_working_when_their_care_ends(
         expires_in=timedelta(days=1),
         single_use=False,
     )
-    assert sharing.open_share_link(vault, token=link.token).data
+    assert share_open.open_share_link(vault, token=link.token).data
     end_care(vault, patient_id=made.patient_id, member_id=doc.user_id, actor=OPERATOR)
     clock.advance(seconds=1)
     with pytest.raises(LinkUnavailable, match="may no longer share"):
-        sharing.open_share_link(vault, token=link.token)
+        share_open.open_share_link(vault, token=link.token)
     vault.close()
 
 
@@ -333,11 +333,11 @@ def test_ten_wrong_passwords_lock_the_link_until_the_sender_reissues_it(clinic: 
     link = _share(c, password="correct horse", single_use=False)
     for i in range(1, 10):
         with pytest.raises(LinkPasswordWrong):
-            sharing.open_share_link(c.vault, token=link.token, password=f"guess {i}")
+            share_open.open_share_link(c.vault, token=link.token, password=f"guess {i}")
     with pytest.raises(LinkLocked, match="locked after 10 wrong passwords"):
-        sharing.open_share_link(c.vault, token=link.token, password="guess 10")
+        share_open.open_share_link(c.vault, token=link.token, password="guess 10")
     with pytest.raises(LinkLocked):  # the right password no longer opens it
-        sharing.open_share_link(c.vault, token=link.token, password="correct horse")
+        share_open.open_share_link(c.vault, token=link.token, password="correct horse")
     assert sharing.link_status(c.vault, link.token).state == "locked"
     [entry] = sharing.sent_log(c.vault, c.patient_id)
     assert (entry.state, entry.wrong_passwords) == ("locked", 10)
@@ -355,9 +355,9 @@ def test_ten_wrong_passwords_lock_the_link_until_the_sender_reissues_it(clinic: 
         sharing.reissue_share_link(c.vault, link_id=link.id, actor=stranger)
     new = sharing.reissue_share_link(c.vault, link_id=link.id, actor=c.patient)
     assert new.token != link.token and new.expires_at == c.clock.at + timedelta(days=2)
-    assert sharing.open_share_link(c.vault, token=new.token, password="correct horse").data
+    assert share_open.open_share_link(c.vault, token=new.token, password="correct horse").data
     with pytest.raises(LinkUnavailable, match="withdrawn"):
-        sharing.open_share_link(c.vault, token=link.token, password="correct horse")
+        share_open.open_share_link(c.vault, token=link.token, password="correct horse")
     with pytest.raises(RequestInvalid, match="only a locked or expired link"):
         sharing.reissue_share_link(c.vault, link_id=link.id, actor=c.patient)
     assert sorted(e.state for e in sharing.sent_log(c.vault, c.patient_id)) == ["ok", "revoked"]
@@ -367,7 +367,7 @@ def test_a_right_password_gives_its_try_back(clinic: Clinic) -> None:
     c = clinic
     link = _share(c, password="correct horse", single_use=False)
     for _ in range(30):
-        assert sharing.open_share_link(c.vault, token=link.token, password="correct horse").data
+        assert share_open.open_share_link(c.vault, token=link.token, password="correct horse").data
     [entry] = sharing.sent_log(c.vault, c.patient_id)
     assert (entry.state, entry.wrong_passwords) == ("ok", 0)
 
@@ -378,16 +378,18 @@ def test_refused_opens_from_one_address_are_limited_across_links(clinic: Clinic)
     for i in range(30):
         with pytest.raises((LinkPasswordWrong, NotFound)):
             token = links[i % 4].token if i % 5 else "no-such-token"
-            sharing.open_share_link(c.vault, token=token, password="guess", address="198.51.100.7")
+            share_open.open_share_link(
+                c.vault, token=token, password="guess", address="198.51.100.7"
+            )
     with pytest.raises(TooManyLinkTries):
-        sharing.open_share_link(
+        share_open.open_share_link(
             c.vault, token=links[0].token, password="correct horse", address="198.51.100.7"
         )
     # Another address is not affected, and the window passes.
-    assert sharing.open_share_link(
+    assert share_open.open_share_link(
         c.vault, token=links[0].token, password="correct horse", address="203.0.113.9"
     ).data
     c.clock.advance(minutes=16)
-    assert sharing.open_share_link(
+    assert share_open.open_share_link(
         c.vault, token=links[0].token, password="correct horse", address="198.51.100.7"
     ).data

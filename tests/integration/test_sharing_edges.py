@@ -11,7 +11,7 @@ import pytest
 
 from skinvault.db.models import ShareLink
 from skinvault.errors import Busy, ConfigError
-from skinvault.services import sharing
+from skinvault.services import share_open, sharing
 from tests.integration.test_sharing import Clinic, _share, clinic  # noqa: F401  (fixture)
 
 
@@ -21,13 +21,13 @@ def test_parallel_guesses_never_get_more_checks_than_the_limit(
 ) -> None:
     link = _share(clinic, password="correct horse")
     limit = clinic.vault.settings.share_link_password_tries
-    taken = [sharing._reserve_try(clinic.vault, link.id, limit) for _ in range(limit)]
+    taken = [share_open._reserve_try(clinic.vault, link.id, limit) for _ in range(limit)]
     assert taken == list(range(1, limit + 1))  # every check still running holds its try
-    monkeypatch.setattr(sharing, "_TRY_WAIT", 0.3)
+    monkeypatch.setattr(share_open, "_TRY_WAIT", 0.3)
     with pytest.raises(Busy, match="being opened many times at once"):
-        sharing._reserve_try(clinic.vault, link.id, limit)  # one more: not checked
-    sharing._give_back_try(clinic.vault, link.id)  # a right password gives its try back
-    assert sharing._reserve_try(clinic.vault, link.id, limit) == limit
+        share_open._reserve_try(clinic.vault, link.id, limit)  # one more: not checked
+    share_open._give_back_try(clinic.vault, link.id)  # a right password gives its try back
+    assert share_open._reserve_try(clinic.vault, link.id, limit) == limit
 
 
 def test_the_recipient_is_named_in_one_to_320_characters(clinic: Clinic) -> None:  # noqa: F811

@@ -15,7 +15,7 @@ from skinvault.audit.log import tail
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.errors import AccessDenied, AuthenticationFailed, ConfigError
-from skinvault.services import accounts, users
+from skinvault.services import api_tokens, signin, users, web_sessions
 from tests.integration.test_accounts import MovableClock
 
 PASSWORD = "correct horse battery"
@@ -58,7 +58,7 @@ def _set_up(vault: Vault, admin: Actor, role: Role, email: str) -> tuple[str, st
 def _sign_in(vault: Vault, email: str, secret: str | None, clock: MovableClock) -> Actor:
     clock.advance(seconds=30)  # a fresh TOTP step each time
     code = pyotp.TOTP(secret).at(clock.now()) if secret else None
-    return accounts.authenticate(
+    return signin.authenticate(
         vault, email=email, password=PASSWORD, totp=code, address=ADDRESS
     ).actor
 
@@ -74,7 +74,7 @@ def test_a_new_account_has_no_password_until_its_link_is_used(
     admin = _admin(vault)
     made = users.create_account(vault, actor=admin, role=Role.STAFF, email="sam@clinic.example")
     with pytest.raises(AuthenticationFailed):
-        accounts.authenticate(vault, email="sam@clinic.example", password="", totp=None)
+        signin.authenticate(vault, email="sam@clinic.example", password="", totp=None)
     info = users.link_info(vault, made.link_token)
     assert (info.kind, info.needs_password, info.needs_totp) == (users.LinkKind.SETUP, True, True)
     secret = users.begin_link_enrolment(vault, made.link_token).secret
@@ -103,13 +103,13 @@ def test_disabling_a_leaver_ends_their_sessions_and_tokens_at_once(
     admin = _admin(vault)
     user_id, secret = _set_up(vault, admin, Role.CLINICIAN, "lee@clinic.example")
     lee = _sign_in(vault, "lee@clinic.example", secret, clock)
-    web = accounts.start_session(vault, lee)
-    token = accounts.issue_api_token(vault, actor=lee)
+    web = web_sessions.start_session(vault, lee)
+    token = api_tokens.issue_api_token(vault, actor=lee)
     users.set_disabled(vault, actor=admin, user_id=user_id, disabled=True)
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_session(vault, web.cookie_value)
+        web_sessions.actor_for_session(vault, web.cookie_value)
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_api_token(vault, token.token)
+        api_tokens.actor_for_api_token(vault, token.token)
     with pytest.raises(AuthenticationFailed):
         _sign_in(vault, "lee@clinic.example", secret, clock)
     assert [r.disabled for r in users.list_users(vault, actor=admin) if r.id == user_id] == [True]
@@ -123,7 +123,7 @@ def test_unlock_forgets_failures_from_every_address(vault: Vault, clock: Movable
     user_id, _ = _set_up(vault, admin, Role.PATIENT, "pat@example.org")
     for _ in range(5):
         with pytest.raises(AuthenticationFailed):
-            accounts.authenticate(
+            signin.authenticate(
                 vault, email="pat@example.org", password="wrong" * 3, totp=None, address=ADDRESS
             )
     assert [r.locked for r in users.list_users(vault, actor=admin) if r.id == user_id] == [True]
@@ -137,15 +137,15 @@ def test_a_password_reset_link_lets_the_owner_choose_and_ends_other_sessions(
     admin = _admin(vault)
     user_id, _ = _set_up(vault, admin, Role.PATIENT, "pat@example.org")
     pat = _sign_in(vault, "pat@example.org", None, clock)
-    old_session = accounts.start_session(vault, pat)
+    old_session = web_sessions.start_session(vault, pat)
     token = users.reset_password(vault, actor=admin, user_id=user_id)
     assert _sign_in(vault, "pat@example.org", None, clock)  # the old one works until then
     users.use_link(vault, token, password="a brand new passphrase")
     with pytest.raises(AuthenticationFailed):
         _sign_in(vault, "pat@example.org", None, clock)
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_session(vault, old_session.cookie_value)
-    assert accounts.authenticate(
+        web_sessions.actor_for_session(vault, old_session.cookie_value)
+    assert signin.authenticate(
         vault, email="pat@example.org", password="a brand new passphrase", totp=None
     )
 
@@ -156,11 +156,11 @@ def test_a_lost_authenticator_is_reset_and_re_enrolled_with_the_password(
     admin = _admin(vault)
     user_id, secret = _set_up(vault, admin, Role.CLINICIAN, "lee@clinic.example")
     lee = _sign_in(vault, "lee@clinic.example", secret, clock)
-    web = accounts.start_session(vault, lee)
+    web = web_sessions.start_session(vault, lee)
     token = users.reset_second_factor(vault, actor=admin, user_id=user_id)
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_session(vault, web.cookie_value)
-    pending = accounts.authenticate(
+        web_sessions.actor_for_session(vault, web.cookie_value)
+    pending = signin.authenticate(
         vault, email="lee@clinic.example", password=PASSWORD, totp=None, address=ADDRESS
     )
     assert pending.needs_totp_enrolment  # a password alone: enrolment-only session
@@ -183,15 +183,15 @@ def test_changing_ones_password_keeps_this_session_and_ends_the_others(
     admin = _admin(vault)
     _, _ = _set_up(vault, admin, Role.PATIENT, "pat@example.org")
     pat = _sign_in(vault, "pat@example.org", None, clock)
-    here, there = accounts.start_session(vault, pat), accounts.start_session(vault, pat)
+    here, there = web_sessions.start_session(vault, pat), web_sessions.start_session(vault, pat)
     with pytest.raises(ConfigError, match="most common"):
-        accounts.change_password(vault, actor=pat, old=PASSWORD, new="password1234")
-    accounts.change_password(
+        signin.change_password(vault, actor=pat, old=PASSWORD, new="password1234")
+    signin.change_password(
         vault, actor=pat, old=PASSWORD, new="another long phrase", keep_session=here.session_id
     )
-    assert accounts.actor_for_session(vault, here.cookie_value).actor.id == pat.id
+    assert web_sessions.actor_for_session(vault, here.cookie_value).actor.id == pat.id
     with pytest.raises(AuthenticationFailed):
-        accounts.actor_for_session(vault, there.cookie_value)
+        web_sessions.actor_for_session(vault, there.cookie_value)
 
 
 def test_only_administrators_manage_accounts_and_not_their_own_door(vault: Vault) -> None:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from skinvault.actors import Actor, Role
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import accounts, admin
+from skinvault.services import admin, api_tokens
 from skinvault.services.care import start_care
 from skinvault.services.consents import record_consent
 from skinvault.services.history import access_history
@@ -73,7 +73,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:  # noqa: F811
         actors[key] = Actor(made.user_id, role, name)
         if made.patient_id:
             patients[key] = made.patient_id
-        tokens[key] = accounts.issue_api_token(vault, actor=actors[key]).token
+        tokens[key] = api_tokens.issue_api_token(vault, actor=actors[key]).token
     start_care(vault, patient_id=patients["ann"], member_id=actors["lee"].id, actor=OPERATOR)
     stored = store_photo(
         vault,

@@ -18,7 +18,7 @@ from PIL import Image
 from skinvault.actors import Actor, Role
 from skinvault.config import load_settings
 from skinvault.errors import DestinationUnavailable
-from skinvault.services import accounts, admin, dicom_send, jobs, record_export
+from skinvault.services import admin, api_tokens, dicom_send, jobs, record_export
 from skinvault.services.care import start_care
 from skinvault.services.history import access_history
 from skinvault.services.photos import read_photo, store_photo
@@ -75,7 +75,7 @@ def app_world(
     photo = store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=ann, site="right-foot"
     )
-    tokens = {k: accounts.issue_api_token(vault, actor=a).token for k, (a, _) in made.items()}
+    tokens = {k: api_tokens.issue_api_token(vault, actor=a).token for k, (a, _) in made.items()}
     jobs.run_pending(vault)  # the upload's thumbnail: the queue holds only sends from here on
     client = TestClient(app)
     yield {

@@ -26,7 +26,7 @@ from skinvault.audit.chain import Event
 from skinvault.audit.log import tail
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
-from skinvault.services import accounts, admin, care
+from skinvault.services import admin, care, totp
 from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
 
 PASSWORD = "a long enough password"
@@ -130,8 +130,8 @@ class Live:
         )  # fmt: skip
         person = Person(Actor(made.user_id, role, name or email), email, made.patient_id)
         if enrol and role is not Role.PATIENT:
-            secret = accounts.begin_totp_enrolment(self.vault, made.user_id).secret
-            assert accounts.confirm_totp(self.vault, made.user_id, pyotp.TOTP(secret).now())
+            secret = totp.begin_totp_enrolment(self.vault, made.user_id).secret
+            assert totp.confirm_totp(self.vault, made.user_id, pyotp.TOTP(secret).now())
             person.totp_secret = secret
         return person
 

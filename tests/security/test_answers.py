@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from skinvault.actors import Role
-from skinvault.services import accounts, photos, records
+from skinvault.services import api_tokens, photos, records
 from skinvault.web.app import SECURITY_HEADERS
 from tests import factories
 from tests.security.conftest import PASSWORD, Live, csrf_of
@@ -32,7 +32,7 @@ def test_a_file_pillow_cannot_decode_is_refused_with_422_and_nothing_is_kept(
 ) -> None:
     patient = live.person(Role.PATIENT)
     assert patient.patient_id
-    token = accounts.issue_api_token(live.vault, actor=patient.actor).token
+    token = api_tokens.issue_api_token(live.vault, actor=patient.actor).token
     client = live.client()
     answer = client.post(
         f"/api/v1/patients/{patient.patient_id}/photos",
@@ -76,7 +76,7 @@ def test_a_server_fault_answers_with_every_security_header(live: Live) -> None:
     patient = live.person(Role.PATIENT)
     client = live.client()
     live.sign_in(client, patient)
-    token = accounts.issue_api_token(live.vault, actor=patient.actor).token
+    token = api_tokens.issue_api_token(live.vault, actor=patient.actor).token
     with live.vault.engine.begin() as conn:
         conn.execute(text("DROP TABLE consents"))  # a fault no user could cause
     page = client.get("/portal/consents")
@@ -115,7 +115,7 @@ def test_nothing_with_patient_data_may_be_cached(live: Live) -> None:
     )  # fmt: skip
     client = live.client()
     live.sign_in(client, patient)
-    token = accounts.issue_api_token(live.vault, actor=patient.actor).token
+    token = api_tokens.issue_api_token(live.vault, actor=patient.actor).token
     bearer = {"Authorization": f"Bearer {token}"}
     for url, headers in (
         ("/portal", {}),

@@ -15,7 +15,7 @@ from datetime import timedelta
 import httpx2 as httpx
 
 from skinvault.actors import Role
-from skinvault.services import accounts, photos, sharing
+from skinvault.services import api_tokens, photos, sharing
 from tests import factories
 from tests.security.conftest import Live
 
@@ -34,7 +34,7 @@ def test_fifty_opens_and_twenty_uploads_at_once_never_answer_5xx(live: Live) -> 
         live.vault, photo_id=stored.id, actor=patient.actor, recipient="gp@surgery.example",
         expires_in=timedelta(days=1), single_use=False, password=LINK_PASSWORD,
     )  # fmt: skip
-    token = accounts.issue_api_token(live.vault, actor=patient.actor).token
+    token = api_tokens.issue_api_token(live.vault, actor=patient.actor).token
     upload = factories.jpeg()
 
     def open_link(_: int) -> int:

@@ -19,7 +19,7 @@ from datetime import timedelta
 import httpx2 as httpx
 
 from skinvault.actors import Role
-from skinvault.services import accounts, photos, sharing
+from skinvault.services import api_tokens, photos, sharing
 from tests import factories
 from tests.security.conftest import Live, Person, csrf_of
 
@@ -49,7 +49,7 @@ def _open(live: Live, token: str, password: str) -> int:
 
 
 def _bearer(live: Live, person: Person) -> dict[str, str]:
-    token = accounts.issue_api_token(live.vault, actor=person.actor).token
+    token = api_tokens.issue_api_token(live.vault, actor=person.actor).token
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 from skinvault.actors import Actor, Role
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose
-from skinvault.services.accounts import SessionInfo
 from skinvault.services.history import HistoryEntry, visits
+from skinvault.services.web_sessions import SessionInfo
 from skinvault.web.pages import common
 
 T0 = datetime(2026, 12, 2, 9, 10, tzinfo=UTC)

@@ -13,7 +13,7 @@ Busy handling: a writer waits for the lock up to ``_SQLITE_BUSY_MS`` (SQLite's b
 handler retries within that bound), and a request waits for a pooled connection up to
 ``_POOL_WAIT_S``. Both bounds hold only because no transaction does slow work (password
 hashing, decoding, decrypting, network) while it holds the lock; see
-:mod:`skinvault.services.sharing`. Past the bound, :func:`is_busy` lets the web layer
+:mod:`skinvault.services.share_open`. Past the bound, :func:`is_busy` lets the web layer
 answer "busy, try again" (429 with Retry-After) instead of a 500.
 """
 

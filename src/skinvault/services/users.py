@@ -28,7 +28,7 @@ from skinvault.bootstrap import Vault
 from skinvault.db.models import AccountLink, User
 from skinvault.errors import AccessDenied, AuthenticationFailed, ConfigError, NotFound
 from skinvault.policy.decide import decide_account_management
-from skinvault.services import accounts
+from skinvault.services import credentials, signin, totp
 from skinvault.services import signin_limits as limits_mod
 from skinvault.services.admin import create_user
 from skinvault.services.passwords import HASHER, MAX_PASSWORD_LENGTH, problem_with
@@ -173,7 +173,7 @@ def find_user(vault: Vault, *, actor: Actor, who: str) -> str:
 def issue_link(vault: Vault, *, actor: Actor, user_id: str, kind: LinkKind) -> str:
     """A one-time link token for ``user_id``; earlier unused links of the user end."""
     _authorize(actor, user_id, kind.value)
-    token = accounts.urlsafe_token(vault)
+    token = credentials.urlsafe_token(vault)
     now = vault.clock.now()
     with vault.sessions.begin() as session:
         user = _user(session, user_id)
@@ -250,14 +250,14 @@ def link_info(vault: Vault, token: str) -> LinkInfo:
         return _info(*_live_link(session, token, vault.clock.now()))
 
 
-def begin_link_enrolment(vault: Vault, token: str) -> accounts.TotpEnrolment:
+def begin_link_enrolment(vault: Vault, token: str) -> totp.TotpEnrolment:
     """A fresh TOTP secret for the link's account, pending until :func:`use_link`."""
     with vault.reading() as session:
         link, user = _live_link(session, token, vault.clock.now())
         info, user_id = _info(link, user), user.id
     if not info.needs_totp:
         raise ConfigError("this link does not set up two-step sign-in")
-    return accounts.begin_totp_enrolment(vault, user_id)
+    return totp.begin_totp_enrolment(vault, user_id)
 
 
 def use_link(
@@ -281,7 +281,7 @@ def use_link(
             raise ConfigError(problem)
         assert password is not None
         fresh = HASHER.hash(password)  # outside the write transaction
-    if info.asks_current_password and not accounts.password_matches(
+    if info.asks_current_password and not signin.password_matches(
         stored, (current_password or "")[:MAX_PASSWORD_LENGTH]
     ):
         raise AuthenticationFailed("the current password is wrong")
@@ -289,14 +289,14 @@ def use_link(
         link, user = _live_link(session, token, now)
         if user.id != user_id or user.password_hash != stored:
             raise AuthenticationFailed(INVALID_LINK)
-        if info.needs_totp and not accounts.confirm_pending_totp(vault, user, code or "", now):
+        if info.needs_totp and not totp.confirm_pending_totp(vault, user, code or "", now):
             raise AuthenticationFailed(
                 "that code did not match; check the time on your phone and try the next code"
             )
         if fresh is not None:
             user.password_hash = fresh
         link.used_at = now
-        accounts.revoke_everything(session, user.id, now)
+        signin.revoke_everything(session, user.id, now)
         actor = Actor(user.id, Role(user.role), user.display_name)
         _audit(session, vault, actor, Action.ACCOUNT_LINK_USE, user.id, f"{info.kind.value} done")
     return actor
@@ -324,7 +324,7 @@ def set_disabled(vault: Vault, *, actor: Actor, user_id: str, disabled: bool) ->
         user = _user(session, user_id)
         user.disabled = disabled
         if disabled:
-            accounts.revoke_everything(session, user.id, now)
+            signin.revoke_everything(session, user.id, now)
         _audit(
             session,
             vault,
@@ -349,7 +349,7 @@ def reset_password(vault: Vault, *, actor: Actor, user_id: str) -> str:
     """A one-time link with which the owner chooses a new password. The old password keeps
     working until then (a reset link sent to the wrong person must not lock the owner out)."""
     _authorize(actor, user_id, "reset-password")
-    token = accounts.urlsafe_token(vault)
+    token = credentials.urlsafe_token(vault)
     now = vault.clock.now()
     with vault.sessions.begin() as session:
         user = _user(session, user_id)
@@ -362,7 +362,7 @@ def reset_second_factor(vault: Vault, *, actor: Actor, user_id: str) -> str:
     """Clear the account's authenticator (a lost phone): its sessions and tokens end, and it
     must re-enrol through the returned one-time link (which also asks for the password)."""
     _authorize(actor, user_id, "reset-totp")
-    token = accounts.urlsafe_token(vault)
+    token = credentials.urlsafe_token(vault)
     now = vault.clock.now()
     with vault.sessions.begin() as session:
         user = _user(session, user_id)
@@ -371,7 +371,7 @@ def reset_second_factor(vault: Vault, *, actor: Actor, user_id: str) -> str:
         user.totp_secret_enc = None
         user.totp_confirmed = False
         user.totp_last_step = None
-        accounts.revoke_everything(session, user.id, now)
+        signin.revoke_everything(session, user.id, now)
         _audit(
             session, vault, actor, Action.USER_RESET_TOTP, user.id, "authenticator cleared"
         )

@@ -20,7 +20,16 @@ from skinvault.errors import ConfigError, NotFound, SecondFactorPending
 from skinvault.photos.findings import Finding
 from skinvault.policy.decide import PatientAction
 from skinvault.policy.purposes import PURPOSE_TEXTS, Purpose, Scope
-from skinvault.services import accounts, consents, deletion, history, photos, records, sharing
+from skinvault.services import (
+    api_tokens,
+    consents,
+    deletion,
+    history,
+    photos,
+    records,
+    sharing,
+    signin,
+)
 from skinvault.services.thumbnails import PreviewPending, read_preview
 from skinvault.web.deps import PENDING_MESSAGE, client_address, scoped, vault_of
 from skinvault.web.links import outward_url
@@ -166,7 +175,7 @@ class SentList(BaseModel):
 def token(body: TokenRequest, request: Request) -> TokenResponse:
     """Exchange e-mail, password (and TOTP code where required) for a bearer token."""
     vault = vault_of(request)
-    signed_in = accounts.authenticate(
+    signed_in = signin.authenticate(
         vault,
         email=body.email,
         password=body.password,
@@ -175,8 +184,8 @@ def token(body: TokenRequest, request: Request) -> TokenResponse:
     )
     if signed_in.needs_totp_enrolment:
         raise SecondFactorPending(PENDING_MESSAGE)
-    scopes = frozenset(body.scopes) if body.scopes is not None else accounts.API_SCOPES
-    issued = accounts.issue_api_token(vault, actor=signed_in.actor, scopes=scopes)
+    scopes = frozenset(body.scopes) if body.scopes is not None else api_tokens.API_SCOPES
+    issued = api_tokens.issue_api_token(vault, actor=signed_in.actor, scopes=scopes)
     return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
 
 

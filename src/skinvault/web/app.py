@@ -33,7 +33,7 @@ from skinvault.config import Settings
 from skinvault.db.engine import is_busy
 from skinvault.db.models import AuditEvent, MailOutbox
 from skinvault.errors import Busy, SkinvaultError
-from skinvault.services import jobs, privacy, sharing
+from skinvault.services import jobs, privacy, share_open
 from skinvault.services.checkpoints import CheckpointSchedule
 from skinvault.services.job_kinds import PERIODIC
 from skinvault.services.maintenance import MaintenanceSchedule
@@ -226,7 +226,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
         """The shared image, for the recipient; a withdrawn, expired or used link gets 410,
         a wrong password or a locked link 403, too many refused tries from one address 429."""
         password = request.headers.get("x-link-password")  # never in the URL, where logs keep it
-        got = sharing.open_share_link(
+        got = share_open.open_share_link(
             pages.vault(request),
             token=token,
             password=password,

@@ -15,8 +15,8 @@ from fastapi import Request
 
 from skinvault.actors import Actor
 from skinvault.bootstrap import Vault
-from skinvault.errors import AccessDenied, SecondFactorPending
-from skinvault.services import accounts
+from skinvault.errors import AccessDenied, AuthenticationFailed, SecondFactorPending
+from skinvault.services import api_tokens, web_sessions
 
 SESSION_COOKIE = "skinvault_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -36,7 +36,7 @@ def client_address(request: Request) -> str:
 class Caller:
     actor: Actor
     csrf_token: str | None  # None for bearer tokens, which are not sent by browsers on their own
-    scopes: frozenset[str] = accounts.API_SCOPES  # a portal session may do all a token may
+    scopes: frozenset[str] = api_tokens.API_SCOPES  # a portal session may do all a token may
 
 
 def vault_of(request: Request) -> Vault:
@@ -50,23 +50,23 @@ def caller(request: Request) -> Caller:
     vault = vault_of(request)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        actor, scopes = accounts.token_holder(vault, header[7:].strip())
+        actor, scopes = api_tokens.token_holder(vault, header[7:].strip())
         request.state.actor_id = actor.id  # for the request log (an opaque id, no name)
         return Caller(actor, None, scopes)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        info = accounts.actor_for_session(vault, cookie)
+        info = web_sessions.actor_for_session(vault, cookie)
         if info.second_factor_pending:
             raise SecondFactorPending(PENDING_MESSAGE)
         if request.method not in SAFE_METHODS:
             sent = request.headers.get("x-csrf-token")
             if sent != info.csrf_token:
-                raise accounts.AuthenticationFailed(
+                raise AuthenticationFailed(
                     "the form is out of date (missing or wrong CSRF token); reload the page"
                 )
         request.state.actor_id = info.actor.id
         return Caller(info.actor, info.csrf_token)
-    raise accounts.AuthenticationFailed("sign in, or send a bearer token from /api/v1/auth/token")
+    raise AuthenticationFailed("sign in, or send a bearer token from /api/v1/auth/token")
 
 
 def api_actor(request: Request) -> Actor:
@@ -75,7 +75,7 @@ def api_actor(request: Request) -> Actor:
 
 def scoped(scope: str) -> Callable[[Request], Actor]:
     """A dependency: the caller, if their token carries ``scope`` (answered 403 otherwise)."""
-    assert scope in accounts.API_SCOPES, scope
+    assert scope in api_tokens.API_SCOPES, scope
 
     def dependency(request: Request) -> Actor:
         who = caller(request)

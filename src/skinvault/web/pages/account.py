@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from skinvault.errors import SkinvaultError
-from skinvault.services import accounts, users
+from skinvault.services import signin, users
 from skinvault.services.passwords import MIN_PASSWORD_LENGTH
 from skinvault.web.pages.common import (
     check_csrf,
@@ -104,7 +104,7 @@ async def change_password(request: Request) -> Response:
     else:
         try:
             await run_in_threadpool(
-                lambda: accounts.change_password(
+                lambda: signin.change_password(
                     v,
                     actor=info.actor,
                     old=f.get("old", ""),

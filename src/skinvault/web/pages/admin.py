@@ -12,10 +12,10 @@ from skinvault.actors import Role
 from skinvault.errors import AccessDenied, SkinvaultError
 from skinvault.policy.decide import decide_operation
 from skinvault.services import (
-    accounts,
     admin,
     deletion,
     jobs,
+    web_sessions,
 )
 from skinvault.web.pages.common import (
     check_csrf,
@@ -46,7 +46,7 @@ async def admin_verify(request: Request) -> Response:
     return _admin_page(request, info, report=text)
 
 
-def _admin(request: Request) -> accounts.SessionInfo:
+def _admin(request: Request) -> web_sessions.SessionInfo:
     info = signed_in(request)
     decision = decide_operation(info.actor)
     if not decision.allowed:
@@ -54,7 +54,7 @@ def _admin(request: Request) -> accounts.SessionInfo:
     return info
 
 
-def _admin_page(request: Request, info: accounts.SessionInfo, **extra: Any) -> HTMLResponse:
+def _admin_page(request: Request, info: web_sessions.SessionInfo, **extra: Any) -> HTMLResponse:
     v = vault(request)
     search = (request.query_params.get("q") or "").strip()[:100]
     recent = admin.audit_events(v, actor=info.actor, containing=search or None)

@@ -16,11 +16,11 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from skinvault.bootstrap import Vault
-from skinvault.errors import AccessDenied, SecondFactorPending, SkinvaultError
+from skinvault.errors import AccessDenied, AuthenticationFailed, SecondFactorPending, SkinvaultError
 from skinvault.policy.decide import PatientAction
 from skinvault.services import (
-    accounts,
     records,
+    web_sessions,
 )
 from skinvault.services.tracking import CONDITION_LABELS
 from skinvault.tracking import sites as _body_sites
@@ -85,14 +85,14 @@ templates.env.filters["short_ids"] = short_ids
 FLASH_COOKIE = "sv_flash"
 
 
-def _flash_mac(info: accounts.SessionInfo, text: str) -> str:
+def _flash_mac(info: web_sessions.SessionInfo, text: str) -> str:
     # Bound to the session (its CSRF token is the key): another session, or a cookie set by
     # anyone else, shows nothing.
     return hmac.new(info.csrf_token.encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def flash_redirect(
-    url: str, info: accounts.SessionInfo, text: str, status_code: int = 303
+    url: str, info: web_sessions.SessionInfo, text: str, status_code: int = 303
 ) -> RedirectResponse:
     """Redirect after a form, and show ``text`` once on the next page (as a status line).
 
@@ -116,7 +116,7 @@ def flash_redirect(
 
 def _take_flash(request: Request, info: object) -> str | None:
     raw = request.cookies.get(FLASH_COOKIE)
-    if not raw or not isinstance(info, accounts.SessionInfo):
+    if not raw or not isinstance(info, web_sessions.SessionInfo):
         return None
     mac, _, quoted = raw.partition(".")
     text = unquote(quoted)
@@ -133,37 +133,37 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return response
 
 
-def any_session(request: Request) -> accounts.SessionInfo | None:
+def any_session(request: Request) -> web_sessions.SessionInfo | None:
     """The browser's live session, including one still waiting for its second factor."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
     try:
-        return accounts.actor_for_session(vault(request), cookie)
-    except accounts.AuthenticationFailed:
+        return web_sessions.actor_for_session(vault(request), cookie)
+    except AuthenticationFailed:
         return None
 
 
-def current_session(request: Request) -> accounts.SessionInfo | None:
+def current_session(request: Request) -> web_sessions.SessionInfo | None:
     """The browser's fully signed-in session, or None (a pending one counts as none)."""
     info = any_session(request)
     return None if info is None or info.second_factor_pending else info
 
 
-def signed_in(request: Request) -> accounts.SessionInfo:
+def signed_in(request: Request) -> web_sessions.SessionInfo:
     """The fully signed-in session; else the page sends the browser to sign in (or, for
     a session waiting for its second factor, to the enrolment page)."""
     info = any_session(request)
     if info is None:
-        raise accounts.AuthenticationFailed("please sign in")
+        raise AuthenticationFailed("please sign in")
     if info.second_factor_pending:
         raise SecondFactorPending(PENDING_MESSAGE)
     return info
 
 
-def check_csrf(info: accounts.SessionInfo, fields: dict[str, str]) -> None:
+def check_csrf(info: web_sessions.SessionInfo, fields: dict[str, str]) -> None:
     if fields.get("csrf") != info.csrf_token:
-        raise accounts.AuthenticationFailed(
+        raise AuthenticationFailed(
             "the form is out of date; reload the page and try again"
         )
 
@@ -173,7 +173,7 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-def own_record(request: Request, info: accounts.SessionInfo, action: PatientAction) -> str:
+def own_record(request: Request, info: web_sessions.SessionInfo, action: PatientAction) -> str:
     """The signed-in patient's own record id, after the record-level policy decision."""
     v = vault(request)
     patient_id = records.patient_of_user(v, info.actor.id)

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from skinvault.errors import NotFound, SkinvaultError
-from skinvault.services import accounts, notifications
+from skinvault.services import notifications, web_sessions
 from skinvault.web.pages.common import (
     check_csrf,
     error_page,
@@ -33,7 +33,7 @@ DELIVERY_LABELS = {
 }
 
 
-def unread_for(request: Request, info: accounts.SessionInfo | None) -> int:
+def unread_for(request: Request, info: web_sessions.SessionInfo | None) -> int:
     """Unread notices of the signed-in user, for the header (0 when signed out)."""
     if info is None or info.second_factor_pending:
         return 0

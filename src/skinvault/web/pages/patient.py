@@ -21,8 +21,8 @@ from skinvault.services import (
     sharing,
     tracking,
 )
-from skinvault.services.accounts import SessionInfo
 from skinvault.services.preview import CHECKLIST
+from skinvault.services.web_sessions import SessionInfo
 from skinvault.tracking import sites as body_sites
 from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (

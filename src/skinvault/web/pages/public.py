@@ -13,12 +13,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from skinvault.actors import Actor
 from skinvault.errors import (
     AccountLocked,
+    AuthenticationFailed,
     LinkRefused,
     SkinvaultError,
     TooManyAttempts,
     TooManyLinkTries,
 )
-from skinvault.services import accounts, sharing, signups, users, versions
+from skinvault.services import (
+    setup_tokens,
+    share_open,
+    sharing,
+    signin,
+    signups,
+    users,
+    versions,
+    web_sessions,
+)
 from skinvault.web.deps import PENDING_MESSAGE, SESSION_COOKIE, client_address
 from skinvault.web.pages.common import (
     any_session,
@@ -55,7 +65,7 @@ async def login(request: Request) -> Response:
     target = safe_next(f.get("next"))
     try:
         signed = await run_in_threadpool(
-            lambda: accounts.authenticate(
+            lambda: signin.authenticate(
                 v,
                 email=f.get("email", ""),
                 password=f.get("password", ""),
@@ -63,14 +73,14 @@ async def login(request: Request) -> Response:
                 address=client_address(request),
             )
         )
-    except accounts.AuthenticationFailed as exc:
+    except AuthenticationFailed as exc:
         status = 429 if isinstance(exc, TooManyAttempts | AccountLocked) else 401
         return render(
             request, "login.html", status_code=status, info=None, error=str(exc), next=target
         )
     pending = signed.needs_totp_enrolment
     new = await run_in_threadpool(
-        lambda: accounts.start_session(v, signed.actor, second_factor_pending=pending)
+        lambda: web_sessions.start_session(v, signed.actor, second_factor_pending=pending)
     )
     response = RedirectResponse("/enrol-totp" if pending else target, status_code=303)
     set_session_cookie(response, new.cookie_value, request)
@@ -84,7 +94,7 @@ async def logout(request: Request) -> Response:
     info = any_session(request)
     if cookie and info is not None:
         check_csrf(info, await form_fields(request))
-        await run_in_threadpool(accounts.end_session, vault(request), cookie)
+        await run_in_threadpool(web_sessions.end_session, vault(request), cookie)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -113,7 +123,7 @@ async def signup(request: Request) -> Response:
     except SkinvaultError as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 400
         return render(request, "signup.html", status_code=status, info=None, error=str(exc))
-    new = await run_in_threadpool(accounts.start_session, v, made)
+    new = await run_in_threadpool(web_sessions.start_session, v, made)
     response = RedirectResponse("/portal", status_code=303)
     set_session_cookie(response, new.cookie_value, request)
     return response
@@ -130,7 +140,7 @@ async def setup(token: str, request: Request) -> Response:
     v = vault(request)
     try:
         made = await run_in_threadpool(
-            lambda: accounts.use_setup_token(
+            lambda: setup_tokens.use_setup_token(
                 v,
                 token,
                 email=f.get("email", ""),
@@ -194,7 +204,7 @@ async def link_open(token: str, request: Request) -> Response:
     address = client_address(request)
     try:
         got = await run_in_threadpool(
-            lambda: sharing.open_share_link(
+            lambda: share_open.open_share_link(
                 v, token=token, password=f.get("password") or None, address=address
             )
         )

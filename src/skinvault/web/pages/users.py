@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from skinvault.actors import Role
 from skinvault.errors import SkinvaultError
 from skinvault.services import users
-from skinvault.services.accounts import SessionInfo
+from skinvault.services.web_sessions import SessionInfo
 from skinvault.web.links import outward_url
 from skinvault.web.pages.common import check_csrf, form_fields, render, signed_in, vault
 
