@@ -106,4 +106,38 @@ def test_body_map_series_chart_and_aligned_comparison(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"]  # nothing wider than the phone
     shot(page, "tracking-05-compare-swipe")
+
+    # Measure the first visit again: draw the region and a part to leave out on the photo.
+    page.goto("/portal/sites/forearm-left")
+    entry = page.locator("ol.series > li").first
+    entry.get_by_text("Correct the date or details").click()
+    roi = entry.locator("[data-roi]")
+    roi.locator("img").wait_for()
+    page.wait_for_function(
+        "el => el.complete && el.naturalWidth > 0", arg=roi.locator("img").element_handle()
+    )
+
+    def drag(x0: float, y0: float, x1: float, y1: float) -> None:
+        roi.scroll_into_view_if_needed()
+        box = roi.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=5)
+        page.mouse.up()
+
+    drag(0.1, 0.1, 0.9, 0.9)  # the region: most of the photo
+    fields = [int(entry.locator(f"input[name={k}]").input_value()) for k in "xywh"]
+    # In the photo's own pixels (800 x 600), not the thumbnail's, within a pixel or so.
+    assert all(abs(a - b) <= 4 for a, b in zip(fields, (80, 60, 640, 480), strict=True)), fields
+    entry.get_by_label("a part to leave out (hair, clothing, background)").check()
+    drag(0.7, 0.1, 0.85, 0.3)
+    line = entry.locator("textarea[name=exclude]").input_value().strip()
+    assert len(line.split(",")) == 4, line
+    assert entry.locator(".roi-box.region").count() == 1
+    assert entry.locator(".roi-box.leave-out").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "tracking-06-draw-region")
+    entry.get_by_role("button", name="Measure again").click()
+    page.get_by_text("in the chosen region, 1 part left out").wait_for()
     ctx.close()

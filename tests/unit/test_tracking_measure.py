@@ -74,6 +74,18 @@ def test_region_limits_the_measurement_and_must_be_inside() -> None:
         me.measure(img, region=(5000, 0, 10, 10))
 
 
+def test_a_part_left_out_is_not_measured_and_boxes_must_touch_the_photo() -> None:
+    img, truth = _photo(0.1)  # the pale disc sits in the middle (400, 300)
+    whole, _ = me.measure(img)
+    assert abs(whole.depigmented_percent - truth) <= 4.0
+    left_out, _ = me.measure(img, exclude=[(250, 150, 300, 300)])  # the disc and around it
+    assert left_out.depigmented_percent <= 1.0
+    with pytest.raises(RegionOutside, match=r"The part to leave out 900,0,10,10 is not inside"):
+        me.measure(img, exclude=[(900, 0, 10, 10)])
+    with pytest.raises(RegionOutside, match=r"The region 0,0,0,10 .*\(800 × 600 pixels"):
+        me.measure(img, region=(0, 0, 0, 10))
+
+
 def test_background_is_not_skin() -> None:
     img, _ = _photo(0.0)
     img[:, :400] = (40, 120, 40)  # green cloth on the left half

@@ -91,6 +91,8 @@ class SeriesEntry:
     details: CaptureDetails
     measurement: MeasurementView | None  #: None when not measured yet or not allowed
     measurement_hidden: bool  #: the policy refused showing it
+    width: int = 0  #: the photo's upright size in pixels (the space regions are drawn in)
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,8 @@ def series(
                     details=_open_details(vault, photo),
                     measurement=shown,
                     measurement_hidden=hidden,
+                    width=photo.width,
+                    height=photo.height,
                 )
             )
     entries.sort(key=lambda e: (e.taken_on, e.photo_id))

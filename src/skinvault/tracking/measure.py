@@ -148,6 +148,16 @@ def depigmented(bgr: Pixels, area: Mask, notes: list[str]) -> Mask:
     return np.asarray(smooth, dtype=bool) & area
 
 
+def _inside(box: tuple[int, int, int, int], w: int, h: int, what: str) -> None:
+    """Refuse a box (x, y, w, h in the photo's upright pixels) with no area inside the photo."""
+    x, y, bw, bh = box
+    if bw <= 0 or bh <= 0 or x < 0 or y < 0 or x >= w or y >= h:
+        raise RegionOutside(
+            f"{what} {x},{y},{bw},{bh} is not inside the photo ({w} × {h} pixels, x and y "
+            "from the top left corner)."
+        )
+
+
 def _region_mask(
     shape: tuple[int, ...], region: tuple[int, int, int, int] | None, scale: float
 ) -> Mask:
@@ -170,6 +180,10 @@ def measure(
 ) -> tuple[Measurement, dict[str, Mask]]:
     """Measure one photo (BGR). `region`/`exclude` are x, y, w, h in the photo's pixels."""
     h0, w0 = bgr.shape[:2]
+    if region is not None:
+        _inside(region, w0, h0, "The region")
+    for ex in exclude or []:
+        _inside(ex, w0, h0, "The part to leave out")
     scale = min(1.0, WORK_SIZE / max(h0, w0))
     img = bgr
     if scale < 1.0:

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from skinvault.actors import Role
-from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultError
+from skinvault.errors import AccessDenied, NotFound, RegionOutside, RequestInvalid, SkinvaultError
 from skinvault.services import photos, records, tracking
 from skinvault.tracking import sites as body_sites
 from skinvault.web.pages.common import (
@@ -318,7 +318,8 @@ async def capture_details(request: Request, photo_id: str) -> Response:
 
 @router.post("/portal/photos/{photo_id}/measure", response_class=HTMLResponse)
 async def measure_again(request: Request, photo_id: str) -> Response:
-    """Measure inside a region the clinician or patient confirmed (x, y, w, h in pixels)."""
+    """Measure inside a region the clinician or patient drew or typed (x, y, w, h in the
+    photo's pixels), leaving out the parts they marked (hair, clothing, background)."""
     info = signed_in(request)
     v = vault(request)
     fields = await form_fields(request)
@@ -331,9 +332,44 @@ async def measure_again(request: Request, photo_id: str) -> Response:
         region = None if box == (-1, -1, -1, -1) else box
         if region is not None and (min(region) < 0 or region[2] == 0 or region[3] == 0):
             raise RequestInvalid("The region needs x, y of 0 or more and a width and height.")
+        exclude = parse_boxes(fields.get("exclude", ""))
         await run_in_threadpool(
-            lambda: tracking.measure_photo(v, photo_id, actor=info.actor, region=region)  # type: ignore[arg-type]
+            lambda: tracking.measure_photo(
+                v,
+                photo_id,
+                actor=info.actor,
+                region=region,  # type: ignore[arg-type]
+                exclude=exclude,
+            )
         )
     except SkinvaultError as exc:
-        return error_page(request, exc, 422 if isinstance(exc, RequestInvalid) else 403)
+        invalid = isinstance(exc, RequestInvalid | RegionOutside)
+        return error_page(request, exc, 422 if invalid else 403)
     return RedirectResponse(_back(request, fields), status_code=303)
+
+
+MAX_LEFT_OUT = 20
+
+
+def parse_boxes(text: str) -> list[tuple[int, int, int, int]]:
+    """The parts to leave out: one box a line, "x, y, w, h" in the photo's pixels."""
+    boxes: list[tuple[int, int, int, int]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.replace(",", " ").split()
+        try:
+            x, y, w, h = (int(p) for p in parts)
+        except ValueError:
+            raise RequestInvalid(
+                f"Line {n} of the parts to leave out should be four whole numbers: x, y, w, h."
+            ) from None
+        if min(x, y) < 0 or w <= 0 or h <= 0:
+            raise RequestInvalid(
+                f"Line {n} of the parts to leave out needs x, y of 0 or more "
+                "and a width and height."
+            )
+        boxes.append((x, y, w, h))
+    if len(boxes) > MAX_LEFT_OUT:
+        raise RequestInvalid(f"Leave out at most {MAX_LEFT_OUT} parts of a photo.")
+    return boxes
