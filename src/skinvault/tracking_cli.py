@@ -2,6 +2,7 @@
 
     $ skinvault align before.jpg after.jpg --out after-aligned.jpg --json
     $ skinvault measure visit1.jpg visit2.jpg --region 100,80,900,700 --json
+    $ skinvault measure visit1.jpg --exclude 0,0,300,200 --exclude 900,0,124,200
 
 Exit codes: 0 done; 1 a file could not be read or aligned/measured (named, others
 still done); 2 usage error. ``align`` exits 0 with ``"confident": false`` when the
@@ -61,15 +62,15 @@ def align(
         out.print(f"not aligned: {result.reason} - compare the photos side by side")
 
 
-def _region(text: str | None) -> tuple[int, int, int, int] | None:
+def _region(text: str | None, what: str = "the region") -> tuple[int, int, int, int] | None:
     if text is None:
         return None
     try:
         x, y, w, h = (int(v) for v in text.split(","))
     except ValueError as exc:
-        raise typer.BadParameter("give the region as x,y,w,h in pixels") from exc
+        raise typer.BadParameter(f"give {what} as x,y,w,h in pixels") from exc
     if w <= 0 or h <= 0 or x < 0 or y < 0:
-        raise typer.BadParameter("the region needs x,y >= 0 and w,h > 0")
+        raise typer.BadParameter(f"{what} needs x,y >= 0 and w,h > 0")
     return (x, y, w, h)
 
 
@@ -78,6 +79,13 @@ def measure(
     region: Annotated[
         str | None, typer.Option("--region", help="Only inside x,y,w,h (pixels, upright photo).")
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            help="Leave out x,y,w,h (hair, clothing, background); repeat for several parts.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Share of skin, and of that skin depigmented - a measurement aid, not a diagnosis."""
@@ -85,11 +93,12 @@ def measure(
     from skinvault.tracking import measure as me
 
     box = _region(region)
+    left_out = [b for t in exclude or [] if (b := _region(t, "a part to leave out"))]
     results: list[dict[str, object]] = []
     failed = False
     for path in files:
         try:
-            m, _ = me.measure(al.decode(_read(path)), region=box)
+            m, _ = me.measure(al.decode(_read(path)), region=box, exclude=left_out)
         except SkinvaultError as exc:
             failed = True
             results.append({"input": str(path), "error": str(exc)})

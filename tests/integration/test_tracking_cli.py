@@ -74,3 +74,20 @@ def test_measure_region_usage_error(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "p.png"), img)
     res = runner.invoke(app, ["measure", str(tmp_path / "p.png"), "--region", "1,2,3"])
     assert res.exit_code == 2
+
+
+def test_measure_leaves_out_the_parts_given_and_refuses_a_part_outside(tmp_path: Path) -> None:
+    img, truth = _photo(0.1)  # a pale disc in the middle of 800 x 600
+    cv2.imwrite(str(tmp_path / "p.png"), img)
+    res = runner.invoke(app, ["measure", str(tmp_path / "p.png"), "--json"])
+    assert abs(json.loads(res.stdout)["files"][0]["depigmented_percent"] - truth) <= 2
+    args = ["measure", str(tmp_path / "p.png"), "--exclude", "250,150,300,300", "--json"]
+    res = runner.invoke(app, [*args, "--exclude", "0,0,10,10"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["files"][0]["depigmented_percent"] <= 1.0
+    res = runner.invoke(app, [*args, "--exclude", "900,0,10,10"])
+    assert res.exit_code == 1
+    error = json.loads(res.stdout)["files"][0]["error"]
+    assert "900,0,10,10 is not inside the photo (800 × 600 pixels" in error
+    res = runner.invoke(app, ["measure", str(tmp_path / "p.png"), "--exclude", "1,2,-3,4"])
+    assert res.exit_code == 2 and "a part to leave out needs" in res.output
