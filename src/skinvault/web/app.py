@@ -38,7 +38,7 @@ from skinvault.services.checkpoints import CheckpointSchedule
 from skinvault.services.job_kinds import PERIODIC
 from skinvault.services.maintenance import MaintenanceSchedule
 from skinvault.services.notifications import NotificationWorker
-from skinvault.web import api, api_interop, fhir, observe, pages, problems
+from skinvault.web import api, api_interop, api_tracking, fhir, observe, pages, problems
 from skinvault.web.deps import client_address
 from skinvault.web.docs import mount_api_docs
 from skinvault.web.health import Readiness
@@ -161,6 +161,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(api_interop.router)
+    app.include_router(api_tracking.router)
     app.include_router(fhir.router)
     app.include_router(pages.router)
     mount_api_docs(app)  # before /static: it mounts /static/swagger-ui
