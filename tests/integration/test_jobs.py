@@ -518,6 +518,134 @@ def test_a_heic_upload_gets_its_display_copy_ahead_of_the_first_view(vault: Vaul
     assert jobs.status(vault).counts["dead"] == 0
 
 
+def _heic(size: tuple[int, int] = (400, 300), orientation: int = 6) -> bytes:
+    """A noisy HEVC HEIF with an ICC profile and an EXIF orientation that turns it."""
+    import pillow_heif
+    from PIL import Image, ImageCms
+
+    pixels = Image.effect_noise(size, 60).convert("RGB")
+    pixels.info["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    heif_file = pillow_heif.from_pillow(pixels)
+    heif_file.info["exif"] = factories.gps_exif(orientation)
+    out = io.BytesIO()
+    heif_file.save(out)
+    return out.getvalue()
+
+
+def _display_bytes(vault: Vault, photo_id: str) -> bytes:
+    with vault.reading() as session:
+        row = session.scalars(
+            select(Derivative).where(Derivative.photo_id == photo_id, Derivative.kind == "display")
+        ).one()
+        derivative_id, blob_key, wrapped = row.id, row.blob_key, row.wrapped_dek
+    assert wrapped is not None
+    return photos._decrypt(vault, object_id=derivative_id, kind="display",
+                                    blob_key=blob_key, wrapped=wrapped)  # fmt: skip
+
+
+def test_a_heic_display_version_is_made_from_the_pixels_the_upload_decoded(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A HEIC upload is decoded in full (no scaled HEVC decoding): its display-version job
+    in the same process uses those pixels — it succeeds with the photo's blob gone (so it
+    neither decrypted nor decoded it) and makes byte for byte the version a job that
+    decodes the photo again makes (turned upright by its EXIF orientation)."""
+    from PIL import Image
+
+    monkeypatch.setattr(thumbnails, "_HANDOFF_PIXELS", 100)
+    vault = bootstrap(_settings(database_url, tmp_path, thumbnail_size=32), create=True)
+    try:
+        patient, _ = _people(vault)
+        data = _heic()
+        handed = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+        decoded = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+        assert thumbnails.full_pixels(decoded.id) is not None  # this one decodes in its job
+        assert thumbnails._handed_over(decoded.id) is not None
+        assert thumbnails._full[handed.id][2].size == (300, 400)  # whole and upright
+        with vault.reading() as session:
+            blob_key = session.get(Photo, handed.id).blob_key  # type: ignore[union-attr]
+        vault.blobs.delete(blob_key)
+
+        assert jobs.run_pending(vault) == 4  # two thumbnails, two display versions
+        assert jobs.status(vault).counts["dead"] == 0
+        made = [_display_bytes(vault, p.id) for p in (handed, decoded)]
+        assert made[0] == made[1]
+        shown = Image.open(io.BytesIO(made[0]))
+        assert shown.format == "JPEG" and shown.size == (300, 400)
+        assert handed.id not in thumbnails._full  # taken by its job
+    finally:
+        vault.close()
+
+
+def test_full_decodes_are_kept_within_their_budget_and_only_for_display_formats(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst keeps the oldest full decodes that fit (jobs run oldest first); a PNG, which
+    gets no display version, loses its full decode when its thumbnail job runs."""
+    from collections import OrderedDict
+
+    from PIL import Image
+
+    monkeypatch.setattr(thumbnails, "_HANDOFF_PIXELS", 100)
+    monkeypatch.setattr(thumbnails, "FULL_BUDGET", 400 * 300 * 4)  # one of these photos
+    monkeypatch.setattr(thumbnails, "_full", OrderedDict())  # none left by earlier tests
+    vault = bootstrap(_settings(database_url, tmp_path, thumbnail_size=32), create=True)
+    try:
+        patient, _ = _people(vault)
+        first, _second = (photos.store_photo(vault, patient_id=patient, data=_heic(),
+                                             actor=OPERATOR) for _ in range(2))  # fmt: skip
+        assert list(thumbnails._full) == [first.id]
+        assert jobs.run_pending(vault) == 4  # the second decodes its photo again
+        assert jobs.status(vault).counts["dead"] == 0
+        assert not thumbnails._full
+
+        out = io.BytesIO()
+        Image.effect_noise((400, 300), 60).convert("RGB").save(out, "PNG")
+        png = photos.store_photo(vault, patient_id=patient, data=out.getvalue(), actor=OPERATOR)
+        assert png.id in thumbnails._full
+        assert jobs.run_pending(vault) == 1  # its thumbnail only
+        assert png.id not in thumbnails._full
+    finally:
+        vault.close()
+
+
+def test_a_server_without_job_threads_keeps_no_pixels_for_jobs(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``job_threads = 0``: a separate worker runs the jobs, so the uploads this process
+    takes leave nothing in its memory; once it stops, a process that runs jobs keeps them."""
+    settings = load_settings(data_dir=tmp_path / "data", database_url=database_url,
+                             job_threads=0)  # fmt: skip
+    app = create_app(settings)
+    vault = app.state.vault
+    try:
+        patient, _ = _people(vault)
+        with TestClient(app):  # the lifespan starts its Workers, with no threads
+            assert not jobs.jobs_run_here()
+            stored = [photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+                      for data in (factories.jpeg(), _heic((2100, 2100)))]  # fmt: skip
+            assert not any(p.id in thumbnails._handoff or p.id in thumbnails._full
+                           for p in stored)  # fmt: skip
+        assert jobs.jobs_run_here()
+        threaded = jobs.Workers(vault, threads=1, poll=60)
+        idle = jobs.Workers(vault, threads=0)
+        threaded.start()
+        idle.start()
+        try:
+            assert jobs.jobs_run_here()  # some thread here runs jobs
+        finally:
+            idle.stop()
+            threaded.stop()
+        after = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(),
+                                   actor=OPERATOR)  # fmt: skip
+        assert after.id in thumbnails._handoff
+        jobs.run_pending(vault)  # (the threaded Workers may have run some already)
+        assert jobs.status(vault).counts["dead"] == 0
+        assert all(len(_thumbnails(vault, p.id)) == 1 for p in [*stored, after])
+    finally:
+        vault.close()
+
+
 def test_a_periodic_kind_is_enqueued_once_per_period_whoever_schedules_it(
     vault: Vault, clock: SettableClock
 ) -> None:

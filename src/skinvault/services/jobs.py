@@ -347,9 +347,25 @@ class Periodic:
     every: float
 
 
+#: Workers started in this process: how many with job threads, how many without.
+_started = {"with threads": 0, "without": 0}
+_started_lock = threading.Lock()
+
+
+def jobs_run_here() -> bool:
+    """False when this process started its :class:`Workers` with no threads
+    (``job_threads = 0``: a separate ``skinvault jobs work`` runs the jobs) and none with
+    threads, so no job will run here; True otherwise — also where no Workers were started
+    (the CLI, a script or test calling :func:`run_pending`). What a job could reuse in
+    this process's memory (the upload's decoded pixels) is kept only while this is True."""
+    with _started_lock:
+        return bool(_started["with threads"]) or not _started["without"]
+
+
 class Workers:
     """``threads`` daemon threads running jobs; with ``periodic``, one of them also
-    enqueues the scheduled kinds when their period starts."""
+    enqueues the scheduled kinds when their period starts. Started with no threads it
+    runs nothing, and says so (:func:`jobs_run_here`) until stopped."""
 
     def __init__(
         self,
@@ -366,6 +382,7 @@ class Workers:
         self._stop = threading.Event()
         self._running: list[threading.Thread] = []
         self._scheduled: dict[str, int] = {}
+        self._declared: str | None = None  # the _started count this one is in, once started
         self.ran = 0
 
     def _schedule(self) -> None:
@@ -391,8 +408,19 @@ class Workers:
             _wake.wait(self.poll)
             _wake.clear()
 
+    def _declare(self, which: str | None) -> None:
+        with _started_lock:
+            if self._declared is not None:
+                _started[self._declared] -= 1
+            if which is not None:
+                _started[which] += 1
+            self._declared = which
+
     def start(self) -> None:
-        if self._running or self.threads <= 0:
+        if self._running or self._declared is not None:
+            return
+        self._declare("with threads" if self.threads > 0 else "without")
+        if self.threads <= 0:
             return
         self._stop.clear()
         for i in range(self.threads):
@@ -410,6 +438,7 @@ class Workers:
         _wake.set()
         for thread in threads:
             thread.join(timeout)
+        self._declare(None)
 
 
 # -- status ----------------------------------------------------------------------------
@@ -515,6 +544,7 @@ __all__ = [
     "enqueue",
     "handler",
     "job_state",
+    "jobs_run_here",
     "list_jobs",
     "retry",
     "run_one",

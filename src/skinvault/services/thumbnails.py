@@ -17,18 +17,26 @@ that does not decode); it hands them over (:func:`hand_over`) and a job that run
 the same process makes the thumbnail from them instead of decrypting and decoding the
 photo a second time. The hand-off is memory only, per process and bounded (the latest
 ``HANDOFF_MAX`` uploads, pixels at thumbnail scale); a job that finds nothing there —
-another process, a restart, a burst — decodes the photo as before.
+another process, a restart, a burst — decodes the photo as before. A process that runs no
+jobs (``serve`` with ``job_threads = 0``) keeps nothing.
+
+HEIC/HEIF and TIFF uploads are decoded in full at upload (no scaled decoding), and their
+``display_version`` job needs every pixel: those full decodes are kept too, apart
+(:func:`full_pixels`), within ``FULL_BUDGET`` bytes and for ``FULL_SECONDS`` at most, so
+the job spares a decryption and a second full decode (0.3-0.6 s for a 12-16 MP HEIC).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,7 +59,18 @@ HANDOFF_MAX = 64
 #: kept reduced by a whole factor to about twice the thumbnail size.
 _HANDOFF_PIXELS = 2048 * 2048
 
+#: Formats whose upload decode is a full one and that get a ``display_version`` job
+#: (as services/photos.py enqueues it): their full pixels are worth keeping for that job.
+FULL_FORMATS = frozenset({"heif", "tiff"})
+#: Full decodes kept for display-version jobs at most (bytes of pixels; Pillow holds a
+#: 12 MP RGB photo in 48 MB): four such photos. A newcomer that does not fit is not kept (jobs run
+#: oldest first, so the oldest kept are the next used), and one left unused (its job
+#: ran in another process) goes after ``FULL_SECONDS``.
+FULL_BUDGET = 192 * 2**20
+FULL_SECONDS = 300.0
+
 _handoff: OrderedDict[str, Decoded] = OrderedDict()
+_full: OrderedDict[str, tuple[float, int, Image.Image]] = OrderedDict()  # (kept at, bytes, px)
 _handoff_lock = threading.Lock()
 
 
@@ -59,19 +78,40 @@ def job_key(photo_id: str) -> str:
     return f"{KIND}:{photo_id}"
 
 
+def _bytes_of(image: Image.Image) -> int:
+    # Pillow holds RGB, RGBA, CMYK, I and F at 4 bytes a pixel (L and I;16 at less).
+    return image.width * image.height * 4
+
+
 def hand_over(photo_id: str, decoded: Decoded, size: int) -> None:
-    """Keep the pixels an upload decoded for this process's thumbnail job (the oldest
-    go once ``HANDOFF_MAX`` wait); a large image is kept reduced (``size``: the
-    thumbnail's), which costs the upload milliseconds and spares the job a full decode."""
+    """Keep the pixels an upload decoded for this process's jobs (nothing when no job runs
+    here: :func:`skinvault.services.jobs.jobs_run_here`).
+
+    The thumbnail job's copy: the oldest go once ``HANDOFF_MAX`` wait; a large image is
+    kept reduced (``size``: the thumbnail's), which costs the upload milliseconds and
+    spares the job a full decode. A large image that was decoded in full (HEIF, TIFF,
+    PNG, WebP) is also kept whole for a display-version job, within ``FULL_BUDGET``; the
+    thumbnail job drops it again for a format that gets none."""
+    if not jobs.jobs_run_here():
+        return
     image = decoded.image
-    if image.width * image.height > _HANDOFF_PIXELS:
+    whole: Image.Image | None = None
+    if image.width * image.height > _HANDOFF_PIXELS:  # decoded in full: not a JPEG
+        whole = image
         factor = max(1, min(image.width, image.height) // (2 * size))
         if factor > 1:
             decoded = Decoded(decoded.width, decoded.height, image.reduce(factor))
+    now = time.monotonic()
     with _handoff_lock:
         _handoff[photo_id] = decoded
         while len(_handoff) > HANDOFF_MAX:
             _handoff.popitem(last=False)
+        while _full and next(iter(_full.values()))[0] < now - FULL_SECONDS:
+            _full.popitem(last=False)
+        if whole is not None:
+            need = _bytes_of(whole)
+            if sum(kept for _, kept, _ in _full.values()) + need <= FULL_BUDGET:
+                _full[photo_id] = (now, need, whole)
 
 
 def _handed_over(photo_id: str) -> Decoded | None:
@@ -79,9 +119,19 @@ def _handed_over(photo_id: str) -> Decoded | None:
         return _handoff.pop(photo_id, None)
 
 
+def full_pixels(photo_id: str) -> Image.Image | None:
+    """The upright, fully decoded pixels this process's upload of ``photo_id`` kept for its
+    display version (taken: a second call returns None), or None — decode the photo then.
+    Only kept for a photo whose upload decoded it in full (see ``FULL_FORMATS``)."""
+    with _handoff_lock:
+        kept = _full.pop(photo_id, None)
+    return kept[2] if kept is not None else None
+
+
 def forget(photo_id: str) -> None:
     """Drop the pixels kept for ``photo_id`` (its photo is being shredded)."""
     _handed_over(photo_id)
+    full_pixels(photo_id)
 
 
 def _live_thumbnail(session: Session, photo_id: str) -> Derivative | None:
@@ -121,6 +171,8 @@ def make_thumbnail(
         if _live_thumbnail(session, photo_id) is not None:
             return False
         blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
+        if photo.format not in FULL_FORMATS:  # no display version will want them
+            full_pixels(photo_id)
     size = vault.settings.thumbnail_size
     if decoded is not None:
         preview = thumbnail_of(decoded, size)
@@ -217,6 +269,6 @@ def read_preview_now(
 
 
 __all__ = [
-    "KIND", "PreviewPending", "forget", "hand_over", "job_key", "make_thumbnail", "read_preview",
-    "read_preview_now",
+    "FULL_FORMATS", "KIND", "PreviewPending", "forget", "full_pixels", "hand_over", "job_key",
+    "make_thumbnail", "read_preview", "read_preview_now",
 ]  # fmt: skip

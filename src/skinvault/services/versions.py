@@ -59,6 +59,7 @@ from skinvault.errors import (
 from skinvault.policy.decide import Obligation, PatientAction
 
 if TYPE_CHECKING:
+    from skinvault.photos.redact import Decoded as RedactDecoded
     from skinvault.services.photos import PhotoBytes
 
 Box = tuple[int, int, int, int]
@@ -331,6 +332,25 @@ def _original(vault: Vault, photo_id: str) -> bytes:
     )
 
 
+def _handed_decode(photo_id: str, photo_format: str) -> RedactDecoded | None:
+    """The full decode this process's upload kept (HEIF, TIFF: decoded in full there, with
+    the same opener and orientation as :func:`skinvault.photos.redact.decode`, so the
+    version is byte for byte the one a fresh decode makes), or None."""
+    from skinvault.photos.redact import Decoded  # noqa: PLC0415 (Pillow: on use)
+    from skinvault.photos.sniff import ImageFormat  # noqa: PLC0415
+    from skinvault.services import thumbnails  # noqa: PLC0415 (it imports photos, which imports us)
+
+    if photo_format not in thumbnails.FULL_FORMATS:
+        return None
+    image = thumbnails.full_pixels(photo_id)
+    if image is None:
+        return None
+    # subsampling is a JPEG source's only; the notes (extra frames) do not reach the bytes.
+    icc = image.info.get("icc_profile") or None
+    return Decoded(image=image, format=ImageFormat(photo_format), icc_profile=icc,
+                   subsampling=None)  # fmt: skip
+
+
 def _store_detection(vault: Vault, photo_id: str, found: Sequence[Detected]) -> None:
     with vault.sessions.begin() as session:
         _photo(session, photo_id)
@@ -372,16 +392,17 @@ def ensure_version(
 
     words = describe_kind(kind)
     with vault.reading() as session:
-        _photo(session, photo_id)
+        photo_format = _photo(session, photo_id).format
         markup = load_markup(session, photo_id)
         plan = plan_version(kind, markup)
         if isinstance(plan, Plan) and (row := current_version(session, photo_id, plan)):
             return VersionInfo(kind, row.id, row.width, row.height)
     if isinstance(plan, Refusal):
         raise VersionUnavailable(plan.reason)
-    original = _original(vault, photo_id)
+    handed = _handed_decode(photo_id, photo_format)
+    original = b"" if handed is not None else _original(vault, photo_id)
     try:
-        decoded = decode(original)
+        decoded = handed if handed is not None else decode(original)
         if isinstance(plan, NeedsDetection):
             try:
                 clues = detect(decoded, text=plan.text)
