@@ -14,8 +14,9 @@ Then the same for a 12 MP iPhone HEIC (tests/data/corpus/005, 3024 × 4032, 2.2 
 upload decodes it in full (no scaled HEVC decoding): its thumbnail and ``display_version``
 jobs (a full-size JPEG for browsers) with the hand-off — the display version made from the
 full decode the upload kept (``thumbnails.full_pixels``) — and with it emptied (decrypt and
-decode the HEIC again). Prints ms per photo for both jobs together, and the memory one kept
-full decode holds while it waits.
+decode the HEIC again), each photo's jobs run right after its upload (a job thread that keeps
+up; in a burst only the first ``FULL_BUDGET`` worth are kept). Prints ms per photo for both
+jobs together, and the memory one kept full decode holds while it waits.
 """
 
 from __future__ import annotations
@@ -76,18 +77,20 @@ def main() -> int:
                 ("HEIC, with the hand-off", True),
                 ("HEIC, decoding again", False),
             ):
-                for _ in range(count):
+                spent = 0.0
+                for _ in range(count):  # one at a time, as a job thread that keeps up
                     stored = photos.store_photo(vault, patient_id=patient, data=heic.read_bytes(),
                                                actor=actor)  # fmt: skip
-                if handed:
-                    kept_mb = thumbnails._full[stored.id][1] / 2**20
-                else:
-                    thumbnails._handoff.clear()
-                    thumbnails._full.clear()
-                started = time.perf_counter()
-                ran = jobs.run_pending(vault)
-                assert ran == 2 * count, f"{ran} jobs ran, {2 * count} expected"
-                timings[label] = (time.perf_counter() - started) / count * 1000
+                    if handed:
+                        kept_mb = thumbnails._full[stored.id][1] / 2**20
+                    else:
+                        thumbnails._handoff.clear()
+                        thumbnails._full.clear()
+                    started = time.perf_counter()
+                    ran = jobs.run_pending(vault)
+                    spent += time.perf_counter() - started
+                    assert ran == 2, f"{ran} jobs ran, 2 expected"
+                timings[label] = spent / count * 1000
         finally:
             vault.close()
     print(f"\n{count} photos of 12 MP, one process\n")
