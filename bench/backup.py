@@ -104,8 +104,7 @@ def fill(data_dir: Path, url: str, events: int, photos: list[bytes]) -> None:
     from skinvault.actors import Actor, Role
     from skinvault.bootstrap import bootstrap
     from skinvault.config import load_settings
-    from skinvault.services import admin
-    from skinvault.services import photos as photo_service
+    from skinvault.services import admin, photo_store
 
     audit = _module("audit_verify")
     built, prevs, hashes, _ = audit.build(events)
@@ -120,7 +119,7 @@ def fill(data_dir: Path, url: str, events: int, photos: list[bytes]) -> None:
         assert made.patient_id
         actor = Actor(made.user_id, Role.PATIENT, "Bench Patient")
         for data in photos:
-            photo_service.store_photo(vault, patient_id=made.patient_id, data=data, actor=actor)
+            photo_store.store_photo(vault, patient_id=made.patient_id, data=data, actor=actor)
     finally:
         vault.close()
 

@@ -26,7 +26,7 @@ from PIL import Image
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import admin, archive, photos, public_copy, receipts
+from skinvault.services import admin, archive, photo_store, public_copy, receipts
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
 OPERATOR = Actor.system("bench")
@@ -51,7 +51,7 @@ def main() -> None:
         for n in range(count):
             data = jpegs[n % len(jpegs)].read_bytes()
             try:
-                stored.append(photos.store_photo(vault, patient_id=made.patient_id, data=data,
+                stored.append(photo_store.store_photo(vault, patient_id=made.patient_id, data=data,
                                                  actor=me, site="back"))  # fmt: skip
                 total += len(data)
             except Exception as exc:

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from skinvault.actors import Actor, Role  # noqa: E402
 from skinvault.config import load_settings  # noqa: E402
 from skinvault.errors import PhotoError  # noqa: E402
-from skinvault.services import admin, api_tokens, photos  # noqa: E402
+from skinvault.services import admin, api_tokens, photo_store  # noqa: E402
 from skinvault.services.care import start_care  # noqa: E402
 from skinvault.web.app import create_app  # noqa: E402
 
@@ -61,7 +61,7 @@ def main() -> None:
         stored, total_bytes = [], 0
         for path in files:
             try:
-                got = photos.store_photo(
+                got = photo_store.store_photo(
                     vault, patient_id=ann.patient_id, data=path.read_bytes(), actor=clinician,
                     site="hand-left",
                 )  # fmt: skip

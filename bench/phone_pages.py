@@ -26,7 +26,7 @@ from playwright.sync_api import sync_playwright
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import admin, care, photos, totp
+from skinvault.services import admin, care, photo_store, totp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,7 +62,7 @@ def _seed(data: Path) -> dict[str, str]:
     care.start_care(vault, patient_id=pat.patient_id, member_id=lee, actor=setup)
     pia = Actor(pat.user_id, Role.PATIENT, "Pia")
     ids = [
-        photos.store_photo(
+        photo_store.store_photo(
             vault, patient_id=pat.patient_id, data=factories.jpeg(), actor=pia, site=site
         ).id
         for site in ("forearm-back-left", "hand-left", "face")

@@ -21,7 +21,7 @@ The same 12 MP JPEGs (bench/scrub.py's batch: ~3.8 MB with full metadata) go to:
 
 Then, in this process, the store path against its floor (one photo at a time): the
 floor is scrub + AES-256-GCM seal + a durable (fsynced) blob write; the store path is
-``services.photos.store_photo`` (the floor plus SHA-256s, the database row, the audit
+``services.photo_store.store_photo`` (the floor plus SHA-256s, the database row, the audit
 event and the job, one commit). The issue's goal is ≤ 1.5x.
 
 Each path runs with C concurrent clients (threads, one httpx client each) over every
@@ -272,7 +272,7 @@ def store_floor(work: Path, photos: list[bytes]) -> tuple[float, float]:
     from skinvault.bootstrap import bootstrap
     from skinvault.crypto.envelope import seal
     from skinvault.photos.scrub import scrub
-    from skinvault.services.photos import store_photo
+    from skinvault.services.photo_store import store_photo
 
     bench_service = _module("service")
     data = work / "store-floor"

@@ -51,7 +51,7 @@ def main() -> int:
 
     from skinvault.actors import Actor
     from skinvault.bootstrap import bootstrap
-    from skinvault.services import jobs, photos, thumbnails
+    from skinvault.services import jobs, photo_store, thumbnails
 
     bench = _service_bench()
     with tempfile.TemporaryDirectory(prefix="sv-thumb-job-") as scratch:
@@ -65,7 +65,7 @@ def main() -> int:
             timings: dict[str, float] = {}
             for label, handed in (("with the hand-off", True), ("decoding again", False)):
                 for data in batch:
-                    photos.store_photo(vault, patient_id=patient, data=data, actor=actor)
+                    photo_store.store_photo(vault, patient_id=patient, data=data, actor=actor)
                 if not handed:
                     thumbnails._handoff.clear()
                 started = time.perf_counter()
@@ -80,8 +80,9 @@ def main() -> int:
             ):
                 spent = 0.0
                 for _ in range(count):  # one at a time, as a job thread that keeps up
-                    stored = photos.store_photo(vault, patient_id=patient, data=heic.read_bytes(),
-                                               actor=actor)  # fmt: skip
+                    stored = photo_store.store_photo(
+                        vault, patient_id=patient, data=heic.read_bytes(), actor=actor
+                    )
                     if handed:
                         kept_mb = thumbnails._full[stored.id][1] / 2**20
                     else:  # as before the full decode was kept: the thumbnail still handed

@@ -45,7 +45,8 @@ from skinvault.photos.scrub import scrub
 from skinvault.photos.thumbnail import thumbnail
 from skinvault.services.admin import create_user
 from skinvault.services.care import start_care
-from skinvault.services.photos import read_photo, store_photo
+from skinvault.services.photo_reads import read_photo
+from skinvault.services.photo_store import store_photo
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

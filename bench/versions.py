@@ -24,7 +24,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import admin, consents, photos, versions
+from skinvault.services import admin, consents, photo_reads, photo_store, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = {
@@ -62,7 +62,7 @@ def main() -> None:
             assert pid
             patient = Actor(made[0].user_id, Role.PATIENT, "patient")
             educator = Actor(made[1].user_id, Role.EDUCATOR, "educator")
-            stored = photos.store_photo(vault, patient_id=pid, data=path.read_bytes(),
+            stored = photo_store.store_photo(vault, patient_id=pid, data=path.read_bytes(),
                                         actor=patient)  # fmt: skip
             w, h = stored.width, stored.height
             versions.set_markup(vault, photo_id=stored.id, actor=patient,
@@ -81,7 +81,7 @@ def main() -> None:
                 def read(
                     actor: Actor = actor, purpose: str = purpose, photo_id: str = stored.id
                 ) -> None:
-                    photos.read_photo(vault, photo_id=photo_id, actor=actor, purpose=purpose,
+                    photo_reads.read_photo(vault, photo_id=photo_id, actor=actor, purpose=purpose,
                                       for_browser=True)  # fmt: skip
 
                 first, again = _timed(read), _timed(read)

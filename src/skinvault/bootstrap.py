@@ -1,7 +1,7 @@
 """The composition root: settings in, a wired :class:`Vault` out.
 
     >>> vault = bootstrap(load_settings(data_dir=Path("/tmp/sv")))   # doctest: +SKIP
-    >>> services.photos.store_photo(vault, ...)                        # doctest: +SKIP
+    >>> services.photo_store.store_photo(vault, ...)                   # doctest: +SKIP
 
 The CLI and the web app both call :func:`bootstrap`; nothing here runs at import.
 """

@@ -32,7 +32,7 @@ from skinvault.services import (
     consents,
     deletion,
     emergency,
-    photos,
+    photo_store,
     review,
     sharing,
     totp,
@@ -112,10 +112,10 @@ def world(server: tuple[str, Path]) -> World:
     pia = Actor(made["patient"], Role.PATIENT, names["patient"])
     cole = Actor(made["clinician"], Role.CLINICIAN, names["clinician"])
     care.start_care(vault, patient_id=patient_id, member_id=cole.id, actor=setup)
-    first = photos.store_photo(
+    first = photo_store.store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=pia, site="forearm-back-left"
     )
-    second = photos.store_photo(
+    second = photo_store.store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=pia, site="forearm-back-left"
     )
     consents.record_consent(

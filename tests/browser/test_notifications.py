@@ -13,7 +13,7 @@ import pytest
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import admin, capture, deletion, photos, records, share_open, sharing
+from skinvault.services import admin, capture, deletion, photo_store, records, share_open, sharing
 from skinvault.services.care import start_care
 from tests import factories
 from tests.browser.test_portal import CHROMIUM, PASSWORD, PHONE, browser, server, shot
@@ -55,7 +55,7 @@ def _things_happen(data: Path) -> None:
         lee = Actor(made.user_id, Role.CLINICIAN, "Dr. Okafor")
         start_care(vault, patient_id=patient_id, member_id=lee.id, actor=setup)
         capture.ask_for_photo(vault, actor=lee, patient_id=patient_id, site="hand-left", note=NOTE)
-        stored = photos.store_photo(
+        stored = photo_store.store_photo(
             vault,
             patient_id=patient_id,
             data=factories.jpeg(),

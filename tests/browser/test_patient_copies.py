@@ -21,7 +21,7 @@ from skinvault.actors import Actor, Role
 from skinvault.audit.chain import public_key_hex
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import photos, receipts, records
+from skinvault.services import photo_store, receipts, records
 from tests import factories
 from tests.browser import test_portal
 from tests.browser.test_accessibility import check_page
@@ -71,7 +71,7 @@ def test_receipt_check_a_copy_archive_and_public_copy_on_a_phone(
     patient_id = records.patient_of_user(vault, user.id)
     assert patient_id
     me = Actor(user.id, Role.PATIENT, "Cleo Copies")
-    stored = photos.store_photo(vault, patient_id=patient_id, data=raw, actor=me, site="back")
+    stored = photo_store.store_photo(vault, patient_id=patient_id, data=raw, actor=me, site="back")
     key = public_key_hex(vault.keys.signing_key())
 
     # -- the receipt, from the photo list

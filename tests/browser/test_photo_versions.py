@@ -22,7 +22,7 @@ import pytest
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
-from skinvault.services import admin, photos, sharing, web_sessions
+from skinvault.services import admin, photo_store, sharing, web_sessions
 from skinvault.web.deps import SESSION_COOKIE
 from tests.browser.test_portal import ARTIFACTS, CHROMIUM, PHONE, shot
 from tests.conftest import ROOT
@@ -122,10 +122,10 @@ def test_heic_photos_show_everywhere_and_limits_are_served_and_shown(
         # session is started directly so the test is about what the educator is shown.
         educator_cookie = web_sessions.start_session(vault, educator).cookie_value
         assert pid
-        one = photos.store_photo(
+        one = photo_store.store_photo(
             vault, patient_id=pid, data=HEIC.read_bytes(), actor=patient, site="hand-left"
         )
-        two = photos.store_photo(
+        two = photo_store.store_photo(
             vault, patient_id=pid, data=HEIC_2.read_bytes(), actor=patient, site="hand-left"
         )
         link = sharing.create_share_link(

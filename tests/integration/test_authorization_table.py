@@ -46,7 +46,7 @@ from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.photos.scrub import scrub
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import admin, api_tokens, consents, jobs, photos, versions
+from skinvault.services import admin, api_tokens, consents, jobs, photo_reads, photo_store, versions
 from skinvault.services.care import end_care, start_care
 from skinvault.web.app import create_app
 from tests import factories
@@ -180,7 +180,7 @@ def clinic(database_url: str, tmp_path: Path) -> Iterator[Clinic]:
         assert pid
         for member in ("care-clinician", "care-staff", "former-clinician"):
             start_care(vault, patient_id=pid, member_id=people[member].id, actor=OPERATOR)
-        photo = photos.store_photo(
+        photo = photo_store.store_photo(
             vault, patient_id=pid, data=upload, actor=patient, site="back", note=NOTE
         )
         end_care(vault, patient_id=pid, member_id=people["former-clinician"].id, actor=OPERATOR)
@@ -191,7 +191,7 @@ def clinic(database_url: str, tmp_path: Path) -> Iterator[Clinic]:
         owners[state] = patient
     jobs.run_pending(vault)  # the thumbnails, as a worker would make them
     thumbnails = {
-        photo_id: photos.read_thumbnail(
+        photo_id: photo_reads.read_thumbnail(
             vault, photo_id=photo_id, actor=owners[state], purpose="care"
         ).data
         for state, (_, photo_id) in stored.items()

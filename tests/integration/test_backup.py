@@ -19,7 +19,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.errors import NotFound, VaultError
-from skinvault.services import admin, photos
+from skinvault.services import admin, photo_reads, photo_shredding, photo_store
 from skinvault.services.backup import verify_backup
 from skinvault.services.checkpoints import sign_and_keep
 from tests import factories
@@ -55,12 +55,12 @@ def test_backup_wipe_restore_reads_every_photo_back(
     )  # fmt: skip
     assert made.patient_id
     ann = Actor(made.user_id, Role.PATIENT, "Ann Lee")
-    kept = [photos.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(),
+    kept = [photo_store.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(),
                                actor=ann, note="itchy since May") for _ in range(3)]  # fmt: skip
-    shredded = photos.store_photo(vault, patient_id=made.patient_id, data=factories.png(),
+    shredded = photo_store.store_photo(vault, patient_id=made.patient_id, data=factories.png(),
                                   actor=ann)  # fmt: skip
-    photos.delete_photo(vault, photo_id=shredded.id, actor=ann, reason="patient asked")
-    originals = {p.id: photos.read_photo(vault, photo_id=p.id, actor=ann, purpose="care").data
+    photo_shredding.delete_photo(vault, photo_id=shredded.id, actor=ann, reason="patient asked")
+    originals = {p.id: photo_reads.read_photo(vault, photo_id=p.id, actor=ann, purpose="care").data
                  for p in kept}  # fmt: skip
     assert sign_and_keep(vault) is not None  # the saved signed head the restore is checked on
     vault.close()
@@ -111,11 +111,11 @@ def test_backup_wipe_restore_reads_every_photo_back(
         vault_b = bootstrap(load_settings(data_dir=data_b, database_url=url_b))
         try:
             for photo_id, data in originals.items():
-                back = photos.read_photo(vault_b, photo_id=photo_id, actor=ann, purpose="care")
+                back = photo_reads.read_photo(vault_b, photo_id=photo_id, actor=ann, purpose="care")
                 assert hashlib.sha256(back.data).digest() == hashlib.sha256(data).digest()
-                assert photos.open_note(vault_b, _row(vault_b, photo_id)) == "itchy since May"
+                assert photo_store.open_note(vault_b, _row(vault_b, photo_id)) == "itchy since May"
             with pytest.raises(NotFound):
-                photos.read_photo(vault_b, photo_id=shredded.id, actor=ann, purpose="care")
+                photo_reads.read_photo(vault_b, photo_id=shredded.id, actor=ann, purpose="care")
         finally:
             vault_b.close()
     finally:
@@ -140,7 +140,9 @@ def test_a_damaged_or_incomplete_archive_is_refused(tmp_path: Path) -> None:
         password="a long enough password", actor=OPERATOR, name="Ann",
     )  # fmt: skip
     ann = Actor(made.user_id, Role.PATIENT, "Ann")
-    photos.store_photo(vault, patient_id=made.patient_id or "", data=factories.jpeg(), actor=ann)
+    photo_store.store_photo(
+        vault, patient_id=made.patient_id or "", data=factories.jpeg(), actor=ann
+    )
     vault.close()
     archive = tmp_path / "good.svbackup"
     assert run("admin", "backup", str(archive), "--data-dir", str(data)).returncode == 0

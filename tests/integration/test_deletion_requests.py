@@ -18,7 +18,7 @@ from skinvault.crypto.envelope import seal
 from skinvault.db.models import AuditEvent, Derivative, Photo, ShareLink
 from skinvault.errors import NotFound
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, deletion, jobs, photos
+from skinvault.services import admin, deletion, jobs, photo_reads, photo_store
 from skinvault.services.care import start_care
 from skinvault.services.consents import consent_history, consents_for, record_consent
 from skinvault.services.deletion import (
@@ -102,7 +102,7 @@ def patient(vault: Vault, clinician: Actor) -> tuple[Actor, str]:
 
 
 def store(vault: Vault, patient_id: str, clinician: Actor, site: str) -> str:
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=clinician, site=site
     )
     jobs.run_pending(vault)  # its thumbnail, as a worker would make it
@@ -212,8 +212,8 @@ def test_keep_clinical_keeps_the_record_but_stops_every_secondary_use(
 
     # The clinical record stays, readable for care.
     assert row(vault, Photo, hand).wrapped_dek is not None  # type: ignore[attr-defined]
-    assert photos.read_photo(vault, photo_id=hand, actor=clinician, purpose="care").data
-    assert photos.read_thumbnail(vault, photo_id=hand, actor=clinician, purpose="care").data
+    assert photo_reads.read_photo(vault, photo_id=hand, actor=clinician, purpose="care").data
+    assert photo_reads.read_thumbnail(vault, photo_id=hand, actor=clinician, purpose="care").data
     # Every secondary consent in force is withdrawn; a refusal is not recorded twice.
     current = consents_for(vault, patient_id)
     assert current[Purpose.TEACHING].granted is False
@@ -270,11 +270,11 @@ def test_erasing_one_photo_shreds_it_and_leaves_the_others(
         actor=officer(vault),
     )
     with pytest.raises(NotFound):
-        photos.read_photo(vault, photo_id=gone, actor=clinician, purpose="care")
+        photo_reads.read_photo(vault, photo_id=gone, actor=clinician, purpose="care")
     assert row(vault, Photo, gone).wrapped_dek is None  # type: ignore[attr-defined]
     assert all(d.wrapped_dek is None for d in _derivatives(vault, gone))
     assert not gone_keys & set(vault.blobs.keys())
-    assert photos.read_photo(vault, photo_id=kept, actor=clinician, purpose="care").data
+    assert photo_reads.read_photo(vault, photo_id=kept, actor=clinician, purpose="care").data
     actions = [(e.action, e.object) for e in events(vault)]
     assert ("photo:delete", f"photo:{gone}") in actions
     assert ("deletion:decide", f"deletion-request:{filed.id}") in actions
@@ -306,7 +306,7 @@ def test_erasing_everything_shreds_every_photo_of_that_patient_only(
     )
     for photo_id in mine:
         assert row(vault, Photo, photo_id).wrapped_dek is None  # type: ignore[attr-defined]
-    assert photos.read_photo(vault, photo_id=theirs, actor=clinician, purpose="care").data
+    assert photo_reads.read_photo(vault, photo_id=theirs, actor=clinician, purpose="care").data
     admin.verify_audit(vault)
 
 
@@ -338,7 +338,7 @@ def test_a_refusal_changes_nothing_but_the_patient_reads_why(
     assert seen.as_json()["explanation"] == seen.explanation
     assert row(vault, Derivative, copy).wrapped_dek is not None  # type: ignore[attr-defined]
     assert consents_for(vault, patient_id)[Purpose.TEACHING].granted
-    assert photos.read_photo(vault, photo_id=photo, actor=clinician, purpose="care").data
+    assert photo_reads.read_photo(vault, photo_id=photo, actor=clinician, purpose="care").data
     admin.verify_audit(vault)
 
 

@@ -17,7 +17,7 @@ from skinvault.errors import AccessDenied, ConfigError
 from skinvault.photos.scrub import inspect
 from skinvault.policy.decide import Obligation
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import admin, consents, history, photos
+from skinvault.services import admin, consents, history, photo_reads, photo_store
 from skinvault.services.care import end_care, start_care
 from tests import factories
 
@@ -65,7 +65,7 @@ def clinic(database_url: str, tmp_path: Path) -> Iterator[Clinic]:
     lee, _ = _user(vault, Role.CLINICIAN, "lee@clinic.example", "Dr. Lee")
     ng, _ = _user(vault, Role.EDUCATOR, "ng@uni.example", "Prof. Ng")
     start_care(vault, patient_id=patient_id, member_id=lee.id, actor=OPERATOR)
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=lee, site="left-hand",
         note="day 3 of treatment",
     )  # fmt: skip
@@ -77,17 +77,17 @@ def clinic(database_url: str, tmp_path: Path) -> Iterator[Clinic]:
 def test_teaching_consent_then_revocation_end_to_end(clinic: Clinic) -> None:
     v, c = clinic.vault, clinic
     with pytest.raises(AccessDenied, match="has not given consent for teaching"):
-        photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+        photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
 
     consents.record_consent(
         v, patient_id=c.patient_id, purpose=Purpose.TEACHING, granted=True,
         scopes={Scope.DEIDENTIFIED}, actor=c.patient,
     )  # fmt: skip
     c.clock.advance(hours=2)
-    got = photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+    got = photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
     assert got.obligations == {Obligation.DEIDENTIFIED}
     assert inspect(got.data).findings == ()  # nothing in the file links it to Ann
-    details = photos.describe_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+    details = photo_reads.describe_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
     assert details.patient_id is None and details.note is None and details.uploaded_at is None
     assert details.site == "Left hand"  # the vocabulary label of old "left-hand"
 
@@ -97,11 +97,11 @@ def test_teaching_consent_then_revocation_end_to_end(clinic: Clinic) -> None:
     )
     c.clock.advance(seconds=1)
     with pytest.raises(AccessDenied, match="withdrew consent for teaching") as refused:
-        photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+        photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
     assert "withdrew" in refused.value.reason
 
     # Care never depended on the teaching answer.
-    assert photos.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="care").data
+    assert photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="care").data
 
     texts = [e.text for e in history.access_history(v, c.patient_id)]
     viewed = [t for t in texts if t.startswith("Prof. Ng viewed your left hand photo")]
@@ -120,9 +120,9 @@ def test_ending_care_ends_access_and_break_glass_is_flagged(clinic: Clinic) -> N
     end_care(v, patient_id=c.patient_id, member_id=c.lee.id, actor=OPERATOR)
     c.clock.advance(seconds=1)
     with pytest.raises(AccessDenied, match="care relationship with this patient ended"):
-        photos.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="care")
+        photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="care")
     reason = "Patient admitted unconscious to A&E, rash spreading fast"
-    got = photos.read_photo(
+    got = photo_reads.read_photo(
         v, photo_id=c.photo_id, actor=c.lee, purpose="care", break_glass_reason=reason
     )
     assert got.obligations == {Obligation.REVIEW}
@@ -141,8 +141,8 @@ def test_a_no_face_consent_serves_a_face_free_version_not_the_photo(clinic: Clin
         scopes={Scope.NO_FACE}, actor=c.patient,
     )  # fmt: skip
     c.clock.advance(seconds=1)
-    served = photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
-    original = photos.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="care")
+    served = photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+    original = photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="care")
     assert served.data != original.data  # a version made for the limit, never the photo itself
     assert "no_face" in served.obligations
 
@@ -157,7 +157,7 @@ def test_a_cropped_consent_without_a_chosen_area_is_refused_with_the_reason(
     )  # fmt: skip
     c.clock.advance(seconds=1)
     with pytest.raises(AccessDenied, match="no area has been chosen"):
-        photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+        photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
 
 
 def test_an_expired_consent_denies_from_the_second_it_expires(clinic: Clinic) -> None:
@@ -168,16 +168,16 @@ def test_an_expired_consent_denies_from_the_second_it_expires(clinic: Clinic) ->
         expires_at=expires, actor=c.patient,
     )  # fmt: skip
     c.clock.at = expires - timedelta(seconds=1)
-    assert photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching").data
+    assert photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching").data
     c.clock.at = expires
     with pytest.raises(AccessDenied, match="expired"):
-        photos.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
+        photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.ng, purpose="teaching")
 
 
 def test_unknown_purposes_and_care_consent_are_refused_clearly(clinic: Clinic) -> None:
     v, c = clinic.vault, clinic
     with pytest.raises(AccessDenied, match="is not a purpose; name one of: care, teaching"):
-        photos.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="marketing")
+        photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.lee, purpose="marketing")
     with pytest.raises(ConfigError, match="care needs no consent"):
         consents.record_consent(
             v, patient_id=c.patient_id, purpose=Purpose.CARE, granted=False, actor=c.patient
@@ -213,5 +213,5 @@ def test_admins_and_other_patients_never_see_photos(clinic: Clinic) -> None:
     for actor in (boss, bob):
         for purpose in Purpose:
             with pytest.raises(AccessDenied):
-                photos.read_photo(v, photo_id=c.photo_id, actor=actor, purpose=purpose)
-    assert photos.read_photo(v, photo_id=c.photo_id, actor=c.patient, purpose="care").data
+                photo_reads.read_photo(v, photo_id=c.photo_id, actor=actor, purpose=purpose)
+    assert photo_reads.read_photo(v, photo_id=c.photo_id, actor=c.patient, purpose="care").data

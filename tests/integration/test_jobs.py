@@ -27,7 +27,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import Derivative, Job, Photo
-from skinvault.services import admin, jobs, photos, thumbnails
+from skinvault.services import admin, jobs, photo_reads, photo_shredding, photo_store, thumbnails
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
 from tests import factories
@@ -101,7 +101,9 @@ def test_upload_returns_before_the_thumbnail_which_appears_after_the_worker_runs
     vault: Vault,
 ) -> None:
     patient, lee = _people(vault)
-    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+    )
     assert _thumbnails(vault, stored.id) == []
     assert stored.width == 64 and stored.height == 48  # read from the header, not a decode
     pending = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
@@ -110,13 +112,15 @@ def test_upload_returns_before_the_thumbnail_which_appears_after_the_worker_runs
 
     assert jobs.run_pending(vault) == 1
     got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
-    assert isinstance(got, photos.PhotoBytes) and got.data.startswith(b"\xff\xd8")
+    assert isinstance(got, photo_reads.PhotoBytes) and got.data.startswith(b"\xff\xd8")
     assert jobs.status(vault).counts == {"queued": 0, "running": 0, "done": 1, "dead": 0}
 
 
 def test_a_thumbnail_job_run_twice_makes_one_thumbnail(vault: Vault) -> None:
     patient, _ = _people(vault)
-    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+    )
     assert thumbnails.make_thumbnail(vault, stored.id) is True
     assert thumbnails.make_thumbnail(vault, stored.id) is False  # idempotent
     jobs.run_pending(vault)
@@ -133,8 +137,8 @@ def test_the_thumbnail_job_makes_the_thumbnail_from_the_pixels_the_upload_decode
     decodes the photo again. Nothing stays in memory once the job ran."""
     patient, lee = _people(vault)
     data = factories.jpeg(orientation=6)
-    handed = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
-    decoded = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+    handed = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+    decoded = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
     assert thumbnails._handed_over(decoded.id) is not None  # this one decodes in the job
     with vault.reading() as session:
         blob_key = session.get(Photo, handed.id).blob_key  # type: ignore[union-attr]
@@ -146,7 +150,7 @@ def test_the_thumbnail_job_makes_the_thumbnail_from_the_pixels_the_upload_decode
         thumbnails.read_preview(vault, photo_id=p.id, actor=lee, purpose="care")
         for p in (handed, decoded)
     ]
-    assert all(isinstance(m, photos.PhotoBytes) for m in made)
+    assert all(isinstance(m, photo_reads.PhotoBytes) for m in made)
     assert made[0].data == made[1].data  # type: ignore[union-attr]
     assert (handed.width, handed.height) == (48, 64)  # upright: orientation 6 turns it
     assert handed.id not in thumbnails._handoff  # taken by its job
@@ -166,7 +170,7 @@ def test_a_large_decoded_photo_is_handed_over_reduced_and_still_makes_its_thumbn
         patient, lee = _people(vault)
         out = io.BytesIO()
         pillow_heif.from_pillow(Image.effect_noise((400, 300), 60).convert("RGB")).save(out)
-        stored = photos.store_photo(vault, patient_id=patient, data=out.getvalue(),
+        stored = photo_store.store_photo(vault, patient_id=patient, data=out.getvalue(),
                                     actor=OPERATOR)  # fmt: skip
         kept = thumbnails._handoff[stored.id]
         assert kept.image.size == (400 // 4, 300 // 4)  # 300 // (2 × 32) = a factor of 4
@@ -176,7 +180,7 @@ def test_a_large_decoded_photo_is_handed_over_reduced_and_still_makes_its_thumbn
         vault.blobs.delete(blob_key)
         jobs.run_pending(vault)
         got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
-        assert isinstance(got, photos.PhotoBytes)
+        assert isinstance(got, photo_reads.PhotoBytes)
         assert Image.open(io.BytesIO(got.data)).size == (32, 24)
     finally:
         vault.close()
@@ -188,7 +192,7 @@ def test_the_hand_off_keeps_only_the_latest_uploads(
     monkeypatch.setattr(thumbnails, "HANDOFF_MAX", 2)
     patient, _ = _people(vault)
     stored = [
-        photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+        photo_store.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
         for _ in range(3)
     ]
     assert list(thumbnails._handoff) == [stored[1].id, stored[2].id]
@@ -199,9 +203,11 @@ def test_the_hand_off_keeps_only_the_latest_uploads(
 
 def test_a_deleted_photo_gets_no_thumbnail_and_its_job_ends(vault: Vault) -> None:
     patient, lee = _people(vault)
-    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+    )
     assert stored.id in thumbnails._handoff
-    photos.delete_photo(vault, photo_id=stored.id, actor=lee, reason="asked")
+    photo_shredding.delete_photo(vault, photo_id=stored.id, actor=lee, reason="asked")
     assert stored.id not in thumbnails._handoff  # its pixels go with it, not at the job
     assert jobs.run_pending(vault) == 1
     job = _job(vault, thumbnails.job_key(stored.id))
@@ -257,7 +263,9 @@ def test_a_run_that_lost_its_lease_writes_nothing(
     """A worker too slow for its lease: another took the job over; the slow one's commit
     is refused, so the effect happens once."""
     patient, _ = _people(vault)
-    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+    )
     slow = jobs.claim(vault, "slow-worker")
     assert slow is not None
     clock.at += timedelta(seconds=vault.settings.job_lease_seconds + 1)
@@ -311,7 +319,9 @@ def test_a_photo_deleted_while_its_thumbnail_is_being_listed_loses_the_thumbnail
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer: the two transactions cannot interleave")
     patient, _ = _people(vault)
-    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+    )
     listed, deleting = threading.Event(), threading.Event()
 
     @contextlib.contextmanager
@@ -327,7 +337,7 @@ def test_a_photo_deleted_while_its_thumbnail_is_being_listed_loses_the_thumbnail
     def delete() -> None:
         assert listed.wait(10)
         deleting.set()
-        photos.delete_photo(vault, photo_id=stored.id, actor=OPERATOR, reason="asked to")
+        photo_shredding.delete_photo(vault, photo_id=stored.id, actor=OPERATOR, reason="asked to")
 
     deleter = threading.Thread(target=delete)
     deleter.start()
@@ -372,7 +382,9 @@ def test_a_job_survives_a_worker_killed_mid_job(
 ) -> None:
     vault = real_vault
     patient, lee = _people(vault)
-    stored = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+    )
     with vault.reading() as session:
         from skinvault.db.models import Photo
 
@@ -407,7 +419,7 @@ def test_a_job_survives_a_worker_killed_mid_job(
     assert job.attempts == 2  # the killed try and the one that finished
     assert len(_thumbnails(vault, stored.id)) == 1  # exactly once in effect
     got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
-    assert isinstance(got, photos.PhotoBytes)
+    assert isinstance(got, photo_reads.PhotoBytes)
 
 
 def test_two_workers_on_postgresql_never_run_the_same_job_twice(
@@ -418,7 +430,7 @@ def test_two_workers_on_postgresql_never_run_the_same_job_twice(
     vault = real_vault
     patient, _ = _people(vault)
     stored = [
-        photos.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+        photo_store.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
         for _ in range(16)
     ]
     env = _worker_env(database_url, tmp_path)
@@ -496,7 +508,7 @@ def test_the_app_runs_the_jobs_itself_with_nothing_else_started(
     try:
         patient, _lee = _people(vault)
         with TestClient(app):  # the lifespan starts (and stops) the worker thread
-            stored = photos.store_photo(
+            stored = photo_store.store_photo(
                 vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
             )
             _wait_for(lambda: _thumbnails(vault, stored.id), "the in-process worker", 20)
@@ -507,7 +519,9 @@ def test_the_app_runs_the_jobs_itself_with_nothing_else_started(
 
 def test_a_heic_upload_gets_its_display_copy_ahead_of_the_first_view(vault: Vault) -> None:
     patient, _ = _people(vault)
-    stored = photos.store_photo(vault, patient_id=patient, data=factories.heif(), actor=OPERATOR)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=factories.heif(), actor=OPERATOR
+    )
     assert stored.format == "heif"
     assert jobs.run_pending(vault) == 2  # its thumbnail and its display copy
     with vault.reading() as session:
@@ -539,7 +553,7 @@ def _display_bytes(vault: Vault, photo_id: str) -> bytes:
         ).one()
         derivative_id, blob_key, wrapped = row.id, row.blob_key, row.wrapped_dek
     assert wrapped is not None
-    return photos._decrypt(vault, object_id=derivative_id, kind="display",
+    return photo_reads.decrypt_blob(vault, object_id=derivative_id, kind="display",
                                     blob_key=blob_key, wrapped=wrapped)  # fmt: skip
 
 
@@ -557,8 +571,8 @@ def test_a_heic_display_version_is_made_from_the_pixels_the_upload_decoded(
     try:
         patient, _ = _people(vault)
         data = _heic()
-        handed = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
-        decoded = photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+        handed = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+        decoded = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
         assert thumbnails.full_pixels(decoded.id) is not None  # this one decodes in its job
         assert thumbnails._handed_over(decoded.id) is not None
         assert thumbnails._full[handed.id][2].size == (300, 400)  # whole and upright
@@ -592,7 +606,7 @@ def test_full_decodes_are_kept_within_their_budget_and_only_for_display_formats(
     vault = bootstrap(_settings(database_url, tmp_path, thumbnail_size=32), create=True)
     try:
         patient, _ = _people(vault)
-        first, _second = (photos.store_photo(vault, patient_id=patient, data=_heic(),
+        first, _second = (photo_store.store_photo(vault, patient_id=patient, data=_heic(),
                                              actor=OPERATOR) for _ in range(2))  # fmt: skip
         assert list(thumbnails._full) == [first.id]
         assert jobs.run_pending(vault) == 4  # the second decodes its photo again
@@ -601,7 +615,9 @@ def test_full_decodes_are_kept_within_their_budget_and_only_for_display_formats(
 
         out = io.BytesIO()
         Image.effect_noise((400, 300), 60).convert("RGB").save(out, "PNG")
-        png = photos.store_photo(vault, patient_id=patient, data=out.getvalue(), actor=OPERATOR)
+        png = photo_store.store_photo(
+            vault, patient_id=patient, data=out.getvalue(), actor=OPERATOR
+        )
         assert png.id in thumbnails._full
         assert jobs.run_pending(vault) == 1  # its thumbnail only
         assert png.id not in thumbnails._full
@@ -622,7 +638,7 @@ def test_a_server_without_job_threads_keeps_no_pixels_for_jobs(
         patient, _ = _people(vault)
         with TestClient(app):  # the lifespan starts its Workers, with no threads
             assert not jobs.jobs_run_here()
-            stored = [photos.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+            stored = [photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
                       for data in (factories.jpeg(), _heic((2100, 2100)))]  # fmt: skip
             assert not any(p.id in thumbnails._handoff or p.id in thumbnails._full
                            for p in stored)  # fmt: skip
@@ -636,7 +652,7 @@ def test_a_server_without_job_threads_keeps_no_pixels_for_jobs(
         finally:
             idle.stop()
             threaded.stop()
-        after = photos.store_photo(vault, patient_id=patient, data=factories.jpeg(),
+        after = photo_store.store_photo(vault, patient_id=patient, data=factories.jpeg(),
                                    actor=OPERATOR)  # fmt: skip
         assert after.id in thumbnails._handoff
         jobs.run_pending(vault)  # (the threaded Workers may have run some already)

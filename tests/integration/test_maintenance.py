@@ -14,7 +14,7 @@ from skinvault.audit.log import tail
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.errors import NotFound
-from skinvault.services import admin, photos
+from skinvault.services import admin, photo_reads, photo_store
 from skinvault.services.maintenance import MaintenanceSchedule
 from tests import factories
 
@@ -65,7 +65,7 @@ def test_retention_runs_on_schedule_only_when_turned_on(database_url: str, tmp_p
         password="a long enough password", actor=OPERATOR, name="Ann",
     )  # fmt: skip
     ann = Actor(made.user_id, Role.PATIENT, "Ann")
-    old = photos.store_photo(earlier, patient_id=made.patient_id or "", data=factories.jpeg(),
+    old = photo_store.store_photo(earlier, patient_id=made.patient_id or "", data=factories.jpeg(),
                              actor=ann)  # fmt: skip
     earlier.close()
     vault = bootstrap(settings)
@@ -77,7 +77,7 @@ def test_retention_runs_on_schedule_only_when_turned_on(database_url: str, tmp_p
     finally:
         schedule.stop()
     try:
-        photos.read_photo(vault, photo_id=old.id, actor=ann, purpose="care")
+        photo_reads.read_photo(vault, photo_id=old.id, actor=ann, purpose="care")
         raise AssertionError("the photo past its retention period can still be read")
     except NotFound:
         pass

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from skinvault.actors import Role
 from skinvault.bootstrap import Vault
 from skinvault.db.models import Measurement
-from skinvault.services import photos
+from skinvault.services import photo_store
 from tests.integration.test_portal_pages import _csrf, _sign_in, _user, app_and_vault  # noqa: F401
 from tests.integration.test_tracking import _jpeg
 from tests.unit.test_tracking_measure import _photo
@@ -21,7 +21,7 @@ def _stored(client: TestClient, vault: Vault) -> tuple[str, str]:
     ann, pid, _ = _user(vault, Role.PATIENT, "ann@example.org", "Ann")
     assert pid
     img, _ = _photo(0.1)  # 800 x 600, a pale disc in the middle
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         vault, patient_id=pid, data=_jpeg(img), actor=ann, site="forearm-left"
     )
     _sign_in(client, "ann@example.org", None)

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
-from skinvault.services import admin, capture, mailer, notifications, photos, totp
+from skinvault.services import admin, capture, mailer, notifications, photo_store, totp
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
 
@@ -149,7 +149,7 @@ def test_a_patient_has_a_new_share_link_e_mailed_from_the_page_that_shows_it(
             vault = app.state.vault
             ann, ann_pid = _user(vault, Role.PATIENT, "ann@example.org", "Ann Example")
             assert ann_pid
-            stored = photos.store_photo(
+            stored = photo_store.store_photo(
                 vault,
                 patient_id=ann_pid,
                 data=factories.jpeg(),

@@ -33,7 +33,8 @@ from skinvault.services import (
     deletion,
     mailer,
     notifications,
-    photos,
+    photo_reads,
+    photo_store,
     retention,
     share_open,
     sharing,
@@ -167,7 +168,7 @@ def test_every_kind_arrives_in_the_portal_and_by_mail_and_none_holds_health_info
     asked = capture.ask_for_photo(
         v, actor=c.lee, patient_id=c.patient_id, site="left-hand", note=NOTE_ASK
     )
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v,
         patient_id=c.patient_id,
         data=factories.jpeg(),
@@ -183,7 +184,9 @@ def test_every_kind_arrives_in_the_portal_and_by_mail_and_none_holds_health_info
         with pytest.raises(LinkRefused):
             share_open.open_share_link(v, token=locked.token, password="wrong guess")
     unused = _share(c, stored.id, expires_in=timedelta(hours=1))
-    photos.read_photo(v, photo_id=stored.id, actor=c.two, purpose="care", break_glass_reason=REASON)
+    photo_reads.read_photo(
+        v, photo_id=stored.id, actor=c.two, purpose="care", break_glass_reason=REASON
+    )
     consents.record_consent(
         v,
         patient_id=c.patient_id,
@@ -290,7 +293,7 @@ def test_preferences_off_portal_and_a_daily_digest(clinic: Clinic) -> None:
         v, actor=c.lee, choices={"new-photo": "off", "photo-answered": "portal"}
     )
     asked = capture.ask_for_photo(v, actor=c.lee, patient_id=c.patient_id, site="face")
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v, patient_id=c.patient_id, data=factories.jpeg(), actor=c.patient, site="face"
     )
     capture.fulfil(v, request_id=asked.id, photo_id=stored.id)
@@ -421,7 +424,7 @@ def _patient_user(v: Vault, patient_id: str) -> str:
 
 def test_a_share_link_is_mailed_with_the_link_and_the_sender_only(clinic: Clinic) -> None:
     c, v = clinic, clinic.vault
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v, patient_id=c.patient_id, data=factories.jpeg(), actor=c.lee, site="left-hand", note=NOTE
     )
     link = sharing.create_share_link(
@@ -470,7 +473,7 @@ def test_a_rolled_back_action_leaves_no_notice(clinic: Clinic) -> None:
 
 def test_notices_of_a_sweep_are_kept_once_even_when_two_sweeps_race(clinic: Clinic) -> None:
     c, v = clinic, clinic.vault
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v, patient_id=c.patient_id, data=factories.jpeg(), actor=c.patient, site="face"
     )
     for _ in range(3):

@@ -30,7 +30,7 @@ from skinvault.config import load_settings
 from skinvault.crypto.keys import MemoryKeySource
 from skinvault.db.engine import make_engine
 from skinvault.errors import ConfigError, StorageUnavailable
-from skinvault.services import admin, api_tokens, photos
+from skinvault.services import admin, api_tokens, photo_reads, photo_store
 from skinvault.storage import MemoryBlobStore, S3BlobStore
 from skinvault.web.app import create_app
 from skinvault.web.health import Readiness
@@ -118,9 +118,9 @@ def test_admin_init_creates_the_s3_bucket_and_the_first_upload_is_stored(
     try:
         made = _ann(vault)
         assert made.patient_id
-        stored = photos.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(),
+        stored = photo_store.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(),
                                     actor=OPERATOR)  # fmt: skip
-        assert photos.get_photo(vault, stored.id).id == stored.id
+        assert photo_store.get_photo(vault, stored.id).id == stored.id
     finally:
         vault.close()
 
@@ -166,7 +166,7 @@ def test_a_blob_store_failure_is_storage_unavailable_whatever_the_store(tmp_path
         made = _ann(vault)
         assert made.patient_id
         with pytest.raises(StorageUnavailable) as got:
-            photos.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(),
+            photo_store.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(),
                                actor=OPERATOR)  # fmt: skip
         assert not isinstance(got.value, ConfigError)
     finally:
@@ -271,7 +271,7 @@ def test_the_environment_key_rotation_in_the_operations_guide_keeps_every_photo(
     vault = bootstrap(settings, create=True)
     made = _ann(vault)
     ann = Actor(made.user_id, Role.PATIENT, "Ann")
-    before = photos.store_photo(vault, patient_id=made.patient_id or "",
+    before = photo_store.store_photo(vault, patient_id=made.patient_id or "",
                                 data=factories.jpeg(), actor=ann, note="left forearm")  # fmt: skip
     vault.close()
     monkeypatch.setenv("SKINVAULT_KEK", f"{new},{old}")  # 1. the new key first, the old kept
@@ -284,8 +284,8 @@ def test_the_environment_key_rotation_in_the_operations_guide_keeps_every_photo(
     monkeypatch.setenv("SKINVAULT_KEK", new)  # 3. the old key removed
     vault = bootstrap(load_settings(data_dir=tmp_path / "v", database_url=database_url))
     try:
-        assert photos.read_photo(vault, photo_id=before.id, actor=ann, purpose="care").data
-        row = photos.get_photo(vault, before.id)
+        assert photo_reads.read_photo(vault, photo_id=before.id, actor=ann, purpose="care").data
+        row = photo_store.get_photo(vault, before.id)
         assert row.id == before.id
     finally:
         vault.close()

@@ -26,7 +26,15 @@ from skinvault.config import load_settings
 from skinvault.db.models import AuditEvent, Base
 from skinvault.errors import AccessDenied, RequestInvalid
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import admin, archive, consents, photos, public_copy, receipts
+from skinvault.services import (
+    admin,
+    archive,
+    consents,
+    photo_reads,
+    photo_store,
+    public_copy,
+    receipts,
+)
 from skinvault.services.care import start_care
 from tests import factories
 from tests.conftest import exiftool_json
@@ -101,10 +109,10 @@ def test_a_receipt_names_both_hashes_and_who_could_see_it_and_its_signature_chec
         scopes={Scope.DEIDENTIFIED}, actor=world.patient,
     )  # fmt: skip
     raw = factories.jpeg()
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v, patient_id=world.patient_id, data=raw, actor=world.patient, site="left-hand"
     )
-    served = photos.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
+    served = photo_reads.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
     got = receipts.receipt_for(v, photo_id=stored.id, actor=world.patient)
     assert got.original_sha256 == hashlib.sha256(raw).hexdigest()
     assert got.stored_sha256 == hashlib.sha256(served).hexdigest() != got.original_sha256
@@ -145,7 +153,7 @@ def _openssl_verify(folder: Path, text: str, key_hex: str, expected: int) -> Non
 
 
 def test_receipts_are_for_the_patient_and_their_care_team_only(world: World) -> None:
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         world.vault, patient_id=world.patient_id, data=factories.png(), actor=world.clinician
     )
     got = receipts.receipt_for(world.vault, photo_id=stored.id, actor=world.clinician)
@@ -157,8 +165,8 @@ def test_receipts_are_for_the_patient_and_their_care_team_only(world: World) -> 
 def test_check_a_copy_finds_the_photo_by_either_hash_and_nothing_else(world: World) -> None:
     v = world.vault
     raw = factories.jpeg()
-    stored = photos.store_photo(v, patient_id=world.patient_id, data=raw, actor=world.patient)
-    served = photos.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
+    stored = photo_store.store_photo(v, patient_id=world.patient_id, data=raw, actor=world.patient)
+    served = photo_reads.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
     for data, which in ((raw, "original"), (served, "stored")):
         found = receipts.find_copy(
             v, actor=world.patient, patient_id=world.patient_id,
@@ -189,16 +197,18 @@ def test_the_archive_opens_with_7z_and_the_right_passphrase_only(
 ) -> None:
     v = world.vault
     raw = factories.jpeg()
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v, patient_id=world.patient_id, data=raw, actor=world.patient, site="left-hand",
         note="tacrolimus, week 6",
     )  # fmt: skip
-    photos.store_photo(v, patient_id=world.patient_id, data=factories.png(), actor=world.patient)
+    photo_store.store_photo(
+        v, patient_id=world.patient_id, data=factories.png(), actor=world.patient
+    )
     consents.record_consent(
         v, patient_id=world.patient_id, purpose=Purpose.RESEARCH, granted=False,
         actor=world.patient,
     )  # fmt: skip
-    served = photos.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
+    served = photo_reads.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
     seen: list[tuple[int, int, str]] = []
     target = tmp_path / "archive.7z"
     with target.open("w+b") as out:
@@ -249,7 +259,9 @@ def _shares_a_run(blob: bytes, secret: bytes, run: int = 16) -> bool:
 
 def test_a_weak_passphrase_or_another_person_gets_no_archive(world: World) -> None:
     v = world.vault
-    photos.store_photo(v, patient_id=world.patient_id, data=factories.jpeg(), actor=world.patient)
+    photo_store.store_photo(
+        v, patient_id=world.patient_id, data=factories.jpeg(), actor=world.patient
+    )
     for weak in ("short", "password1234", "aaaaaaaaaaaaaaaa"):
         with pytest.raises(RequestInvalid):
             archive.build_archive(v, actor=world.patient, patient_id=world.patient_id,
@@ -279,7 +291,7 @@ def test_a_public_copy_has_no_metadata_covered_faces_and_no_link_to_the_record(
 ) -> None:
     v = world.vault
     raw = _faces_with_metadata()
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v, patient_id=world.patient_id, data=raw, actor=world.patient, site="left-hand"
     )
     before = _everything_in_the_database(v)
@@ -317,7 +329,7 @@ def test_a_public_copy_has_no_metadata_covered_faces_and_no_link_to_the_record(
     assert (
         digest
         != hashlib.sha256(
-            photos.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
+            photo_reads.read_photo(v, photo_id=stored.id, actor=world.patient, purpose="care").data
         ).hexdigest()
     )
 
@@ -326,7 +338,7 @@ def test_faces_stay_when_the_person_chooses_and_only_the_patient_may_make_one(
     world: World,
 ) -> None:
     v = world.vault
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         v, patient_id=world.patient_id, data=_faces_with_metadata(), actor=world.patient
     )
     kept = public_copy.public_copy_of_photo(
@@ -362,7 +374,7 @@ def test_the_portal_pages_give_receipts_checks_archives_and_public_copies(
         ann, ann_pid = _person(v, Role.PATIENT, "ann@example.org", "Ann Example")
         assert ann_pid
         raw = factories.jpeg()
-        stored = photos.store_photo(v, patient_id=ann_pid, data=raw, actor=ann, site="back")
+        stored = photo_store.store_photo(v, patient_id=ann_pid, data=raw, actor=ann, site="back")
         signed = client.post(
             "/login", data={"email": "ann@example.org", "password": "a long enough password"},
             follow_redirects=False,
@@ -456,9 +468,9 @@ def test_a_photo_whose_blob_is_gone_is_listed_as_missing_and_the_rest_is_archive
     from skinvault.db.models import Photo
 
     v = world.vault
-    kept = photos.store_photo(v, patient_id=world.patient_id, data=factories.jpeg(),
+    kept = photo_store.store_photo(v, patient_id=world.patient_id, data=factories.jpeg(),
                               actor=world.patient, site="back")  # fmt: skip
-    lost = photos.store_photo(v, patient_id=world.patient_id, data=factories.png(),
+    lost = photo_store.store_photo(v, patient_id=world.patient_id, data=factories.png(),
                               actor=world.patient, site="back")  # fmt: skip
     with v.reading() as session:
         lost_row = session.get(Photo, lost.id)

@@ -38,7 +38,9 @@ from skinvault.services import (
     history,
     jobs,
     photo_export,
-    photos,
+    photo_reads,
+    photo_shredding,
+    photo_store,
     versions,
 )
 from skinvault.services.care import start_care
@@ -92,8 +94,8 @@ def clinic(database_url: str, tmp_path: Path) -> Iterator[Clinic]:
     vault.close()
 
 
-def _store(c: Clinic, path: Path = FACES) -> photos.StoredPhoto:
-    stored = photos.store_photo(
+def _store(c: Clinic, path: Path = FACES) -> photo_store.StoredPhoto:
+    stored = photo_store.store_photo(
         c.vault, patient_id=c.patient_id, data=path.read_bytes(), actor=c.patient,
         site="left-cheek", note=NOTE,
     )  # fmt: skip
@@ -127,10 +129,10 @@ def test_an_educator_with_a_deidentified_consent_gets_faces_covered_and_no_metad
 ) -> None:
     stored = _store(clinic)
     _consent(clinic, Scope.DEIDENTIFIED)
-    original = photos.read_photo(
+    original = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.clinician, purpose="care"
     )
-    got = photos.read_photo(
+    got = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
     )
     assert got.version == "deidentified" and got.media_type == "image/jpeg"
@@ -149,7 +151,7 @@ def test_an_educator_with_a_deidentified_consent_gets_faces_covered_and_no_metad
                                                         "Photoshop", "Comment"))]  # fmt: skip
     assert not [k for k, v in tags.items() if "Date" in k or "2008" in str(v)]
     assert stored.id not in got.data.decode("latin-1")
-    details = photos.describe_photo(
+    details = photo_reads.describe_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
     )
     assert details.version == "deidentified"
@@ -157,11 +159,11 @@ def test_an_educator_with_a_deidentified_consent_gets_faces_covered_and_no_metad
         None, None, None, None,
     )  # fmt: skip
     # The thumbnail is of the version, not of the face-showing photo.
-    thumb = photos.read_thumbnail(
+    thumb = photo_reads.read_thumbnail(
         clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
     )
     assert thumb.version == "deidentified"
-    own_thumb = photos.read_thumbnail(
+    own_thumb = photo_reads.read_thumbnail(
         clinic.vault, photo_id=stored.id, actor=clinic.patient, purpose="care"
     )
     assert thumb.data != own_thumb.data
@@ -182,7 +184,7 @@ def test_a_no_face_consent_serves_the_face_free_version_with_boxes_people_added(
     _consent(clinic, Scope.NO_FACE)
     extra = (10, 300, 60, 40)  # a tattoo, say, that the patient wants covered too
     versions.set_markup(clinic.vault, photo_id=stored.id, actor=clinic.patient, added=[extra])
-    got = photos.read_photo(
+    got = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
     )
     assert got.version == "face_free"
@@ -203,11 +205,11 @@ def test_cropped_is_refused_with_a_reason_until_an_area_is_chosen_then_has_its_s
     stored = _store(clinic)
     _consent(clinic, Scope.CROPPED)
     with pytest.raises(AccessDenied, match="no area has been chosen") as refused:
-        photos.read_photo(
+        photo_reads.read_photo(
             clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
         )
     with pytest.raises(AccessDenied, match="no area has been chosen"):
-        photos.describe_photo(
+        photo_reads.describe_photo(
             clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
         )
     # The patient's history shows the same reason.
@@ -216,14 +218,14 @@ def test_cropped_is_refused_with_a_reason_until_an_area_is_chosen_then_has_its_s
     versions.set_markup(
         clinic.vault, photo_id=stored.id, actor=clinic.clinician, crop=(100, 150, 240, 180)
     )
-    got = photos.read_photo(
+    got = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
     )
     assert got.version == "cropped"
     assert Image.open(io.BytesIO(got.data)).size == (240, 180)
     # Limits compose: de-identified and cropped is cropped *and* has the faces covered.
     _consent(clinic, Scope.CROPPED, Scope.DEIDENTIFIED)
-    both = photos.read_photo(
+    both = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
     )
     assert both.version == "deidentified+cropped"
@@ -247,7 +249,7 @@ def test_a_version_that_cannot_be_made_is_refused_with_the_reason(
     # The real detector replaced by one that fails, as a damaged install would.
     monkeypatch.setattr("skinvault.photos.derivative.find_faces", broken)
     with pytest.raises(AccessDenied, match="could not be made: the face detector failed"):
-        photos.read_photo(
+        photo_reads.read_photo(
             clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
         )
     with clinic.vault.reading() as session:
@@ -262,10 +264,14 @@ def test_a_version_that_cannot_be_made_is_refused_with_the_reason(
 def test_no_ciphertext_of_any_version_survives_deleting_the_photo(clinic: Clinic) -> None:
     stored = _store(clinic)
     _consent(clinic, Scope.DEIDENTIFIED)
-    photos.read_photo(clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching")
+    photo_reads.read_photo(
+        clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
+    )
     versions.set_markup(clinic.vault, photo_id=stored.id, actor=clinic.patient, crop=(0, 0, 50, 50))
     _consent(clinic, Scope.CROPPED)
-    photos.read_photo(clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching")
+    photo_reads.read_photo(
+        clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
+    )
     with clinic.vault.reading() as session:
         live = {
             d.kind: d.blob_key
@@ -273,7 +279,9 @@ def test_no_ciphertext_of_any_version_survives_deleting_the_photo(clinic: Clinic
         }
     assert {"cropped", "thumbnail"} <= set(live)
     blobs = {k: clinic.vault.blobs.get(k) for k in live.values()}
-    photos.delete_photo(clinic.vault, photo_id=stored.id, actor=clinic.patient, reason="mine")
+    photo_shredding.delete_photo(
+        clinic.vault, photo_id=stored.id, actor=clinic.patient, reason="mine"
+    )
     remaining = set(clinic.vault.blobs.keys())
     assert not remaining & set(live.values())
     stored_bytes = b"".join(clinic.vault.blobs.get(k) for k in remaining)
@@ -290,7 +298,9 @@ def test_a_deletion_decision_that_keeps_the_record_shreds_the_consent_versions(
 ) -> None:
     stored = _store(clinic)
     _consent(clinic, Scope.NO_FACE)
-    photos.read_photo(clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching")
+    photo_reads.read_photo(
+        clinic.vault, photo_id=stored.id, actor=clinic.educator, purpose="teaching"
+    )
     officer, _ = _user(clinic.vault, Role.ADMIN, "privacy@clinic.example")
     asked = deletion.file_request(
         clinic.vault, patient_id=clinic.patient_id, scope=deletion.DeletionScope.EVERYTHING,
@@ -310,17 +320,17 @@ def test_a_heic_photo_is_served_to_browsers_as_a_jpeg_and_downloads_as_heic(
     clinic: Clinic,
 ) -> None:
     stored = _store(clinic, HEIC)
-    shown = photos.read_photo(
+    shown = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.patient, purpose="care", for_browser=True
     )
     assert shown.version == "display" and shown.data[:2] == b"\xff\xd8"
     assert Image.open(io.BytesIO(shown.data)).size == (stored.width, stored.height)
-    original = photos.read_photo(
+    original = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.patient, purpose="care"
     )
     assert original.version is None and original.media_type == "image/heif"
     assert versions.download_name(original) == "photo.heic"
-    again = photos.read_photo(
+    again = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.clinician, purpose="care", for_browser=True
     )
     assert again.data == shown.data  # made once, stored encrypted, served again
@@ -342,7 +352,7 @@ def test_an_export_of_a_deidentified_photo_is_the_deidentified_version(clinic: C
     )  # fmt: skip
     assert got.record.format == "jpeg" and got.record.deidentified
     assert got.record.patient_id is None and got.record.uploaded_at is None
-    plain = photos.read_photo(
+    plain = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.patient, purpose="care"
     )
     assert got.data != plain.data

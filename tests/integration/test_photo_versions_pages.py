@@ -18,7 +18,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose, Scope
-from skinvault.services import admin, consents, jobs, photos, totp, versions
+from skinvault.services import admin, consents, jobs, photo_store, totp, versions
 from skinvault.web.app import create_app
 
 FACES = Path(__file__).parents[2] / "bench" / "clues_set" / "dlib-2008_002506.jpg"
@@ -64,7 +64,7 @@ def _setup(vault: Vault) -> tuple[Actor, str, str, str | None]:
     ann, pid, _ = _user(vault, Role.PATIENT, "ann@example.org")
     _edu, _, secret = _user(vault, Role.EDUCATOR, "ng@uni.example")
     assert pid
-    stored = photos.store_photo(vault, patient_id=pid, data=FACES.read_bytes(), actor=ann)
+    stored = photo_store.store_photo(vault, patient_id=pid, data=FACES.read_bytes(), actor=ann)
     jobs.run_pending(vault)
     return ann, pid, stored.id, secret
 

@@ -14,7 +14,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.config import load_settings
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, consents, deletion, jobs, photos, totp
+from skinvault.services import admin, consents, deletion, jobs, photo_store, totp
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
 from tests import factories
@@ -75,13 +75,13 @@ def test_the_library_shows_only_consented_photos_and_compare_shows_two(
     assert ann_pid and bob_pid
     for pid in (ann_pid, bob_pid):
         start_care(vault, patient_id=pid, member_id=lee.id, actor=OPERATOR)
-    first = photos.store_photo(
+    first = photo_store.store_photo(
         vault, patient_id=ann_pid, data=factories.jpeg(), actor=lee, site="left-hand"
     )
-    second = photos.store_photo(
+    second = photo_store.store_photo(
         vault, patient_id=ann_pid, data=factories.png(), actor=lee, site="left-hand"
     )
-    hidden = photos.store_photo(
+    hidden = photo_store.store_photo(
         vault, patient_id=bob_pid, data=factories.jpeg(), actor=lee, site="back"
     )
     jobs.run_pending(vault)  # the thumbnails, as the server's worker thread makes them
@@ -117,7 +117,7 @@ def test_the_privacy_officer_decides_a_request_in_the_portal(
     _boss, _, boss_secret = _user(vault, Role.ADMIN, "boss@clinic.example", "Privacy officer")
     assert ann_pid
     start_care(vault, patient_id=ann_pid, member_id=lee.id, actor=OPERATOR)
-    photo = photos.store_photo(vault, patient_id=ann_pid, data=factories.jpeg(), actor=lee)
+    photo = photo_store.store_photo(vault, patient_id=ann_pid, data=factories.jpeg(), actor=lee)
     filed = deletion.file_request(
         vault, patient_id=ann_pid, scope=deletion.DeletionScope.PHOTO, scope_ref=photo.id,
         reason="moving away", actor=ann,
@@ -192,7 +192,7 @@ def test_capture_conditions_read_as_words_on_the_site_series(
     client, vault = app_and_vault
     ann, pid, _ = _user(vault, Role.PATIENT, "ann@example.org", "Ann")
     assert pid
-    stored = photos.store_photo(vault, patient_id=pid, data=factories.jpeg(), actor=ann,
+    stored = photo_store.store_photo(vault, patient_id=pid, data=factories.jpeg(), actor=ann,
                                 site="knee-left")  # fmt: skip
     _sign_in(client, "ann@example.org", None)
     series = client.get("/portal/sites/knee-left")

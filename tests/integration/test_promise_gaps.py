@@ -25,7 +25,15 @@ from skinvault.config import load_settings
 from skinvault.db.models import ShareLink
 from skinvault.errors import AccessDenied, LinkUnavailable, SkinvaultError
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, consents, photos, records, share_open, sharing
+from skinvault.services import (
+    admin,
+    consents,
+    photo_reads,
+    photo_store,
+    records,
+    share_open,
+    sharing,
+)
 from skinvault.services.care import start_care
 from tests import factories
 
@@ -71,7 +79,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         actor, pid = _user(vault, Role.PATIENT, f"{name}@example.org")
         assert pid
         start_care(vault, patient_id=pid, member_id=lee.id, actor=OPERATOR)
-        stored = photos.store_photo(
+        stored = photo_store.store_photo(
             vault, patient_id=pid, data=factories.jpeg(), actor=lee, site="left-hand"
         )
         patients[name] = (actor, pid, stored.id)
@@ -109,7 +117,7 @@ def _library(world: World, purpose: Purpose = Purpose.TEACHING) -> set[str]:
 
 def _readable(world: World, photo_id: str, purpose: Purpose = Purpose.TEACHING) -> bool:
     try:
-        photos.read_photo(world.vault, photo_id=photo_id, actor=world.ng, purpose=purpose)
+        photo_reads.read_photo(world.vault, photo_id=photo_id, actor=world.ng, purpose=purpose)
     except AccessDenied:
         return False
     except SkinvaultError as exc:  # a consent refusal is a denial too

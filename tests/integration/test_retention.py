@@ -21,7 +21,7 @@ from skinvault.crypto.envelope import seal
 from skinvault.db.models import AuditEvent, Derivative, Photo, ShareLink
 from skinvault.errors import NotFound
 from skinvault.governance_cli import retention_app
-from skinvault.services import admin, jobs, photos
+from skinvault.services import admin, jobs, photo_reads, photo_shredding, photo_store
 from skinvault.services.care import start_care
 from skinvault.services.retention import RetentionKind, run_retention
 from tests import factories
@@ -87,8 +87,8 @@ def patient(vault: Vault, clinician: Actor) -> str:
     return user.patient_id
 
 
-def store(vault: Vault, patient: str, clinician: Actor) -> photos.StoredPhoto:
-    stored = photos.store_photo(
+def store(vault: Vault, patient: str, clinician: Actor) -> photo_store.StoredPhoto:
+    stored = photo_store.store_photo(
         vault, patient_id=patient, data=factories.jpeg(), actor=clinician, site="left-hand"
     )
     jobs.run_pending(vault)  # its thumbnail, as a worker would make it
@@ -181,7 +181,7 @@ def test_a_clinical_photo_is_shredded_when_due_and_not_a_second_before(
     before = audit_count(vault)
     assert run_retention(vault, actor=RETENTION).actions == []
     assert audit_count(vault) == before
-    assert photos.read_photo(vault, photo_id=stored.id, actor=clinician, purpose="care").data
+    assert photo_reads.read_photo(vault, photo_id=stored.id, actor=clinician, purpose="care").data
 
     clock.at = T0 + timedelta(days=30)
     before = audit_count(vault)
@@ -200,9 +200,9 @@ def test_a_clinical_photo_is_shredded_when_due_and_not_a_second_before(
     assert thumb.wrapped_dek is None and thumb.deleted_at == clock.at
     assert not keys & set(vault.blobs.keys())
     with pytest.raises(NotFound):
-        photos.read_photo(vault, photo_id=stored.id, actor=clinician, purpose="care")
+        photo_reads.read_photo(vault, photo_id=stored.id, actor=clinician, purpose="care")
     with pytest.raises(NotFound):
-        photos.read_thumbnail(vault, photo_id=stored.id, actor=clinician, purpose="care")
+        photo_reads.read_thumbnail(vault, photo_id=stored.id, actor=clinician, purpose="care")
     admin.verify_audit(vault)
 
 
@@ -246,7 +246,7 @@ def test_a_dry_run_reports_what_is_due_and_changes_and_audits_nothing(
     assert photo_row(vault, photo.id).wrapped_dek is not None
     assert derivatives(vault, photo.id)["deidentified"].wrapped_dek is not None
     assert link in link_ids(vault)
-    assert photos.read_photo(vault, photo_id=photo.id, actor=clinician, purpose="care").data
+    assert photo_reads.read_photo(vault, photo_id=photo.id, actor=clinician, purpose="care").data
 
     real = run_retention(vault, actor=RETENTION)
     assert [(a.kind, a.object_id, a.done) for a in real.actions] == [
@@ -288,8 +288,10 @@ def test_teaching_copies_are_shredded_alone_on_their_own_period(
     report = run_retention(vault, actor=RETENTION)
     assert [a.object_id for a in report.actions] == [deidentified]
     # The clinical photo itself is untouched by the copies' period.
-    assert photos.read_photo(vault, photo_id=photo.id, actor=clinician, purpose="care").data
-    assert photos.read_thumbnail(vault, photo_id=photo.id, actor=clinician, purpose="care").data
+    assert photo_reads.read_photo(vault, photo_id=photo.id, actor=clinician, purpose="care").data
+    assert photo_reads.read_thumbnail(
+        vault, photo_id=photo.id, actor=clinician, purpose="care"
+    ).data
     admin.verify_audit(vault)
 
 
@@ -340,7 +342,7 @@ def test_a_photo_deleted_by_hand_is_not_shredded_again(
     vault: Vault, clock: SettableClock, patient: str, clinician: Actor
 ) -> None:
     photo = store(vault, patient, clinician)
-    photos.delete_photo(vault, photo_id=photo.id, actor=clinician, reason="wrong patient")
+    photo_shredding.delete_photo(vault, photo_id=photo.id, actor=clinician, reason="wrong patient")
     clock.at = T0 + timedelta(days=365)
     count = audit_count(vault)
     assert run_retention(vault, actor=RETENTION).actions == []
@@ -364,7 +366,7 @@ def test_the_retention_command_prints_json_and_a_dry_run_keeps_everything(
             actor=OPERATOR,
         )
         assert user.patient_id
-        photo = photos.store_photo(
+        photo = photo_store.store_photo(
             vault, patient_id=user.patient_id, data=factories.jpeg(), actor=OPERATOR
         )
     finally:

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import admin, api_tokens, photos, records, sharing
+from skinvault.services import admin, api_tokens, photo_store, records, sharing
 from skinvault.web.app import create_app
 from tests import factories
 from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
@@ -130,7 +130,7 @@ def test_the_request_log_names_route_templates_never_tokens_ids_or_queries(
                              password=PASSWORD, actor=OPERATOR, name="Ann")  # fmt: skip
     actor = Actor(made.user_id, Role.PATIENT, "Ann")
     token = api_tokens.issue_api_token(vault, actor=actor).token
-    stored = photos.store_photo(vault, patient_id=made.patient_id or "", data=factories.jpeg(),
+    stored = photo_store.store_photo(vault, patient_id=made.patient_id or "", data=factories.jpeg(),
                                 actor=actor)  # fmt: skip
     link = sharing.create_share_link(vault, photo_id=stored.id, actor=actor,
                                      recipient="gp@surgery.example", expires_in=timedelta(days=1),

@@ -28,7 +28,16 @@ from skinvault.errors import (
     TooManyLinkTries,
 )
 from skinvault.policy.purposes import Purpose
-from skinvault.services import admin, consents, history, photos, share_open, sharing
+from skinvault.services import (
+    admin,
+    consents,
+    history,
+    photo_reads,
+    photo_shredding,
+    photo_store,
+    share_open,
+    sharing,
+)
 from skinvault.services.care import start_care
 from tests import factories
 
@@ -77,7 +86,7 @@ def clinic(database_url: str, tmp_path: Path) -> Iterator[Clinic]:
     lee, _ = _user(vault, Role.CLINICIAN, "lee@clinic.example", "Dr. Lee")
     ng, _ = _user(vault, Role.EDUCATOR, "ng@uni.example", "Prof. Ng")
     start_care(vault, patient_id=patient_id, member_id=lee.id, actor=OPERATOR)
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=lee, site="left-hand"
     )
     clock.advance(days=1)
@@ -107,7 +116,7 @@ def test_patient_shares_own_photo_and_recipient_gets_the_scrubbed_bytes_once(
     assert sharing.link_status(c.vault, link.token).state == "ok"  # looking consumes nothing
 
     got = share_open.open_share_link(c.vault, token=link.token)
-    stored = photos.read_photo(c.vault, photo_id=c.photo_id, actor=c.patient, purpose="care")
+    stored = photo_reads.read_photo(c.vault, photo_id=c.photo_id, actor=c.patient, purpose="care")
     assert got.data == stored.data and got.media_type == "image/jpeg"
 
     with pytest.raises(LinkUnavailable, match=r"^this link has already been used$"):
@@ -189,7 +198,9 @@ def test_a_password_link_needs_the_right_password_and_a_wrong_one_costs_nothing(
 def test_deleting_the_photo_ends_its_links(clinic: Clinic) -> None:
     c = clinic
     link = _share(c)
-    photos.delete_photo(c.vault, photo_id=c.photo_id, actor=c.patient, reason="no longer needed")
+    photo_shredding.delete_photo(
+        c.vault, photo_id=c.photo_id, actor=c.patient, reason="no longer needed"
+    )
     with pytest.raises(LinkUnavailable, match=r"^the photo behind this link has been deleted$"):
         share_open.open_share_link(c.vault, token=link.token)
     assert sharing.link_status(c.vault, link.token).state == "deleted"
@@ -201,7 +212,7 @@ def test_secondary_uses_never_share_even_with_consent(clinic: Clinic) -> None:
         c.vault, patient_id=c.patient_id, purpose=Purpose.TEACHING, granted=True, actor=c.patient
     )
     c.clock.advance(seconds=1)
-    assert photos.read_photo(c.vault, photo_id=c.photo_id, actor=c.ng, purpose="teaching").data
+    assert photo_reads.read_photo(c.vault, photo_id=c.photo_id, actor=c.ng, purpose="teaching").data
     with pytest.raises(AccessDenied, match="cannot be shared onward"):
         sharing.create_share_link(
             c.vault, photo_id=c.photo_id, actor=c.ng, recipient=GP,
@@ -255,7 +266,7 @@ def test_concurrent_opens_of_a_single_use_link_let_exactly_one_through(clinic: C
         w.start()
     for w in workers:
         w.join()
-    opened = [r for r in results if isinstance(r, photos.PhotoBytes)]
+    opened = [r for r in results if isinstance(r, photo_reads.PhotoBytes)]
     refused = [r for r in results if isinstance(r, LinkUnavailable)]
     assert len(opened) == 1 and len(refused) == threads - 1, results
     assert all(str(r) == "this link has already been used" for r in refused)
@@ -311,7 +322,9 @@ def test_a_clinicians_link_stops_working_when_their_care_ends(
     assert made.patient_id
     start_care(vault, patient_id=made.patient_id, member_id=doc.user_id, actor=OPERATOR)
     lee = Actor(doc.user_id, Role.CLINICIAN, "Dr. Lee")
-    photo = photos.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(), actor=lee)
+    photo = photo_store.store_photo(
+        vault, patient_id=made.patient_id, data=factories.jpeg(), actor=lee
+    )
     link = sharing.create_share_link(
         vault,
         photo_id=photo.id,

@@ -16,7 +16,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.db.models import AuditEvent, Measurement
 from skinvault.errors import AccessDenied, RequestInvalid
-from skinvault.services import admin, photos, tracking
+from skinvault.services import admin, photo_reads, photo_store, tracking
 from tests.integration.test_vault import OPERATOR, _clinician, patient, vault  # noqa: F401
 from tests.unit.test_tracking_align import _texture
 from tests.unit.test_tracking_measure import _photo
@@ -45,26 +45,26 @@ def test_series_is_ordered_by_capture_date_read_before_scrubbing(
     vault: Vault, patient: str
 ) -> None:
     lee = _clinician(vault)
-    later = photos.store_photo(
+    later = photo_store.store_photo(
         vault,
         patient_id=patient,
         actor=lee,
         site="forearm-back-left",
         data=_jpeg(_photo(0.20)[0], "2026:03:02 10:00:00"),
     )
-    earlier = photos.store_photo(
+    earlier = photo_store.store_photo(
         vault,
         patient_id=patient,
         actor=lee,
         site="forearm-back-left",
         data=_jpeg(_photo(0.10)[0], "2025:11:20 09:00:00"),
     )
-    photos.store_photo(
+    photo_store.store_photo(
         vault, patient_id=patient, actor=lee, site="face", data=_jpeg(_photo(0.0)[0])
     )
     assert earlier.taken_on == date(2025, 11, 20)
     # The date is kept as a field; the scrubbed file no longer carries it.
-    got = photos.read_photo(vault, photo_id=earlier.id, actor=lee, purpose="care")
+    got = photo_reads.read_photo(vault, photo_id=earlier.id, actor=lee, purpose="care")
     assert Image.open(io.BytesIO(got.data)).getexif().get_ifd(0x8769).get(0x9003) is None
 
     for p in (earlier, later):
@@ -89,7 +89,7 @@ def test_series_is_ordered_by_capture_date_read_before_scrubbing(
 
 def test_someone_outside_the_care_team_sees_no_series(vault: Vault, patient: str) -> None:
     lee = _clinician(vault)
-    photos.store_photo(
+    photo_store.store_photo(
         vault, patient_id=patient, actor=lee, site="face", data=_jpeg(_photo(0.1)[0])
     )
     other = admin.create_user(
@@ -108,7 +108,7 @@ def test_someone_outside_the_care_team_sees_no_series(vault: Vault, patient: str
 
 def test_annotate_corrects_date_and_details(vault: Vault, patient: str) -> None:
     me = _me(vault, patient)
-    p = photos.store_photo(
+    p = photo_store.store_photo(
         vault, patient_id=patient, actor=me, site="knee-left", data=_jpeg(_photo(0.1)[0])
     )
     assert p.taken_on is None
@@ -129,9 +129,13 @@ def test_compare_aligns_two_visits_or_says_it_cannot(vault: Vault, patient: str)
     h, w = ref.shape[:2]
     shift = np.array([[1, 0, 18], [0, 1, 11], [0, 0, 1]], np.float64)
     mov = cv2.warpPerspective(ref, np.linalg.inv(shift), (w, h), borderMode=cv2.BORDER_REFLECT)
-    a = photos.store_photo(vault, patient_id=patient, actor=lee, site="shin-right", data=_jpeg(ref))
-    b = photos.store_photo(vault, patient_id=patient, actor=lee, site="shin-right", data=_jpeg(mov))
-    c = photos.store_photo(
+    a = photo_store.store_photo(
+        vault, patient_id=patient, actor=lee, site="shin-right", data=_jpeg(ref)
+    )
+    b = photo_store.store_photo(
+        vault, patient_id=patient, actor=lee, site="shin-right", data=_jpeg(mov)
+    )
+    c = photo_store.store_photo(
         vault, patient_id=patient, actor=lee, site="shin-right", data=_jpeg(_texture(seed=99))
     )
     got = tracking.compare(vault, actor=lee, reference_id=a.id, moving_id=b.id)

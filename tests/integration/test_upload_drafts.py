@@ -20,7 +20,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import Photo, UploadDraft
-from skinvault.services import admin, drafts, photos, sharing
+from skinvault.services import admin, drafts, photo_reads, photo_store, sharing
 from skinvault.services.care import start_care
 from skinvault.services.maintenance import MaintenanceSchedule
 from skinvault.web.app import create_app
@@ -146,7 +146,7 @@ def test_what_is_saved_is_the_preview_with_the_covers_and_the_crop(world: World)
     with world.vault.reading() as session:
         [photo] = session.scalars(select(Photo)).all()
         assert photo.phash and len(photo.phash) == 16
-    stored = photos.read_photo(
+    stored = photo_reads.read_photo(
         world.vault, photo_id=photo.id, actor=world.patient, purpose="care"
     ).data
     image = np.asarray(Image.open(io.BytesIO(stored)).convert("RGB")).astype(int)
@@ -223,7 +223,9 @@ def test_a_photo_saved_before_0012_has_no_hash_and_is_still_matched_by_its_bytes
     world: World,
 ) -> None:
     data = _jpeg(seed=5)
-    photos.store_photo(world.vault, patient_id=world.patient_id, data=data, actor=world.patient)
+    photo_store.store_photo(
+        world.vault, patient_id=world.patient_id, data=data, actor=world.patient
+    )
     with world.vault.sessions.begin() as session:
         for photo in session.scalars(select(Photo)):
             photo.phash = None  # as stored before this revision

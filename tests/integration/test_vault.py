@@ -18,7 +18,7 @@ from skinvault.crypto.keys import MemoryKeySource
 from skinvault.db.models import Derivative, Photo
 from skinvault.errors import BlobUnreadable, KeyUnavailable, NotFound, PhotoError, TooLarge
 from skinvault.photos.scrub import scrub
-from skinvault.services import admin, jobs, photos
+from skinvault.services import admin, jobs, photo_reads, photo_shredding, photo_store
 from skinvault.services.care import start_care
 from tests import factories
 from tests.conftest import CORPUS_FILES
@@ -75,9 +75,9 @@ def patient(vault: Vault) -> str:
     return user.patient_id
 
 
-def _store(vault: Vault, patient: str, data: bytes | None = None) -> photos.StoredPhoto:
+def _store(vault: Vault, patient: str, data: bytes | None = None) -> photo_store.StoredPhoto:
     """Store a photo and run the jobs it enqueued (its thumbnail), as a worker would."""
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         vault,
         patient_id=patient,
         data=data if data is not None else factories.jpeg(),
@@ -110,11 +110,11 @@ def test_a_stored_photo_reads_back_scrubbed_and_the_access_is_audited(
     stored = _store(vault, patient, original)
     assert stored.format == "jpeg" and stored.lossless
     assert {f.category.value for f in stored.findings} >= {"location", "device", "person"}
-    got = photos.read_photo(vault, photo_id=stored.id, actor=_clinician(vault), purpose="care")
+    got = photo_reads.read_photo(vault, photo_id=stored.id, actor=_clinician(vault), purpose="care")
     assert got.data == scrub(original)[0]
     assert got.media_type == "image/jpeg"
     assert b"Jane Patient" not in got.data
-    thumb = photos.read_thumbnail(
+    thumb = photo_reads.read_thumbnail(
         vault, photo_id=stored.id, actor=_clinician(vault), purpose="care"
     )
     assert thumb.data.startswith(b"\xff\xd8") and b"Exif" not in thumb.data[:64]
@@ -140,7 +140,7 @@ def test_nothing_under_the_data_dir_holds_an_image_signature_or_plaintext(
     for path in SAMPLES:
         stored = _store(vault, patient, path.read_bytes())
         plaintexts.append(
-            photos.read_photo(
+            photo_reads.read_photo(
                 vault, photo_id=stored.id, actor=_clinician(vault), purpose="care"
             ).data
         )
@@ -199,17 +199,17 @@ def test_corrupted_swapped_and_missing_blobs_are_errors_naming_the_photo(
     # swapped: b's ciphertext under a's name
     shutil.copyfile(path_b, path_a)
     with pytest.raises(BlobUnreadable, match=a.id):
-        photos.read_photo(vault, photo_id=a.id, actor=_clinician(vault), purpose="care")
+        photo_reads.read_photo(vault, photo_id=a.id, actor=_clinician(vault), purpose="care")
     # corrupted: one byte flipped in the middle
     data = bytearray(path_b.read_bytes())
     data[len(data) // 2] ^= 0x01
     path_b.write_bytes(bytes(data))
     with pytest.raises(BlobUnreadable, match=b.id):
-        photos.read_photo(vault, photo_id=b.id, actor=_clinician(vault), purpose="care")
+        photo_reads.read_photo(vault, photo_id=b.id, actor=_clinician(vault), purpose="care")
     # missing
     _blob_path(vault, _photo_row(vault, c.id).blob_key).unlink()
     with pytest.raises(BlobUnreadable, match=c.id):
-        photos.read_photo(vault, photo_id=c.id, actor=_clinician(vault), purpose="care")
+        photo_reads.read_photo(vault, photo_id=c.id, actor=_clinician(vault), purpose="care")
     failures = [e for e in _events(vault) if e.action == "photo:view"]  # type: ignore[attr-defined]
     # The decision (allowed) is recorded before decrypting; the failure follows it.
     assert [e.outcome for e in failures] == ["allowed", "failed"] * 3  # type: ignore[attr-defined]
@@ -225,7 +225,9 @@ def test_a_wrong_key_is_a_clear_error_not_garbage(vault: Vault, patient: str) ->
         keys=MemoryKeySource(),
     )
     with pytest.raises(KeyUnavailable, match=stored.id):
-        photos.read_photo(other_keys, photo_id=stored.id, actor=_clinician(vault), purpose="care")
+        photo_reads.read_photo(
+            other_keys, photo_id=stored.id, actor=_clinician(vault), purpose="care"
+        )
 
 
 def test_deleting_shreds_the_key_so_a_backup_copy_of_the_blob_stays_unreadable(
@@ -235,9 +237,11 @@ def test_deleting_shreds_the_key_so_a_backup_copy_of_the_blob_stays_unreadable(
     row = _photo_row(vault, stored.id)
     backup = tmp_path / "backup.blob"
     shutil.copyfile(_blob_path(vault, row.blob_key), backup)
-    photos.delete_photo(vault, photo_id=stored.id, actor=_clinician(vault), reason="patient asked")
+    photo_shredding.delete_photo(
+        vault, photo_id=stored.id, actor=_clinician(vault), reason="patient asked"
+    )
     with pytest.raises(NotFound):
-        photos.read_photo(vault, photo_id=stored.id, actor=_clinician(vault), purpose="care")
+        photo_reads.read_photo(vault, photo_id=stored.id, actor=_clinician(vault), purpose="care")
     after = _photo_row(vault, stored.id)
     assert after.wrapped_dek is None and after.deleted_at is not None
     with vault.sessions() as session:
@@ -267,7 +271,7 @@ def test_key_rotation_rewraps_every_key_without_touching_blobs(vault: Vault, pat
     } == blobs_before
     for s in stored:
         assert _photo_row(vault, s.id).kek_id == report.new_kek
-        photos.read_photo(vault, photo_id=s.id, actor=_clinician(vault), purpose="care")
+        photo_reads.read_photo(vault, photo_id=s.id, actor=_clinician(vault), purpose="care")
 
 
 def test_an_interrupted_rotation_is_finished_by_running_it_again(
@@ -287,7 +291,7 @@ def test_an_interrupted_rotation_is_finished_by_running_it_again(
         report.resumed and report.rewrapped == 10
     )  # 12 keys (4 photos, 4 thumbnails, 4 notes), 2 done before
     for s in stored:
-        photos.read_photo(vault, photo_id=s.id, actor=_clinician(vault), purpose="care")
+        photo_reads.read_photo(vault, photo_id=s.id, actor=_clinician(vault), purpose="care")
     assert len(vault.keys.known_ids()) == 1
 
 
@@ -328,7 +332,9 @@ def test_on_s3_the_bucket_holds_only_ciphertext_and_photos_read_back(
     for path in SAMPLES[:6]:
         stored = _store(vault, patient, path.read_bytes())
         display_copies += stored.format in {"heif", "tiff"}  # a browser copy (a job) too
-        got = photos.read_photo(vault, photo_id=stored.id, actor=_clinician(vault), purpose="care")
+        got = photo_reads.read_photo(
+            vault, photo_id=stored.id, actor=_clinician(vault), purpose="care"
+        )
         assert got.data == scrub(path.read_bytes())[0]
         plaintexts += [got.data, path.read_bytes()]
     chunks = {p[o : o + 32] for p in plaintexts for o in range(0, len(p) - 31, 32)}
@@ -346,7 +352,7 @@ def test_a_photo_note_is_stored_encrypted_and_survives_key_rotation(
     vault: Vault, patient: str
 ) -> None:
     note = "treated with tacrolimus 0.1% since March, lamp at 30 cm"
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         vault, patient_id=patient, data=factories.jpeg(), actor=_clinician(vault), note=note
     )
     assert stored.note == note
@@ -360,8 +366,8 @@ def test_a_photo_note_is_stored_encrypted_and_survives_key_rotation(
     old = vault.keys.current().id
     report = admin.rotate_key(vault, actor=OPERATOR)
     assert old in report.retired
-    assert photos.get_photo(vault, stored.id).note == note
-    photos.delete_photo(vault, photo_id=stored.id, actor=_clinician(vault), reason="asked")
+    assert photo_store.get_photo(vault, stored.id).note == note
+    photo_shredding.delete_photo(vault, photo_id=stored.id, actor=_clinician(vault), reason="asked")
     with vault.sessions() as session:
         gone = session.get(Photo, stored.id)
         assert gone is not None and gone.note_enc is None

@@ -19,7 +19,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import Photo
-from skinvault.services import admin, jobs, photos
+from skinvault.services import admin, jobs, photo_reads
 from skinvault.services.care import start_care
 
 WRITER = """
@@ -28,7 +28,7 @@ from pathlib import Path
 from skinvault.actors import Actor
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services.photos import store_photo
+from skinvault.services.photo_store import store_photo
 from tests import factories
 
 vault = bootstrap(load_settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2]))
@@ -88,7 +88,7 @@ def test_killed_writers_leave_only_readable_photos_a_valid_chain_and_sweepable_o
         listed = [p.id for p in session.query(Photo).all()]
     assert listed, "the writers stored nothing before being killed"
     for photo_id in listed:
-        got = photos.read_photo(vault, photo_id=photo_id, actor=clinician, purpose="care")
+        got = photo_reads.read_photo(vault, photo_id=photo_id, actor=clinician, purpose="care")
         assert got.data.startswith(b"\xff\xd8")
     assert admin.verify_audit(vault).count >= len(listed)
     blob_dir = settings.data_dir / "blobs"

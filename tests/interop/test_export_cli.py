@@ -14,7 +14,7 @@ from skinvault.config import load_settings
 from skinvault.services import admin
 from skinvault.services.care import start_care
 from skinvault.services.history import access_history
-from skinvault.services.photos import store_photo
+from skinvault.services.photo_store import store_photo
 from tests import factories
 from tests.interop.conftest import dciodvfy
 from tests.interop.validators import assert_valid

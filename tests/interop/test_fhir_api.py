@@ -25,7 +25,7 @@ from skinvault.services import admin, api_tokens
 from skinvault.services.care import start_care
 from skinvault.services.consents import record_consent
 from skinvault.services.history import access_history
-from skinvault.services.photos import store_photo
+from skinvault.services.photo_store import store_photo
 from skinvault.web.app import create_app
 from tests import factories
 from tests.integration.conftest import database_url  # noqa: F401 — the sqlite+postgresql fixture
@@ -83,7 +83,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:  # noqa: F811
         site="left-hand",
         note="day 3",
     )
-    from skinvault.services.photos import read_photo
+    from skinvault.services.photo_reads import read_photo
 
     data = read_photo(vault, photo_id=stored.id, actor=actors["ann"], purpose="care").data
     client = TestClient(app)

@@ -19,7 +19,8 @@ from skinvault.interop import fhir
 from skinvault.interop.sites import coded
 from skinvault.services import record_export, tracking
 from skinvault.services.history import access_history
-from skinvault.services.photos import read_photo, store_photo
+from skinvault.services.photo_reads import read_photo
+from skinvault.services.photo_store import store_photo
 from tests.integration.conftest import database_url  # noqa: F401 — sqlite+postgresql
 from tests.interop import test_fhir_api
 from tests.interop.test_fhir_api import World, _fhir

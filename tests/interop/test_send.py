@@ -21,7 +21,8 @@ from skinvault.errors import DestinationUnavailable
 from skinvault.services import admin, api_tokens, dicom_send, jobs, record_export
 from skinvault.services.care import start_care
 from skinvault.services.history import access_history
-from skinvault.services.photos import read_photo, store_photo
+from skinvault.services.photo_reads import read_photo
+from skinvault.services.photo_store import store_photo
 from skinvault.web.app import create_app
 from tests import factories
 from tests.integration.conftest import database_url  # noqa: F401

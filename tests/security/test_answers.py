@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from skinvault.actors import Role
-from skinvault.services import api_tokens, photos, records
+from skinvault.services import api_tokens, photo_store, records
 from skinvault.web.app import SECURITY_HEADERS
 from tests import factories
 from tests.security.conftest import PASSWORD, Live, csrf_of
@@ -61,7 +61,7 @@ def test_the_patient_home_shows_photos_with_and_without_a_site(live: Live) -> No
     live.relate(patient, clinician)
     assert patient.patient_id
     for site in ("back", None):  # a care-team member's upload without a site is enough
-        photos.store_photo(
+        photo_store.store_photo(
             live.vault, patient_id=patient.patient_id, data=factories.jpeg(),
             actor=clinician.actor, site=site,
         )  # fmt: skip
@@ -109,7 +109,7 @@ def test_sign_out_needs_the_csrf_token(live: Live) -> None:
 def test_nothing_with_patient_data_may_be_cached(live: Live) -> None:
     patient = live.person(Role.PATIENT)
     assert patient.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=factories.jpeg(), actor=patient.actor,
         site="back",
     )  # fmt: skip

@@ -26,7 +26,7 @@ from skinvault.audit import Action, Outcome, record
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.errors import AuditChainBroken
-from skinvault.services import admin, photos
+from skinvault.services import admin, photo_reads, photo_store
 from tests import factories
 from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
 from tests.security.conftest import Live
@@ -183,11 +183,11 @@ def test_the_server_signs_on_a_schedule_and_verify_finds_the_cut(live_with: obje
     officer = live.person(Role.ADMIN)
     live.relate(patient, lee)
     assert patient.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=factories.jpeg(), actor=lee.actor
     )
     signed = admin.sign_head(live.vault)  # `skinvault audit checkpoint`: a checkpoint row
-    photos.read_photo(
+    photo_reads.read_photo(
         live.vault, photo_id=stored.id, actor=Actor(two.actor.id, Role.CLINICIAN, "Dr. Two"),
         purpose="care", break_glass_reason="Unconscious in A&E, no care team reachable",
     )  # fmt: skip

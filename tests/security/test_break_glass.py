@@ -22,7 +22,7 @@ from skinvault.audit.log import tail
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.errors import AccessDenied
-from skinvault.services import admin, history, photos
+from skinvault.services import admin, history, photo_reads, photo_store
 from skinvault.services.care import start_care
 from tests import factories
 from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
@@ -81,7 +81,7 @@ def ward(database_url: str, tmp_path: Path) -> Iterator[Ward]:
     two, _ = _user(vault, Role.CLINICIAN, "two@clinic.example", "Dr. Two")
     officer, _ = _user(vault, Role.ADMIN, "po@clinic.example", "Pat Officer")
     start_care(vault, patient_id=patient_id, member_id=lee.id, actor=OPERATOR)
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         vault, patient_id=patient_id, data=factories.jpeg(), actor=lee, site="back"
     )
     clock.advance(days=1)
@@ -91,9 +91,9 @@ def ward(database_url: str, tmp_path: Path) -> Iterator[Ward]:
 
 def test_the_patients_history_names_an_emergency_access_by_whom_and_why(ward: Ward) -> None:
     v, w = ward.vault, ward
-    photos.read_photo(v, photo_id=w.photo_id, actor=w.lee, purpose="care")
+    photo_reads.read_photo(v, photo_id=w.photo_id, actor=w.lee, purpose="care")
     w.clock.advance(minutes=5)
-    photos.read_photo(
+    photo_reads.read_photo(
         v, photo_id=w.photo_id, actor=w.two, purpose="care", break_glass_reason=REASON
     )
     entries = history.access_history(v, w.patient_id)
@@ -115,13 +115,13 @@ def test_every_break_glass_access_is_queued_for_the_privacy_officer(ward: Ward) 
     from skinvault.services import review
 
     v, w = ward.vault, ward
-    photos.describe_photo(
+    photo_reads.describe_photo(
         v, photo_id=w.photo_id, actor=w.two, purpose="care", break_glass_reason=REASON
     )
-    photos.read_photo(
+    photo_reads.read_photo(
         v, photo_id=w.photo_id, actor=w.two, purpose="care", break_glass_reason=REASON
     )
-    photos.read_photo(v, photo_id=w.photo_id, actor=w.lee, purpose="care")  # not break-glass
+    photo_reads.read_photo(v, photo_id=w.photo_id, actor=w.lee, purpose="care")  # not break-glass
     queue = review.cases(v, actor=w.officer)
     assert len(queue) == 1  # one emergency episode: same clinician, patient and reason
     case = queue[0]
@@ -198,7 +198,7 @@ def test_break_glass_from_the_clinician_home_over_the_live_portal(live: Live) ->
     officer = live.person(Role.ADMIN, name="Pat Officer")
     live.relate(patient, lee)
     assert patient.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=factories.jpeg(), actor=lee.actor,
         site="back",
     )  # fmt: skip

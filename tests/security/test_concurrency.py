@@ -15,7 +15,7 @@ from datetime import timedelta
 import httpx2 as httpx
 
 from skinvault.actors import Role
-from skinvault.services import api_tokens, photos, sharing
+from skinvault.services import api_tokens, photo_store, sharing
 from tests import factories
 from tests.security.conftest import Live
 
@@ -27,7 +27,7 @@ LINK_PASSWORD = "blue heron at dawn"
 def test_fifty_opens_and_twenty_uploads_at_once_never_answer_5xx(live: Live) -> None:
     patient = live.person(Role.PATIENT)
     assert patient.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=factories.jpeg(), actor=patient.actor
     )
     link = sharing.create_share_link(
@@ -110,7 +110,7 @@ def test_while_a_link_password_is_checked_the_database_is_not_held(live: Live) -
 
     patient = live.person(Role.PATIENT)
     assert patient.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=factories.jpeg(), actor=patient.actor
     )
     link = sharing.create_share_link(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skinvault.actors import Role
-from skinvault.services import photos
+from skinvault.services import photo_reads, photo_store
 from tests.security.conftest import Live
 from tests.security.test_no_plaintext_on_disk import BIG, HOOK, _chunks, _leak
 
@@ -35,11 +35,11 @@ def test_archive_public_copy_and_check_a_copy_write_no_plaintext(
     patient = live.person(Role.PATIENT)
     assert patient.patient_id
     raw = BIG.read_bytes()  # 2.2 MB: past any 1 MB spooling limit
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=raw, actor=patient.actor, site="back",
         note="a note that must stay encrypted",
     )  # fmt: skip
-    scrubbed = photos.read_photo(
+    scrubbed = photo_reads.read_photo(
         live.vault, photo_id=stored.id, actor=patient.actor, purpose="care"
     ).data
     client = live.client()

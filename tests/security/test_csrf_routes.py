@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from skinvault.actors import Role
 from skinvault.db.models import Base, Patient, WebSession
-from skinvault.services import photos
+from skinvault.services import photo_store
 from tests import factories
 from tests.security.conftest import PASSWORD, Live, Person, csrf_of
 from tests.security.test_second_factor import _fill, route_list
@@ -94,7 +94,7 @@ def test_every_cookie_write_needs_the_sessions_own_csrf_token(
     stranger = live.person(Role.PATIENT)
     live.relate(owner, clinician)
     assert owner.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=owner.patient_id, data=factories.jpeg(), actor=owner.actor,
         site="back",
     )  # fmt: skip

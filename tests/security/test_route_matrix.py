@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from skinvault.actors import Role
-from skinvault.services import photos
+from skinvault.services import photo_store
 from tests import factories
 from tests.security.conftest import Live, Person, csrf_of
 from tests.security.test_second_factor import IMAGE_MAGIC, PUBLIC, _fill, route_list
@@ -48,7 +48,7 @@ def cast(live: Live) -> tuple[dict[str, Person | None], str, dict[str, str]]:
         assert person is not None
         live.relate(owner, person)
     assert owner.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=owner.patient_id, data=factories.jpeg(), actor=owner.actor,
         site="back", note="a note only the care team reads",
     )  # fmt: skip

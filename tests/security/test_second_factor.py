@@ -17,7 +17,7 @@ import pyotp
 import pytest
 
 from skinvault.actors import Role
-from skinvault.services import photos, users
+from skinvault.services import photo_store, users
 from skinvault.web.app import create_app
 from tests import factories
 from tests.security.conftest import PASSWORD, SETUP, Live, csrf_of
@@ -67,7 +67,7 @@ def world(live: Live) -> dict[str, object]:
     pending = live.person(Role.CLINICIAN, enrol=False)
     live.relate(patient, pending)
     assert patient.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=factories.jpeg(), actor=patient.actor,
         site="back",
     )  # fmt: skip

@@ -19,7 +19,7 @@ from datetime import timedelta
 import httpx2 as httpx
 
 from skinvault.actors import Role
-from skinvault.services import api_tokens, photos, sharing
+from skinvault.services import api_tokens, photo_store, sharing
 from tests import factories
 from tests.security.conftest import Live, Person, csrf_of
 
@@ -32,7 +32,7 @@ def _photo_and_link(
 ) -> tuple[Person, str, sharing.NewLink]:
     patient = live.person(Role.PATIENT)
     assert patient.patient_id
-    stored = photos.store_photo(
+    stored = photo_store.store_photo(
         live.vault, patient_id=patient.patient_id, data=factories.jpeg(), actor=patient.actor
     )
     link = sharing.create_share_link(

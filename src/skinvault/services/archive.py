@@ -60,7 +60,7 @@ from skinvault.services import consents as consent_service
 from skinvault.services import history, receipts, records
 from skinvault.services.passwords import common_passwords
 from skinvault.services.photo_export import export_photo
-from skinvault.services.photos import get_photo
+from skinvault.services.photo_store import get_photo
 from skinvault.services.tracking import _open_details
 
 MIN_PASSPHRASE = 12

@@ -35,7 +35,7 @@ from skinvault.policy.decide import PatientAction, decide_operation
 from skinvault.policy.purposes import Purpose
 from skinvault.services.consents import consents_for, record_consent
 from skinvault.services.notifications import Kind, notify_patient
-from skinvault.services.photos import shred_photo
+from skinvault.services.photo_shredding import shred_photo
 from skinvault.services.records import authorize
 from skinvault.services.retention import _shred_copy
 

@@ -24,7 +24,7 @@ from skinvault.errors import DestinationUnavailable, NotFound
 from skinvault.interop import senders
 from skinvault.policy.purposes import Purpose
 from skinvault.services.photo_export import export_dicom
-from skinvault.services.photos import _parse_purpose
+from skinvault.services.photo_policy import parse_purpose
 from skinvault.services.record_export import _events
 
 
@@ -119,7 +119,7 @@ def send_photo(
     if background:
         from skinvault.services import jobs  # noqa: PLC0415 (jobs imports the services)
 
-        chosen = _parse_purpose(purpose)
+        chosen = parse_purpose(purpose)
         message = f"{destination}: {last} (try 1; the queue tries again)"
         with vault.sessions.begin() as session:
             _record_send(session, vault, actor, photo_id, Outcome.FAILED, message, chosen.value)

@@ -47,7 +47,7 @@ from skinvault.photos.findings import Finding
 from skinvault.photos.limits import check_pixels
 from skinvault.photos.redact import redact
 from skinvault.photos.scrub import scrub
-from skinvault.services import photos as photo_service
+from skinvault.services import photo_store
 from skinvault.services.preview import CheckItem, checklist_for
 from skinvault.tracking.capture import capture_date
 
@@ -367,7 +367,7 @@ def save_draft(
     site: str | None,
     note: str = "",
     taken_on: date | None = None,
-) -> photo_service.StoredPhoto:
+) -> photo_store.StoredPhoto:
     """Store the draft's photo with ``covers`` filled and ``crop`` applied; the draft goes.
 
     Raises RequestInvalid (nothing stored) when the draft has expired or is not the
@@ -382,7 +382,7 @@ def save_draft(
         sealed.blob, sealed.wrapped_dek, object_id=draft_id, kind=DRAFT, keys=vault.keys
     )
     data = redact(scrubbed, covers, crop=crop).data if covers or crop else scrubbed
-    stored = photo_service.store_photo(
+    stored = photo_store.store_photo(
         vault,
         patient_id=patient_id,
         data=data,

@@ -27,7 +27,7 @@ from skinvault.db.models import BodySite, CareRelationship, Patient, Photo, User
 from skinvault.errors import AccessDenied, NotFound
 from skinvault.policy.decide import Access, CareFacts, PhotoFacts, decide
 from skinvault.policy.purposes import Purpose
-from skinvault.services.photos import StoredPhoto, _view
+from skinvault.services.photo_store import StoredPhoto, stored_photo_of
 from skinvault.services.review import BREAK_GLASS_MARK, file_access
 
 
@@ -113,7 +113,7 @@ def open_record(vault: Vault, *, actor: Actor, patient: str, reason: str) -> Ope
             .where(Photo.patient_id == patient_id, Photo.deleted_at.is_(None))
             .order_by(Photo.uploaded_at.desc())
         )
-        shown = [_view(vault, p, sites.get(p.site_id or "")) for p in rows]
+        shown = [stored_photo_of(vault, p, sites.get(p.site_id or "")) for p in rows]
     return OpenedRecord(patient_id, name, shown, decision.break_glass)
 
 

@@ -21,7 +21,7 @@ from skinvault.db.models import BodySite, Measurement, Photo
 from skinvault.errors import AccessDenied, NotFound
 from skinvault.policy.decide import Access, Obligation
 from skinvault.policy.purposes import Purpose
-from skinvault.services.photos import _audit_reason, _decision, _parse_purpose
+from skinvault.services.photo_policy import audit_reason, parse_purpose, photo_decision
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def export_measurements(
     ``measurement:export-fhir``; no image byte is decrypted. A refused photo is
     left out, or with ``strict`` raises :class:`AccessDenied` (after the audit).
     """
-    chosen = _parse_purpose(purpose)
+    chosen = parse_purpose(purpose)
     found: list[MeasurementRecord] = []
     denied: AccessDenied | None = None
     with vault.sessions.begin() as session:
@@ -73,7 +73,7 @@ def export_measurements(
             rows = list(session.scalars(query.order_by(Measurement.measured_at, Measurement.id)))
             if not rows:
                 continue
-            decision = _decision(
+            decision = photo_decision(
                 session,
                 vault,
                 photo,
@@ -90,7 +90,7 @@ def export_measurements(
                 object=f"photo:{pid}",
                 outcome=Outcome.ALLOWED if decision.allowed else Outcome.DENIED,
                 purpose=chosen.value,
-                reason=f"{_audit_reason(decision)} (FHIR Observation)",
+                reason=f"{audit_reason(decision)} (FHIR Observation)",
             )
             if not decision.allowed:
                 if strict:

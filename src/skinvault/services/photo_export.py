@@ -9,7 +9,7 @@ A photo that leaves skinvault is an *export*: it is decided by
 limited to "inside this clinic" refuses it) and audited with its own action
 (``photo:export-dicom``, ``photo:export-fhir``, ``photo:send``), never as an
 ordinary view. The audit event commits before any byte is decrypted, exactly as
-for a view (:mod:`skinvault.services.photos`). The record as a whole is in
+for a view (:mod:`skinvault.services.photo_reads`). The record as a whole is in
 :mod:`~skinvault.services.record_export`, measurements in
 :mod:`~skinvault.services.measurement_export`, FHIR resources in
 :mod:`~skinvault.services.fhir_resources`, sends to a PACS in
@@ -35,17 +35,14 @@ from skinvault.interop import dicom
 from skinvault.photos.derivative import open_size
 from skinvault.policy.decide import Access, Decision, Obligation
 from skinvault.policy.purposes import Purpose
-from skinvault.services.photos import (
-    MEDIA_TYPES,
-    PHOTO,
-    _audit_failure,
-    _audit_reason,
-    _decision,
-    _decrypt,
-    _file_break_glass,
-    _parse_purpose,
-    _read,
+from skinvault.services.photo_policy import (
+    audit_reason,
+    file_break_glass,
+    parse_purpose,
+    photo_decision,
 )
+from skinvault.services.photo_reads import MEDIA_TYPES, decrypt_blob, read_decided
+from skinvault.services.photo_store import PHOTO, audit_failure
 
 
 @dataclass(frozen=True)
@@ -113,12 +110,12 @@ def grant_export(
     obj = f"photo:{photo_id}"
     denied: AccessDenied | None = None
     try:
-        chosen = _parse_purpose(purpose)
+        chosen = parse_purpose(purpose)
         with vault.sessions.begin() as session:
             photo = session.get(Photo, photo_id)
             if photo is None or photo.deleted_at is not None:
                 raise NotFound(f"there is no photo {photo_id}")
-            decision = _decision(
+            decision = photo_decision(
                 session,
                 vault,
                 photo,
@@ -129,13 +126,13 @@ def grant_export(
             )
             if decision.allowed and Obligation.DEIDENTIFIED in decision.obligations:
                 # Fail closed: a grant hands out the stored photo, never a version (the
-                # de-identified one is served by export_photo); _decision refused the rest.
+                # de-identified one is served by export_photo); photo_decision refused the rest.
                 decision = Decision(
                     False,
                     "The patient allows this use only for a de-identified version; export"
                     " the photo on its own to get it.",
                 )
-            reason = _audit_reason(decision)  # marks break-glass as views do
+            reason = audit_reason(decision)  # marks break-glass as views do
             if detail:
                 reason = f"{reason} ({detail})"
             event = record(
@@ -152,7 +149,7 @@ def grant_export(
                 denied = AccessDenied(decision.reason)
             else:
                 # An emergency export joins the privacy officer's queue like an emergency view.
-                _file_break_glass(session, vault, decision, actor, photo, break_glass_reason, event)
+                file_break_glass(session, vault, decision, actor, photo, break_glass_reason, event)
                 patient = session.get(Patient, photo.patient_id)
                 site = session.get(BodySite, photo.site_id) if photo.site_id else None
                 hidden = Obligation.DEIDENTIFIED in decision.obligations
@@ -176,7 +173,7 @@ def grant_export(
             raise denied
     except SkinvaultError as exc:
         if exc is not denied:
-            _audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
+            audit_failure(vault, actor, action, obj, str(exc), purpose=str(purpose)[:20])
         raise
     assert wrapped is not None
     return PhotoGrant(meta, blob_key, wrapped, sha256, chosen.value)
@@ -186,7 +183,7 @@ def open_export(vault: Vault, grant: PhotoGrant, *, actor: Actor, action: Action
     """Decrypt a granted export (the audit event of the grant has committed already)."""
     photo_id = grant.record.photo_id
     try:
-        data = _decrypt(
+        data = decrypt_blob(
             vault,
             object_id=photo_id,
             kind=PHOTO,
@@ -195,7 +192,7 @@ def open_export(vault: Vault, grant: PhotoGrant, *, actor: Actor, action: Action
             sha256=grant.sha256,
         )
     except SkinvaultError as exc:
-        _audit_failure(vault, actor, action, f"photo:{photo_id}", str(exc), purpose=grant.purpose)
+        audit_failure(vault, actor, action, f"photo:{photo_id}", str(exc), purpose=grant.purpose)
         raise
     return ExportedPhoto(grant.record, data)
 
@@ -212,7 +209,7 @@ def export_photo(
 ) -> ExportedPhoto:
     """Decide (as an export), audit, then decrypt one photo; a refusal is audited first.
 
-    The same read as a view (:func:`skinvault.services.photos._read`), decided with
+    The same read as a view (:func:`skinvault.services.photo_reads.read_decided`), decided with
     :attr:`Access.EXPORT`: a consent limited to a version exports that version (a JPEG).
     """
 
@@ -236,7 +233,7 @@ def export_photo(
             obligations=decision.obligations,
         )
 
-    got = _read(
+    got = read_decided(
         vault,
         photo_id=photo_id,
         actor=actor,
@@ -301,6 +298,6 @@ def export_dicom(
     try:
         part10 = dicom_of(exported, issuer=vault.settings.organisation)
     except SkinvaultError as exc:
-        _audit_failure(vault, actor, action, f"photo:{photo_id}", str(exc))
+        audit_failure(vault, actor, action, f"photo:{photo_id}", str(exc))
         raise
     return DicomExport(exported.record, part10)

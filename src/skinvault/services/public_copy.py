@@ -41,7 +41,9 @@ from skinvault.photos.scrub import scrub
 from skinvault.photos.sniff import ImageFormat
 from skinvault.policy.decide import Access
 from skinvault.policy.purposes import Purpose
-from skinvault.services.photos import PHOTO, _decision, _decrypt
+from skinvault.services.photo_policy import photo_decision
+from skinvault.services.photo_reads import decrypt_blob
+from skinvault.services.photo_store import PHOTO
 
 #: What a public copy can still show, said with every copy (seed §7, FAQ 6).
 REMINDERS: tuple[str, ...] = (
@@ -155,7 +157,7 @@ def public_copy_of_photo(
         if photo is None or photo.deleted_at is not None:
             raise NotFound(f"there is no photo {photo_id}")
         patient_id = photo.patient_id
-        decision = _decision(
+        decision = photo_decision(
             session,
             vault,
             photo,
@@ -193,7 +195,7 @@ def public_copy_of_photo(
     if not owner:
         raise AccessDenied(refusal)
     assert wrapped is not None
-    data = _decrypt(
+    data = decrypt_blob(
         vault, object_id=photo_id, kind=PHOTO, blob_key=blob_key, wrapped=wrapped, sha256=expected
     )
     return public_copy(data, cover_faces=cover_faces, cover_text=cover_text, site=site_code)

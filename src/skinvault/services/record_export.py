@@ -27,7 +27,7 @@ from skinvault.policy.purposes import Purpose
 from skinvault.services import consents as consent_service
 from skinvault.services.measurement_export import MeasurementRecord, export_measurements
 from skinvault.services.photo_export import ExportedPhoto, PhotoGrant, grant_export, open_export
-from skinvault.services.photos import _parse_purpose
+from skinvault.services.photo_policy import parse_purpose
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def export_record(
     total) but only that page is decrypted.
     """
     obj = f"patient:{patient_id}"
-    chosen = _parse_purpose(purpose)
+    chosen = parse_purpose(purpose)
     with vault.sessions.begin() as session:
         patient = session.get(Patient, patient_id)
         if patient is None:

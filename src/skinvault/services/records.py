@@ -32,7 +32,7 @@ from skinvault.policy.decide import (
 from skinvault.policy.purposes import Purpose
 from skinvault.services import versions
 from skinvault.services.consents import facts_of
-from skinvault.services.photos import StoredPhoto, _view
+from skinvault.services.photo_store import StoredPhoto, stored_photo_of
 
 
 def authorize(vault: Vault, actor: Actor, patient_id: str, action: PatientAction) -> Decision:
@@ -82,7 +82,7 @@ def list_photos(vault: Vault, *, actor: Actor, patient_id: str) -> list[StoredPh
             .where(Photo.patient_id == patient_id, Photo.deleted_at.is_(None))
             .order_by(Photo.uploaded_at.desc())
         )
-        return [_view(vault, p, sites.get(p.site_id or "")) for p in rows]
+        return [stored_photo_of(vault, p, sites.get(p.site_id or "")) for p in rows]
 
 
 def patient_of_user(vault: Vault, user_id: str) -> str | None:

@@ -40,7 +40,7 @@ from skinvault.bootstrap import Vault
 from skinvault.db.models import Derivative, Photo, ShareLink
 from skinvault.errors import SkinvaultError
 from skinvault.services.notifications import Kind, notify_officers
-from skinvault.services.photos import shred_photo
+from skinvault.services.photo_shredding import shred_photo
 
 #: Derivatives made for secondary use; the teaching-copy period applies to them.
 SECONDARY_COPY_KINDS = ("teaching", "deidentified")

@@ -40,13 +40,9 @@ from skinvault.policy.purposes import Purpose
 # The fact-gathering for decide() lives in photos; sharing must decide on exactly the same facts.
 from skinvault.services.notifications import Kind, notify_sender
 from skinvault.services.passwords import HASHER
-from skinvault.services.photos import (
-    MEDIA_TYPES,
-    PHOTO,
-    PhotoBytes,
-    _decision,
-    _decrypt,
-)
+from skinvault.services.photo_policy import photo_decision
+from skinvault.services.photo_reads import MEDIA_TYPES, PhotoBytes, decrypt_blob
+from skinvault.services.photo_store import PHOTO
 from skinvault.services.sharing import _audit_apart, _refusal, _state, _token_hash
 
 #: How long an open waits for a password try while all of them are being checked.
@@ -216,7 +212,7 @@ def open_share_link(
                 )
         # 3. Decrypt with nothing held; the bytes are dropped if step 4 refuses.
         try:
-            data = _decrypt(
+            data = decrypt_blob(
                 vault,
                 object_id=seen.photo_id,
                 kind=PHOTO,
@@ -381,7 +377,7 @@ def _sender_still_allowed(
     if sender is None or photo is None:
         return False
     actor = Actor(sender.id, Role(sender.role), sender.display_name)
-    decision = _decision(
+    decision = photo_decision(
         session,
         vault,
         photo,

@@ -51,7 +51,7 @@ from skinvault.policy.purposes import Purpose
 
 # The fact-gathering for decide() lives in photos; sharing must decide on exactly the same facts.
 from skinvault.services.passwords import HASHER
-from skinvault.services.photos import _decision, _parse_purpose
+from skinvault.services.photo_policy import parse_purpose, photo_decision
 
 MIN_LIFETIME = timedelta(minutes=5)
 MAX_LIFETIME = timedelta(days=30)
@@ -172,12 +172,12 @@ def create_share_link(
     token = base64.urlsafe_b64encode(vault.tokens.secret(_TOKEN_BYTES)).rstrip(b"=").decode()
     password_hash = HASHER.hash(password) if password is not None else None
     try:
-        chosen = _parse_purpose(purpose)
+        chosen = parse_purpose(purpose)
         with vault.sessions.begin() as session:
             photo = session.get(Photo, photo_id)
             if photo is None or photo.deleted_at is not None:
                 raise NotFound(f"there is no photo {photo_id}")
-            decision = _decision(
+            decision = photo_decision(
                 session,
                 vault,
                 photo,
@@ -337,7 +337,7 @@ def reissue_share_link(
             patient_user_id=patient.user_id if patient is not None else None,
         )
         decision = (
-            _decision(
+            photo_decision(
                 session,
                 vault,
                 photo,

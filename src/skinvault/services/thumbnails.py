@@ -47,8 +47,7 @@ from skinvault.db.models import Derivative, Photo
 from skinvault.errors import NotFound, SkinvaultError
 from skinvault.photos.thumbnail import Decoded, thumbnail, thumbnail_of
 from skinvault.policy.purposes import Purpose
-from skinvault.services import jobs
-from skinvault.services import photos as photo_service
+from skinvault.services import jobs, photo_reads, photo_store
 
 KIND = "thumbnail"
 
@@ -138,7 +137,7 @@ def _live_thumbnail(session: Session, photo_id: str) -> Derivative | None:
     return session.scalars(
         select(Derivative).where(
             Derivative.photo_id == photo_id,
-            Derivative.kind == photo_service.THUMBNAIL,
+            Derivative.kind == photo_store.THUMBNAIL,
             Derivative.deleted_at.is_(None),
         )
     ).first()
@@ -178,15 +177,15 @@ def make_thumbnail(
         preview = thumbnail_of(decoded, size)
     else:
         assert wrapped is not None
-        data = photo_service._decrypt(
-            vault, object_id=photo_id, kind=photo_service.PHOTO, blob_key=blob_key,
+        data = photo_reads.decrypt_blob(
+            vault, object_id=photo_id, kind=photo_store.PHOTO, blob_key=blob_key,
             wrapped=wrapped, sha256=sha,
         )  # fmt: skip
         preview = thumbnail(data, size)
     thumb_id, kek = vault.tokens.new_id(), vault.keys.current()
-    sealed = seal(preview.data, object_id=thumb_id, kind=photo_service.THUMBNAIL, kek=kek)
-    thumb_key = photo_service._blob_key(vault, "t")
-    photo_service._put(vault, thumb_key, sealed.blob)
+    sealed = seal(preview.data, object_id=thumb_id, kind=photo_store.THUMBNAIL, kek=kek)
+    thumb_key = photo_store.new_blob_key(vault, "t")
+    photo_store.put_blob(vault, thumb_key, sealed.blob)
     made = False
     try:
         with (transaction or vault.sessions.begin)() as session:
@@ -194,7 +193,7 @@ def make_thumbnail(
             if _live_thumbnail(session, photo_id) is None:
                 session.add(
                     Derivative(
-                        id=thumb_id, photo_id=photo_id, kind=photo_service.THUMBNAIL,
+                        id=thumb_id, photo_id=photo_id, kind=photo_store.THUMBNAIL,
                         blob_key=thumb_key, wrapped_dek=sealed.wrapped_dek, kek_id=kek.id,
                         format="jpeg", width=preview.width, height=preview.height,
                         created_at=vault.clock.now(),
@@ -224,11 +223,11 @@ def read_preview(
     actor: Actor,
     purpose: Purpose | str,
     break_glass_reason: str | None = None,
-) -> photo_service.PhotoBytes | PreviewPending:
+) -> photo_reads.PhotoBytes | PreviewPending:
     """The thumbnail under the photo's decision, or :class:`PreviewPending` when the
     decision allowed it but none is made yet. A refusal raises as for the photo."""
     try:
-        return photo_service.read_thumbnail(
+        return photo_reads.read_thumbnail(
             vault, photo_id=photo_id, actor=actor, purpose=purpose,
             break_glass_reason=break_glass_reason,
         )  # fmt: skip
@@ -252,7 +251,7 @@ def read_preview_now(
     actor: Actor,
     purpose: Purpose | str,
     break_glass_reason: str | None = None,
-) -> photo_service.PhotoBytes | PreviewPending:
+) -> photo_reads.PhotoBytes | PreviewPending:
     """As :func:`read_preview`, but a thumbnail still waiting for its job is made here and
     served: for pages that cannot wait for the worker (emergency access). The job, when it
     runs, finds the thumbnail made and does nothing."""

@@ -7,9 +7,9 @@
 
 Record-level work (the map, the list of a series) is decided by
 :func:`skinvault.services.records.authorize`; every measurement shown passes the
-same decision as viewing the photo it came from (``photos._decision`` with
+same decision as viewing the photo it came from (``photo_policy.photo_decision`` with
 ``Access.VIEW``) and is audited as ``measurement:view``; comparison reads both
-photos through :func:`skinvault.services.photos.read_photo` (two ``photo:view``).
+photos through :func:`skinvault.services.photo_reads.read_photo` (two ``photo:view``).
 Measuring decrypts the photo as the system, like making a thumbnail, and is
 audited as ``photo:measure``.
 """
@@ -31,7 +31,7 @@ from skinvault.db.models import BodySite, Measurement, Photo
 from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultError
 from skinvault.policy.decide import Access, PatientAction
 from skinvault.policy.purposes import Purpose
-from skinvault.services import photos as photo_service
+from skinvault.services import photo_policy, photo_reads, photo_store
 from skinvault.services.records import authorize
 from skinvault.tracking import sites as body_sites
 
@@ -216,7 +216,7 @@ def series(
             shown: MeasurementView | None = None
             hidden = False
             if rows:
-                decision = photo_service._decision(
+                decision = photo_policy.photo_decision(
                     session,
                     vault,
                     photo,
@@ -233,7 +233,7 @@ def series(
                     object=f"photo:{photo.id}",
                     outcome=Outcome.ALLOWED if decision.allowed else Outcome.DENIED,
                     purpose=chosen.value,
-                    reason=photo_service._audit_reason(decision),
+                    reason=photo_policy.audit_reason(decision),
                 )
                 if decision.allowed:
                     shown = _measurement_of(rows)
@@ -289,7 +289,7 @@ def annotate(
             photo.details_enc = _seal_details(vault, photo_id, details)
             changed.append("capture details")
         if site is not None:
-            row = photo_service._site(session, vault, patient_id, site)
+            row = photo_store.ensure_body_site(session, vault, patient_id, site)
             photo.site_id = row.id if row else None
             changed.append(f"site {site}")
         record(
@@ -322,7 +322,7 @@ def measure_photo(
     obj = f"photo:{photo_id}"
     try:
         if actor is not None:
-            data = photo_service.read_photo(
+            data = photo_reads.read_photo(
                 vault, photo_id=photo_id, actor=actor, purpose=Purpose.CARE
             ).data
         else:
@@ -331,17 +331,17 @@ def measure_photo(
                 if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
                     raise NotFound(f"there is no photo {photo_id}")
                 blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
-            data = photo_service._decrypt(
+            data = photo_reads.decrypt_blob(
                 vault,
                 object_id=photo_id,
-                kind=photo_service.PHOTO,
+                kind=photo_store.PHOTO,
                 blob_key=blob_key,
                 wrapped=wrapped,
                 sha256=sha,
             )
         result, _ = me.measure(al.decode(data), region=region, exclude=exclude)
     except SkinvaultError as exc:
-        photo_service._audit_failure(vault, who, Action.PHOTO_MEASURE, obj, str(exc))
+        photo_store.audit_failure(vault, who, Action.PHOTO_MEASURE, obj, str(exc))
         raise
     now = vault.clock.now()
     region_json = json.dumps(dict(zip("xywh", region, strict=True))) if region else None
@@ -426,8 +426,8 @@ def compare(
 
     if reference_id == moving_id:
         raise RequestInvalid("Choose two different photos to compare.")
-    ref = photo_service.read_photo(vault, photo_id=reference_id, actor=actor, purpose=purpose)
-    mov = photo_service.read_photo(vault, photo_id=moving_id, actor=actor, purpose=purpose)
+    ref = photo_reads.read_photo(vault, photo_id=reference_id, actor=actor, purpose=purpose)
+    mov = photo_reads.read_photo(vault, photo_id=moving_id, actor=actor, purpose=purpose)
     ref_px, mov_px = al.decode(ref.data), al.decode(mov.data)
     result = al.align(ref_px, mov_px)
     aligned = al.encode_jpeg(al.warp(mov_px, result, ref_px.shape)) if result.confident else None

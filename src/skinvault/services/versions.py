@@ -60,7 +60,7 @@ from skinvault.policy.decide import Obligation, PatientAction
 
 if TYPE_CHECKING:
     from skinvault.photos.redact import Decoded as RedactDecoded
-    from skinvault.services.photos import PhotoBytes
+    from skinvault.services.photo_reads import PhotoBytes
 
 Box = tuple[int, int, int, int]
 
@@ -316,16 +316,16 @@ def _photo(session: Session, photo_id: str, *, lock: bool = False) -> Photo:
 
 
 def _original(vault: Vault, photo_id: str) -> bytes:
-    from skinvault.services import photos as photo_service  # noqa: PLC0415 (photos imports us)
+    from skinvault.services import photo_reads, photo_store  # noqa: PLC0415 (photo_reads imports us)
 
     with vault.reading() as session:
         photo = _photo(session, photo_id)
         blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
     assert wrapped is not None
-    return photo_service._decrypt(
+    return photo_reads.decrypt_blob(
         vault,
         object_id=photo_id,
-        kind=photo_service.PHOTO,
+        kind=photo_store.PHOTO,
         blob_key=blob_key,
         wrapped=wrapped,
         sha256=sha,
@@ -388,7 +388,7 @@ def ensure_version(
     """
     from skinvault.photos.derivative import detect, make_version  # noqa: PLC0415 (Pillow, cv2)
     from skinvault.photos.redact import decode  # noqa: PLC0415
-    from skinvault.services import photos as photo_service  # noqa: PLC0415 (photos imports us)
+    from skinvault.services import photo_store  # noqa: PLC0415 (lazy, as photos was)
 
     words = describe_kind(kind)
     with vault.reading() as session:
@@ -439,8 +439,8 @@ def ensure_version(
     version_id = vault.tokens.new_id()
     kek = vault.keys.current()
     sealed = seal(made.data, object_id=version_id, kind=kind, kek=kek)
-    blob_key = photo_service._blob_key(vault, "v")
-    photo_service._put(vault, blob_key, sealed.blob)
+    blob_key = photo_store.new_blob_key(vault, "v")
+    photo_store.put_blob(vault, blob_key, sealed.blob)
     stale: list[str] = []
     existing: VersionInfo | None = None
     try:
@@ -666,9 +666,9 @@ def display_for(vault: Vault, got: PhotoBytes) -> PhotoBytes:
     For bytes a decision has already allowed and audited (a share link's open): the
     display version shows exactly the same pixels, so no second decision is needed.
     """
-    from skinvault.services import photos as photo_service  # noqa: PLC0415 (photos imports us)
+    from skinvault.services import photo_reads  # noqa: PLC0415 (photo_reads imports us)
 
-    fmt = {v: k for k, v in photo_service.MEDIA_TYPES.items()}.get(got.media_type, "")
+    fmt = {v: k for k, v in photo_reads.MEDIA_TYPES.items()}.get(got.media_type, "")
     if got.version is not None or fmt in BROWSER_FORMATS:
         return got
     made = ensure_version(vault, photo_id=got.photo_id, kind=DISPLAY)
@@ -677,7 +677,7 @@ def display_for(vault: Vault, got: PhotoBytes) -> PhotoBytes:
         if row is None or row.wrapped_dek is None:
             raise NotFound(f"photo {got.photo_id} has no display version")
         blob_key, wrapped = row.blob_key, row.wrapped_dek
-    data = photo_service._decrypt(
+    data = photo_reads.decrypt_blob(
         vault, object_id=made.derivative_id, kind=DISPLAY, blob_key=blob_key, wrapped=wrapped
     )
     return replace(got, data=data, media_type="image/jpeg", version=DISPLAY)

@@ -25,7 +25,8 @@ from skinvault.services import (
     consents,
     deletion,
     history,
-    photos,
+    photo_reads,
+    photo_store,
     records,
     sharing,
     signin,
@@ -189,7 +190,7 @@ def token(body: TokenRequest, request: Request) -> TokenResponse:
     return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
 
 
-def _photo_out(p: photos.StoredPhoto) -> PhotoOut:
+def _photo_out(p: photo_store.StoredPhoto) -> PhotoOut:
     return PhotoOut(
         id=p.id,
         patient_id=p.patient_id,
@@ -247,7 +248,7 @@ async def upload_photo(patient_id: str, actor: WritePhotos, request: Request) ->
     if "file" not in files:
         raise ConfigError("the form has no field named “file” holding the photo")
     stored = await run_in_threadpool(
-        lambda: photos.store_photo(
+        lambda: photo_store.store_photo(
             vault,
             patient_id=patient_id,
             data=files["file"].data,
@@ -264,7 +265,9 @@ def photo_details(
     photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> PhotoOut:
     """A photo's details, as the decision for ``purpose`` allows (de-identified when required)."""
-    d = photos.describe_photo(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
+    d = photo_reads.describe_photo(
+        vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose
+    )
     return PhotoOut(
         id=d.id,
         patient_id=d.patient_id,
@@ -287,7 +290,7 @@ def photo_content(
     photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> Response:
     """The scrubbed image bytes, after the policy decision and the audit record."""
-    got = photos.read_photo(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
+    got = photo_reads.read_photo(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
     return Response(
         got.data,
         media_type=got.media_type,

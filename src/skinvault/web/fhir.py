@@ -35,7 +35,8 @@ from skinvault.services import (
     fhir_upload,
     measurement_export,
     photo_export,
-    photos,
+    photo_reads,
+    photo_store,
     record_export,
     records,
 )
@@ -373,7 +374,7 @@ async def create_media(actor: WritePhotos, request: Request) -> FhirResponse:
         records.authorize, vault, actor, upload.patient_id, PatientAction.UPLOAD
     )
     stored = await run_in_threadpool(
-        lambda: photos.store_photo(
+        lambda: photo_store.store_photo(
             vault,
             patient_id=upload.patient_id,
             data=upload.data,
@@ -389,7 +390,7 @@ async def create_media(actor: WritePhotos, request: Request) -> FhirResponse:
             site=stored.site,
             site_label=stored.site,
             created=stored.taken_on or stored.uploaded_at,
-            media_type=photos.MEDIA_TYPES.get(stored.format, "application/octet-stream"),
+            media_type=photo_reads.MEDIA_TYPES.get(stored.format, "application/octet-stream"),
             size=stored.size,
             sha1=None,
             width=stored.width,

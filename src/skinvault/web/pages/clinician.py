@@ -19,7 +19,8 @@ from skinvault.services import (
     capture,
     dicom_send,
     emergency,
-    photos,
+    photo_reads,
+    photo_store,
     records,
     sharing,
     versions,
@@ -87,7 +88,9 @@ def photo_page(photo_id: str, request: Request, purpose: str = "care") -> Respon
     info = signed_in(request)
     v = vault(request)
     try:
-        details = photos.describe_photo(v, photo_id=photo_id, actor=info.actor, purpose=purpose)
+        details = photo_reads.describe_photo(
+            v, photo_id=photo_id, actor=info.actor, purpose=purpose
+        )
     except AccessDenied as exc:
         return render(
             request,
@@ -110,7 +113,7 @@ def photo_page(photo_id: str, request: Request, purpose: str = "care") -> Respon
     stored = None
     if details.patient_id:
         try:
-            stored = photos.get_photo(v, photo_id)
+            stored = photo_store.get_photo(v, photo_id)
         except SkinvaultError:
             stored = None
     return render(
@@ -143,7 +146,9 @@ async def send_to_pacs(photo_id: str, request: Request) -> Response:
     destination = f.get("destination", "")
     try:
         details = await run_in_threadpool(
-            lambda: photos.describe_photo(v, photo_id=photo_id, actor=info.actor, purpose="care")
+            lambda: photo_reads.describe_photo(
+                v, photo_id=photo_id, actor=info.actor, purpose="care"
+            )
         )
     except SkinvaultError as exc:
         return error_page(request, exc, 404 if isinstance(exc, NotFound) else 403)
@@ -195,12 +200,12 @@ async def break_glass(photo_id: str, request: Request) -> Response:
     reason = f.get("reason", "")
     try:
         details = await run_in_threadpool(
-            lambda: photos.describe_photo(
+            lambda: photo_reads.describe_photo(
                 v, photo_id=photo_id, actor=info.actor, purpose="care", break_glass_reason=reason
             )
         )
         got = await run_in_threadpool(
-            lambda: photos.read_photo(
+            lambda: photo_reads.read_photo(
                 v, photo_id=photo_id, actor=info.actor, purpose="care", break_glass_reason=reason,
                 for_browser=True,
             )
@@ -235,7 +240,7 @@ def photo_image(photo_id: str, request: Request, purpose: str = "care") -> Respo
     """The photo for an ``<img>``: the version the consent allows, or for HEIC/TIFF the JPEG
     display version (browsers cannot show those); the original is /original."""
     info = signed_in(request)
-    got = photos.read_photo(
+    got = photo_reads.read_photo(
         vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose, for_browser=True
     )
     return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
@@ -246,7 +251,9 @@ def photo_original(photo_id: str, request: Request, purpose: str = "care") -> Re
     """The stored photo as a download (HEIC stays HEIC); a consent limited to a version gets
     that version here too. The file name is neutral: never the photo's id."""
     info = signed_in(request)
-    got = photos.read_photo(vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose)
+    got = photo_reads.read_photo(
+        vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose
+    )
     name = download_name(got)
     return Response(
         got.data,
@@ -288,7 +295,9 @@ async def share(photo_id: str, request: Request) -> Response:
             )
         )
         details = await run_in_threadpool(
-            lambda: photos.describe_photo(v, photo_id=photo_id, actor=info.actor, purpose="care")
+            lambda: photo_reads.describe_photo(
+                v, photo_id=photo_id, actor=info.actor, purpose="care"
+            )
         )
     except (SkinvaultError, ValueError) as exc:
         message = str(exc) if isinstance(exc, SkinvaultError) else "hours must be a number"
@@ -350,10 +359,10 @@ def compare_page(request: Request, a: str, b: str, purpose: str = "care") -> Res
     the photo page) rather than shown as a broken image; the refusal is audited."""
     info = signed_in(request)
     v = vault(request)
-    pair: list[tuple[str, photos.PhotoDetails | None, str | None]] = []
+    pair: list[tuple[str, photo_reads.PhotoDetails | None, str | None]] = []
     for pid in (a, b):
         try:
-            d = photos.describe_photo(v, photo_id=pid, actor=info.actor, purpose=purpose)
+            d = photo_reads.describe_photo(v, photo_id=pid, actor=info.actor, purpose=purpose)
             if d.version and d.version != versions.DISPLAY:  # audited as photo:version
                 versions.ensure_version(v, photo_id=pid, kind=d.version, actor=info.actor)
         except AccessDenied as exc:  # VersionUnavailable too

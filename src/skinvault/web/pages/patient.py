@@ -16,7 +16,7 @@ from skinvault.services import (
     consents,
     deletion,
     history,
-    photos,
+    photo_store,
     records,
     sharing,
     tracking,
@@ -41,9 +41,11 @@ from skinvault.web.pages.tracking import body_map_svg
 router = APIRouter(include_in_schema=False)
 
 
-def by_site(found: list[photos.StoredPhoto]) -> list[tuple[str | None, list[photos.StoredPhoto]]]:
+def by_site(
+    found: list[photo_store.StoredPhoto],
+) -> list[tuple[str | None, list[photo_store.StoredPhoto]]]:
     """Photos grouped by body site, sites in name order, photos without a site last."""
-    groups: dict[str | None, list[photos.StoredPhoto]] = {}
+    groups: dict[str | None, list[photo_store.StoredPhoto]] = {}
     for photo in found:
         groups.setdefault(photo.site, []).append(photo)
     return sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
@@ -205,7 +207,9 @@ def sent_page(request: Request) -> Response:
     )
 
 
-def _photos_by_id(v: Vault, info: SessionInfo, patient_id: str) -> dict[str, photos.StoredPhoto]:
+def _photos_by_id(
+    v: Vault, info: SessionInfo, patient_id: str
+) -> dict[str, photo_store.StoredPhoto]:
     """The patient's photos by id, so a list of links or requests can say which photo."""
     return {p.id: p for p in records.list_photos(v, actor=info.actor, patient_id=patient_id)}
 

@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from skinvault.actors import Role
 from skinvault.errors import AccessDenied, NotFound, RegionOutside, RequestInvalid, SkinvaultError
-from skinvault.services import photos, records, tracking
+from skinvault.services import photo_reads, records, tracking
 from skinvault.tracking import sites as body_sites
 from skinvault.web.pages.common import (
     check_csrf,
@@ -241,8 +241,8 @@ async def compare_page(
         got = await run_in_threadpool(
             lambda: tracking.compare(v, actor=info.actor, reference_id=a, moving_id=b)
         )
-        ref = photos.describe_photo(v, photo_id=a, actor=info.actor, purpose="care")
-        mov = photos.describe_photo(v, photo_id=b, actor=info.actor, purpose="care")
+        ref = photo_reads.describe_photo(v, photo_id=a, actor=info.actor, purpose="care")
+        mov = photo_reads.describe_photo(v, photo_id=b, actor=info.actor, purpose="care")
     except SkinvaultError as exc:
         status = 422 if isinstance(exc, RequestInvalid) else 403
         return error_page(request, exc, 404 if isinstance(exc, NotFound) else status)
@@ -274,7 +274,7 @@ def latest_thumbnail(request: Request, code: str, patient_id: str | None = None)
         photo_id = tracking.earlier_photo(v, actor=info.actor, patient_id=pid, site=code)
         if photo_id is None:
             return Response(status_code=404)
-        got = photos.read_thumbnail(v, photo_id=photo_id, actor=info.actor, purpose="care")
+        got = photo_reads.read_thumbnail(v, photo_id=photo_id, actor=info.actor, purpose="care")
     except AccessDenied:
         return Response(status_code=403)
     except NotFound:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from skinvault.errors import PhotoError, RequestInvalid, SkinvaultError, TooLarge
 from skinvault.photos.findings import CATEGORY_TITLES, Finding
 from skinvault.policy.decide import PatientAction
-from skinvault.services import capture, drafts, job_kinds, jobs, photos, records, tracking
+from skinvault.services import capture, drafts, job_kinds, jobs, photo_store, records, tracking
 from skinvault.tracking import sites as body_sites
 from skinvault.web.pages.common import check_csrf, error_page, render, signed_in, vault
 from skinvault.web.uploads import read_form
@@ -165,7 +165,7 @@ async def upload(request: Request) -> Response:
             except PhotoError:
                 phash = None  # store_photo refuses the file and audits the refusal
             stored = await run_in_threadpool(
-                lambda: photos.store_photo(
+                lambda: photo_store.store_photo(
                     v,
                     patient_id=patient_id,
                     data=data,

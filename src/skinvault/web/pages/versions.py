@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from skinvault.errors import AccessDenied, NotFound, SkinvaultError
-from skinvault.services import photos, versions
+from skinvault.services import photo_store, versions
 from skinvault.web.pages.common import (
     check_csrf,
     error_page,
@@ -28,7 +28,7 @@ def _page(request: Request, photo_id: str, *, error: str | None = None,
     v = vault(request)
     try:
         markup = versions.get_markup(v, photo_id=photo_id, actor=info.actor)
-        stored = photos.get_photo(v, photo_id)
+        stored = photo_store.get_photo(v, photo_id)
     except AccessDenied as exc:
         return error_page(request, exc, 403)
     except NotFound as exc:
