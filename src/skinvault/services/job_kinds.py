@@ -3,8 +3,9 @@
     thumbnail        {"photo_id"}  the photo's thumbnail (enqueued by every upload)
     display_version  {"photo_id"}  the browser copy of a HEIC/TIFF upload, made ahead of
                                    the first view (services/versions.ensure_version)
-    measure          {"photo_id"}  the depigmented-share measurement of a photo uploaded in
-                                   the portal (services/tracking.measure_photo)
+    measure          {"photo_id"}  the depigmented-share measurement of a photo of a body
+                                   site, enqueued by its upload (portal, API, FHIR) or by
+                                   moving it to a site (services/tracking.measure_photo)
     jobs_purge       {}            forget finished jobs after a week (daily, periodic)
     dicom_send       {"photo_id", "actor_id", "destination", "purpose"}
                                    a send to a PACS that failed in its request, tried
@@ -22,9 +23,10 @@ from sqlalchemy import delete
 
 from skinvault.db.models import Job
 from skinvault.services import jobs, thumbnails
+from skinvault.services.photo_store import MEASURE_JOB
 
 DISPLAY_VERSION = "display_version"
-MEASURE = "measure"
+MEASURE = MEASURE_JOB
 JOBS_PURGE = "jobs_purge"
 KEEP_FINISHED = timedelta(days=7)
 #: Scheduled kinds, enqueued once per period by the first worker thread of any process.

@@ -260,7 +260,9 @@ def store_photo(
                 ),
             )
             session.add(photo)
-            _enqueue_derivatives(session, vault, photo_id, report.format.value)
+            _enqueue_derivatives(
+                session, vault, photo_id, report.format.value, measure=body_site is not None
+            )
             record(
                 session,
                 clock=vault.clock,
@@ -296,14 +298,25 @@ def store_photo(
     return stored
 
 
-def _enqueue_derivatives(session: Session, vault: Vault, photo_id: str, fmt: str) -> None:
-    """The upload's slow work, as jobs committed with the photo (none lost, none orphaned)."""
+def _enqueue_derivatives(
+    session: Session, vault: Vault, photo_id: str, fmt: str, *, measure: bool
+) -> None:
+    """The upload's slow work, as jobs committed with the photo (none lost, none orphaned):
+    the thumbnail, a display copy browsers can show, and for a photo of a body site the
+    tracking measurement (services/tracking.measure_photo), whichever way it was uploaded."""
     from skinvault.services import jobs  # noqa: PLC0415 (jobs' handlers import this module)
 
     jobs.enqueue(session, vault, "thumbnail", {"photo_id": photo_id}, key=f"thumbnail:{photo_id}")
     if fmt in {"heif", "tiff"}:  # browsers cannot show these: make the display copy early
         jobs.enqueue(session, vault, "display_version", {"photo_id": photo_id},
                      key=f"display_version:{photo_id}")  # fmt: skip
+    if measure:
+        jobs.enqueue(session, vault, MEASURE_JOB, {"photo_id": photo_id},
+                     key=f"{MEASURE_JOB}:{photo_id}")  # fmt: skip
+
+
+#: The tracking measurement's job kind (services/job_kinds.MEASURE; that module imports this).
+MEASURE_JOB = "measure"
 
 
 def get_photo(vault: Vault, photo_id: str) -> StoredPhoto:

@@ -292,6 +292,12 @@ def annotate(
             row = photo_store.ensure_body_site(session, vault, patient_id, site)
             photo.site_id = row.id if row else None
             changed.append(f"site {site}")
+            # Now part of a series: measured in the background, as an upload to a site is
+            # (a photo measured before keeps its measurement; the key runs it once).
+            from skinvault.services import jobs  # noqa: PLC0415 (jobs' handlers import this)
+
+            jobs.enqueue(session, vault, photo_store.MEASURE_JOB, {"photo_id": photo_id},
+                         key=f"{photo_store.MEASURE_JOB}:{photo_id}")  # fmt: skip
         record(
             session,
             clock=vault.clock,

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from skinvault.errors import PhotoError, RequestInvalid, SkinvaultError, TooLarge
 from skinvault.photos.findings import CATEGORY_TITLES, Finding
 from skinvault.policy.decide import PatientAction
-from skinvault.services import capture, drafts, job_kinds, jobs, photo_store, records, tracking
+from skinvault.services import capture, drafts, photo_store, records, tracking
 from skinvault.tracking import sites as body_sites
 from skinvault.web.pages.common import check_csrf, error_page, render, signed_in, vault
 from skinvault.web.uploads import read_form
@@ -187,12 +187,6 @@ async def upload(request: Request) -> Response:
     except SkinvaultError as exc:
         bad_input = isinstance(exc, PhotoError | RequestInvalid)
         return error_page(request, exc, 422 if bad_input else 403)
-    # Measured by a job (any worker; the response does not wait, a restart loses nothing).
-    await run_in_threadpool(
-        lambda: jobs.submit(
-            v, job_kinds.MEASURE, {"photo_id": stored.id}, key=job_kinds.measure_key(stored.id)
-        )
-    )
     return RedirectResponse(f"/portal/photos/{stored.id}?purpose=care&stored=1", status_code=303)
 
 
