@@ -96,6 +96,28 @@ class PhotoGrant:
     purpose: str
 
 
+def _record_of(session: Session, photo: Photo, decision: Decision) -> PhotoRecord:
+    """What an export says of the photo: the patient and dates only when not de-identified."""
+    patient = session.get(Patient, photo.patient_id)
+    site = session.get(BodySite, photo.site_id) if photo.site_id else None
+    hidden = Obligation.DEIDENTIFIED in decision.obligations
+    return PhotoRecord(
+        photo_id=photo.id,
+        patient_id=None if hidden else photo.patient_id,
+        patient_name=None if hidden or patient is None else patient.display_name,
+        site=site.code if site else None,
+        site_label=site.label if site else None,
+        taken_on=None if hidden else photo.taken_on,
+        uploaded_at=None if hidden else photo.uploaded_at,
+        format=photo.format,
+        media_type=MEDIA_TYPES.get(photo.format, "application/octet-stream"),
+        width=photo.width,
+        height=photo.height,
+        size=photo.size,
+        obligations=decision.obligations,
+    )
+
+
 def grant_export(
     vault: Vault,
     *,
@@ -150,24 +172,7 @@ def grant_export(
             else:
                 # An emergency export joins the privacy officer's queue like an emergency view.
                 file_break_glass(session, vault, decision, actor, photo, break_glass_reason, event)
-                patient = session.get(Patient, photo.patient_id)
-                site = session.get(BodySite, photo.site_id) if photo.site_id else None
-                hidden = Obligation.DEIDENTIFIED in decision.obligations
-                meta = PhotoRecord(
-                    photo_id=photo.id,
-                    patient_id=None if hidden else photo.patient_id,
-                    patient_name=None if hidden or patient is None else patient.display_name,
-                    site=site.code if site else None,
-                    site_label=site.label if site else None,
-                    taken_on=None if hidden else photo.taken_on,
-                    uploaded_at=None if hidden else photo.uploaded_at,
-                    format=photo.format,
-                    media_type=MEDIA_TYPES.get(photo.format, "application/octet-stream"),
-                    width=photo.width,
-                    height=photo.height,
-                    size=photo.size,
-                    obligations=decision.obligations,
-                )
+                meta = _record_of(session, photo, decision)
                 blob_key, wrapped, sha256 = photo.blob_key, photo.wrapped_dek, photo.content_sha256
         if denied is not None:
             raise denied
@@ -212,27 +217,6 @@ def export_photo(
     The same read as a view (:func:`skinvault.services.photo_reads.read_decided`), decided with
     :attr:`Access.EXPORT`: a consent limited to a version exports that version (a JPEG).
     """
-
-    def meta_of(session: Session, photo: Photo, decision: Decision) -> PhotoRecord:
-        patient = session.get(Patient, photo.patient_id)
-        site = session.get(BodySite, photo.site_id) if photo.site_id else None
-        hidden = Obligation.DEIDENTIFIED in decision.obligations
-        return PhotoRecord(
-            photo_id=photo.id,
-            patient_id=None if hidden else photo.patient_id,
-            patient_name=None if hidden or patient is None else patient.display_name,
-            site=site.code if site else None,
-            site_label=site.label if site else None,
-            taken_on=None if hidden else photo.taken_on,
-            uploaded_at=None if hidden else photo.uploaded_at,
-            format=photo.format,
-            media_type=MEDIA_TYPES.get(photo.format, "application/octet-stream"),
-            width=photo.width,
-            height=photo.height,
-            size=photo.size,
-            obligations=decision.obligations,
-        )
-
     got = read_decided(
         vault,
         photo_id=photo_id,
@@ -243,7 +227,7 @@ def export_photo(
         derivative=None,
         access=Access.EXPORT,
         detail=detail,
-        collect=meta_of,
+        collect=_record_of,
     )
     meta = got.collected
     assert isinstance(meta, PhotoRecord)
