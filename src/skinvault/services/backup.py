@@ -71,6 +71,8 @@ MANIFEST, DATABASE, HEAD = "manifest.json", "database.jsonl.gz.sealed", HEAD_FIL
 KIND = "backup"
 # Not worth restoring: sign-in failures and sessions start afresh (everyone signs in again).
 SKIPPED_TABLES = frozenset({"sign_in_failures", "web_sessions"})
+#: Tables whose rows name a blob that the archive carries (unless the row is shredded).
+_BLOB_TABLES = frozenset({Photo.__tablename__, Derivative.__tablename__})
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 1 << 20  # the database member is streamed in pieces of this size, never held whole
@@ -156,35 +158,60 @@ class _SealedFile:
         self._out.flush()
 
 
+def _coded(table: Table) -> list[int]:
+    """Positions of the columns whose values JSON cannot carry as they are (bytes, dates)."""
+    out = []
+    for i, column in enumerate(table.columns):
+        try:
+            plain = column.type.python_type in (str, int, float, bool)
+        except NotImplementedError:  # a type that does not say: encode every value
+            plain = False
+        if not plain:
+            out.append(i)
+    return out
+
+
 def _dump(engine: Engine, sink: _SealedFile) -> tuple[dict[str, int], list[str], set[str]]:
     """Write every table as gzipped JSON lines into ``sink``, from one snapshot: (rows per
     table, blob keys named, key ids named). Rows are fetched in batches (server-side on
-    PostgreSQL), so memory stays flat however large the database. The caller finishes
-    ``sink``."""
+    PostgreSQL) and written about ``CHUNK`` bytes at a time, so memory stays flat however
+    large the database. The caller finishes ``sink``."""
     rows: dict[str, int] = {}
     blob_keys: list[str] = []
     key_ids: set[str] = set()
+    line = json.JSONEncoder(separators=(",", ":")).encode
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0) as out:
+        # Level 6, as gzip(1) and pg_dump use: level 9 costs twice the time for ~1 % less.
+        with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, compresslevel=6) as out:
             for table in _tables():
-                count = 0
+                names = [c.name for c in table.columns]
+                coded = [(i, names[i]) for i in _coded(table)]
+                # Blobs that must travel with the dump, and the keys the dump needs.
+                blob_at = names.index("blob_key") if table.name in _BLOB_TABLES else None
+                dek_at = names.index("wrapped_dek") if blob_at is not None else None
+                kek_at = names.index("kek_id") if "kek_id" in names else None
+                count, pending, size = 0, [], 0
                 result = conn.execute(select(table).execution_options(yield_per=BATCH))
-                for row in result.mappings():
-                    out.write(
-                        json.dumps(
-                            {"t": table.name, "r": {k: _encode(v) for k, v in row.items()}},
-                            separators=(",", ":"),
-                        ).encode()
-                        + b"\n"
-                    )
+                for row in result:
+                    values = dict(zip(names, row, strict=True))
+                    for i, name in coded:
+                        if row[i] is not None:
+                            values[name] = _encode(row[i])
+                    text_line = line({"t": table.name, "r": values}) + "\n"
+                    pending.append(text_line)
+                    size += len(text_line)
+                    if size >= CHUNK:
+                        out.write("".join(pending).encode())
+                        pending, size = [], 0
                     count += 1
-                    named = table.name in (Photo.__tablename__, Derivative.__tablename__)
-                    if named and not is_shredded(row["wrapped_dek"]):  # shredded: nothing kept
-                        blob_keys.append(str(row["blob_key"]))
-                    if row.get("kek_id"):
-                        key_ids.add(str(row["kek_id"]))
+                    if blob_at is not None and not is_shredded(row[dek_at]):  # type: ignore[index]
+                        blob_keys.append(str(row[blob_at]))  # shredded: nothing kept
+                    if kek_at is not None and row[kek_at]:
+                        key_ids.add(str(row[kek_at]))
+                if pending:
+                    out.write("".join(pending).encode())
                 rows[table.name] = count
         conn.rollback()
     return rows, blob_keys, key_ids
@@ -451,7 +478,9 @@ def _load(engine: Engine, sealed: Iterator[bytes], opener: StreamOpener) -> dict
                 if item["t"] != current or len(batch) >= BATCH:
                     _insert(conn, tables.get(current), batch)
                     current, batch = item["t"], []
-                batch.append({k: _decode(v) for k, v in item["r"].items()})
+                batch.append(
+                    {k: _decode(v) if v.__class__ is dict else v for k, v in item["r"].items()}
+                )
                 rows[current] += 1
             _insert(conn, tables.get(current), batch)
     except (ValueError, KeyError, TypeError, zlib.error, SQLAlchemyError) as exc:
