@@ -532,13 +532,18 @@ def test_a_heic_upload_gets_its_display_copy_ahead_of_the_first_view(vault: Vaul
     assert jobs.status(vault).counts["dead"] == 0
 
 
-def _heic(size: tuple[int, int] = (400, 300), orientation: int = 6) -> bytes:
-    """A noisy HEVC HEIF with an ICC profile and an EXIF orientation that turns it."""
+def _heic(
+    size: tuple[int, int] = (400, 300), orientation: int = 6, profile: bytes | None = None
+) -> bytes:
+    """A noisy HEVC HEIF with an ICC profile (LittleCMS's sRGB unless ``profile``) and an
+    EXIF orientation that turns it."""
     import pillow_heif
     from PIL import Image, ImageCms
 
     pixels = Image.effect_noise(size, 60).convert("RGB")
-    pixels.info["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pixels.info["icc_profile"] = (
+        profile or ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    )
     heif_file = pillow_heif.from_pillow(pixels)
     heif_file.info["exif"] = factories.gps_exif(orientation)
     out = io.BytesIO()
@@ -587,6 +592,53 @@ def test_a_heic_display_version_is_made_from_the_pixels_the_upload_decoded(
         shown = Image.open(io.BytesIO(made[0]))
         assert shown.format == "JPEG" and shown.size == (300, 400)
         assert handed.id not in thumbnails._full  # taken by its job
+    finally:
+        vault.close()
+
+
+def test_a_display_p3_heic_keeps_its_scrubbed_profile_in_thumbnail_and_display_version(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An iPhone's Display P3 profile (ICC v4, taken from the corpus HEIC) stays with the
+    photo's copies: the thumbnail and the display JPEG carry the profile of the stored,
+    scrubbed photo byte for byte (its colour tags, neutral text, none of Apple's), made
+    from the pixels the upload decoded or from a second decode alike (the display
+    versions byte for byte the same)."""
+    import pillow_heif
+    from PIL import Image
+
+    from skinvault.photos import icc
+    from skinvault.photos.scrub import scrub
+    from tests.conftest import icc_profile
+
+    pillow_heif.register_heif_opener()
+    corpus = Path(__file__).parents[1] / "data" / "corpus"
+    with Image.open(corpus / "005-heic-mobile-iphone-13-pro-max.heic") as iphone:
+        p3 = bytes(iphone.info["icc_profile"])
+    monkeypatch.setattr(thumbnails, "_HANDOFF_PIXELS", 100)
+    vault = bootstrap(_settings(database_url, tmp_path, thumbnail_size=32), create=True)
+    try:
+        patient, lee = _people(vault)
+        data = _heic(profile=p3)
+        stored_profile = icc_profile(scrub(data)[0])  # what the stored photo carries
+        assert stored_profile == icc.rebuild(p3) and b"Apple" not in stored_profile
+        handed = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+        decoded = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+        thumbnails.full_pixels(decoded.id), thumbnails._handed_over(decoded.id)  # decodes again
+        assert jobs.run_pending(vault) == 4
+        assert jobs.status(vault).counts["dead"] == 0
+        shown = [_display_bytes(vault, p.id) for p in (handed, decoded)]
+        previews = [
+            thumbnails.read_preview(vault, photo_id=p.id, actor=lee, purpose="care")
+            for p in (handed, decoded)
+        ]
+        assert shown[0] == shown[1]
+        assert icc_profile(shown[0]) == stored_profile
+        # (The handed thumbnail's pixels were reduced by a whole factor first, so they may
+        # differ from a fresh decode's by a level; its profile may not.)
+        for preview in previews:
+            assert isinstance(preview, photo_reads.PhotoBytes)
+            assert icc_profile(preview.data) == stored_profile
     finally:
         vault.close()
 

@@ -110,6 +110,14 @@ def _consent(c: Clinic, *scopes: Scope) -> None:
     )  # fmt: skip
 
 
+def _heif_profile(data: bytes) -> bytes | None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    with Image.open(io.BytesIO(data)) as image:
+        return image.info.get("icc_profile")
+
+
 def _pixels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 
@@ -329,6 +337,9 @@ def test_a_heic_photo_is_served_to_browsers_as_a_jpeg_and_downloads_as_heic(
         clinic.vault, photo_id=stored.id, actor=clinic.patient, purpose="care"
     )
     assert original.version is None and original.media_type == "image/heif"
+    # The iPhone's Display P3 profile, as scrubbed: kept byte for byte, not converted away.
+    profile = Image.open(io.BytesIO(shown.data)).info.get("icc_profile")
+    assert profile and profile == _heif_profile(original.data)
     assert versions.download_name(original) == "photo.heic"
     again = photo_reads.read_photo(
         clinic.vault, photo_id=stored.id, actor=clinic.clinician, purpose="care", for_browser=True

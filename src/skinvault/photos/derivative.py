@@ -10,9 +10,12 @@ Every version is a fresh JPEG (quality 95, 4:4:4) written from the upright,
 decoded pixels, so every browser shows it whatever the original's container
 (HEIC and TIFF are broken images in Chromium). Covering and cropping reuse
 :func:`skinvault.photos.redact.redact_decoded` (solid fill, 10 % padding, whole
-JPEG blocks, the scrubber as a final guard). With ``colour_profile=False`` the
-pixels are first converted to sRGB and the ICC profile is dropped too: a
-de-identified version carries nothing but pixels.
+JPEG blocks, the scrubber as a final guard). With ``colour_profile=True`` the
+photo's ICC profile is written as the scrubber rebuilt it (colour tags byte for
+byte, neutral text; an iPhone's Display P3 stays P3) and the pixels are not
+converted. With ``colour_profile=False`` the pixels are first converted to sRGB
+and the ICC profile is dropped too: a de-identified version carries nothing but
+pixels.
 """
 
 from __future__ import annotations
@@ -77,8 +80,10 @@ def make_version(
     except ScrubFailed:
         if not as_jpeg.icc_profile:
             raise
-        # Some profiles carry text the scrubber's guard refuses to pass (seen on an iPhone
-        # HEIC): convert the pixels to sRGB and write no profile instead.
+        # A profile the scrubber's guard refuses to pass: convert the pixels to sRGB and
+        # write no profile instead. (Every ICC v4 profile, an iPhone's Display P3 among
+        # them, took this way until the guard stopped taking the neutral text the
+        # scrubber writes for removed text: photos/icc.py, texts.)
         result = redact_decoded(_srgb(as_jpeg), cover, crop=crop)
     return Made(result.data, result.size, result.boxes_applied)
 

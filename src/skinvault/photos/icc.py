@@ -157,12 +157,23 @@ def colour_tags(profile: bytes) -> dict[bytes, bytes]:
 
 
 def texts(profile: bytes) -> list[bytes]:
-    """Raw bytes of every text-like tag and text header field, for residue checks."""
+    """Raw bytes of every text-like tag and text header field, for residue checks.
+
+    A tag holding exactly the neutral text :func:`rebuild` writes is not listed: it is
+    written back as it is, so finding it in the output is no residue. (A v4 profile's
+    neutral text is UTF-16; listed, it made the scrubber refuse its own output, and
+    every version and re-upload of an iPhone photo lost its Display P3 profile.)
+    """
     try:
         found = tags(profile)
     except NotAProfile:
         return [profile]
-    out = [profile[o : o + n] for sig, o, n in found if profile[o : o + 4] in _TEXT_TYPES]
+    neutral = {_neutral(profile[8], sig) for sig in _NEUTRAL_TAGS}
+    out = [
+        value
+        for _, o, n in found
+        if (value := profile[o : o + n])[:4] in _TEXT_TYPES and value not in neutral
+    ]
     return [*out, profile[48:56], profile[80:84]]
 
 

@@ -6,9 +6,16 @@
     >>> preview.source_width, preview.source_height    # the full photo, upright
     (3000, 4000)
 
-The thumbnail is a fresh JPEG written by Pillow with no metadata at all (the
-orientation is applied to the pixels), so it never carries anything the
-scrubbed original does not. An upload decodes the pixels once (at thumbnail
+The thumbnail is a fresh JPEG written by Pillow with no metadata (the
+orientation is applied to the pixels) except the photo's ICC colour profile, as
+the scrubber rebuilt it (colour tags byte for byte, neutral text:
+:func:`skinvault.photos.icc.rebuild`), so it never carries anything the
+scrubbed original does not. The profile is kept rather than the pixels
+converted to sRGB, as in the display version (photos/derivative.py): a
+colour-managing browser shows an iPhone's Display P3 thumbnail in P3, and the
+thumbnail and the display copy of a photo show the same colours. A profile
+that does not fit the thumbnail's mode (a CMYK or grey profile on pixels
+written as RGB) is left out. An upload decodes the pixels once (at thumbnail
 scale) to refuse a file that does not decode; the thumbnail itself is made by the
 ``thumbnail`` job (services/thumbnails.py) with :func:`thumbnail_of` — from those same
 pixels when the job runs in the process that took the upload — and
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps
 
 from skinvault.errors import DamagedFile
+from skinvault.photos import icc
 
 _QUALITY = 85
 
@@ -70,6 +78,24 @@ class Decoded:
     width: int
     height: int
     image: Image.Image
+    #: The photo's ICC profile, rebuilt as the scrubber writes it, or None.
+    icc_profile: bytes | None = None
+
+
+def _profile(image: Image.Image) -> bytes | None:
+    """The image's ICC profile as the scrubber writes it (rebuilding a scrubbed profile
+    gives the same bytes), or None when it has none or it is not a valid profile."""
+    raw = image.info.get("icc_profile")
+    if not raw:
+        return None
+    try:
+        return icc.rebuild(bytes(raw))
+    except icc.NotAProfile:
+        return None
+
+
+#: The ICC colour space (header bytes 16-19) each thumbnail mode can carry.
+_SPACES = {"RGB": b"RGB ", "L": b"GRAY"}
 
 
 def decode(data: bytes, size: int) -> Decoded:
@@ -84,6 +110,7 @@ def decode(data: bytes, size: int) -> Decoded:
     with _open(data) as image:
         try:
             width, height = _upright_size(image)
+            profile = _profile(image)
         except MemoryError:
             raise
         except Exception as exc:  # a damaged EXIF block Pillow trips over
@@ -100,7 +127,7 @@ def decode(data: bytes, size: int) -> Decoded:
             # and more) on a file whose structure the scrubber accepted: each one means the
             # pixels cannot be decoded, which is the uploader's file, never a server fault.
             raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
-        return Decoded(width, height, upright)
+        return Decoded(width, height, upright, profile)
 
 
 _PLACEHOLDER = """<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" \
@@ -136,8 +163,13 @@ def thumbnail_of(decoded: Decoded, size: int) -> Preview:
         small.thumbnail((size, size))
         if small.mode not in ("RGB", "L"):
             small = small.convert("RGBA").convert("RGB")
+        profile = decoded.icc_profile
+        extra = {}
+        if profile and profile[16:20] == _SPACES.get(small.mode):
+            extra["icc_profile"] = profile
         out = io.BytesIO()
-        small.save(out, "JPEG", quality=_QUALITY)
+        small.info = {}  # nothing from the source reaches the encoder but the above
+        small.save(out, "JPEG", quality=_QUALITY, **extra)
     except MemoryError:
         raise
     except Exception as exc:  # an image mode JPEG cannot hold, and the like

@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 from sqlalchemy import select
@@ -99,7 +99,7 @@ def hand_over(photo_id: str, decoded: Decoded, size: int) -> None:
         whole = image
         factor = max(1, min(image.width, image.height) // (2 * size))
         if factor > 1:
-            decoded = Decoded(decoded.width, decoded.height, image.reduce(factor))
+            decoded = replace(decoded, image=image.reduce(factor))  # its ICC profile too
     now = time.monotonic()
     with _handoff_lock:
         _handoff[photo_id] = decoded

@@ -19,7 +19,8 @@ reader the photo. The kinds (:class:`Part` combined, e.g. ``deidentified+cropped
   metadata and no colour profile; the services serve it with no dates, note,
   patient or photo id.
 * ``display`` — the whole photo as a JPEG, for browsers that cannot show the
-  original (HEIC/HEIF, TIFF). The original stays downloadable.
+  original (HEIC/HEIF, TIFF), with the photo's (scrubbed) ICC colour profile and
+  unconverted pixels, as the thumbnail. The original stays downloadable.
 
 Versions are rows of ``derivatives`` sealed with their own data key (kind = the
 version kind, bound to the row id) exactly like the thumbnail, so every path
