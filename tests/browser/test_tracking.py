@@ -8,35 +8,13 @@ dates aligned: fade slider and swipe divider. Screenshots go to
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
-import cv2
-import numpy as np
-from PIL import Image
-
 from tests.browser.test_portal import CHROMIUM, PASSWORD, PHONE, browser, server, shot  # noqa: F401
-from tests.unit.test_tracking_align import _texture
+from tests.unit.test_tracking_align import visit_jpeg as _visit
 
 assert CHROMIUM
-
-
-def _visit(depig_radius: int, shift: tuple[int, int], taken: str) -> bytes:
-    """Skin-like texture with a pale patch, seen shifted; EXIF date of the visit."""
-    base = _texture(h=600, w=800, seed=4).astype(np.float32)
-    yy, xx = np.mgrid[0:600, 0:800]
-    patch = ((xx - 400) ** 2 + (yy - 300) ** 2) <= depig_radius**2
-    base[patch] = base[patch] * 0.25 + np.array([215, 222, 240], np.float32) * 0.75
-    img = np.clip(base, 0, 255).astype(np.uint8)
-    m = np.array([[1, 0, -shift[0]], [0, 1, -shift[1]]], np.float64)
-    img = cv2.warpAffine(img, m, (800, 600), borderMode=cv2.BORDER_REFLECT)
-    im = Image.fromarray(img[:, :, ::-1].copy())
-    exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9003] = taken
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=92, exif=exif)
-    return buf.getvalue()
 
 
 def test_body_map_series_chart_and_aligned_comparison(

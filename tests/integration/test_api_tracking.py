@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -13,26 +12,10 @@ from skinvault.bootstrap import Vault
 from skinvault.services import jobs
 from tests.integration.test_api import PASSWORD, World, _assert_problem, world  # noqa: F401
 from tests.integration.test_tracking import _jpeg
-from tests.unit.test_tracking_align import _texture
+from tests.unit.test_tracking_align import visit_jpeg as _visit
 from tests.unit.test_tracking_measure import _photo
 
 SITE = "forearm-left"
-
-
-def _visit(radius: int, shift: tuple[int, int], taken: str, seed: int = 4) -> bytes:
-    """Skin-like texture (800 x 600) with a pale disc, seen shifted; EXIF capture date."""
-    base = _texture(h=600, w=800, seed=seed).astype(np.float32)
-    yy, xx = np.mgrid[0:600, 0:800]
-    disc = ((xx - 400) ** 2 + (yy - 300) ** 2) <= radius**2
-    base[disc] = base[disc] * 0.25 + np.array([215, 222, 240], np.float32) * 0.75
-    img = np.clip(base, 0, 255).astype(np.uint8)
-    m = np.array([[1, 0, -shift[0]], [0, 1, -shift[1]]], np.float64)
-    img = cv2.warpAffine(img, m, (800, 600), borderMode=cv2.BORDER_REFLECT)
-    exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9003] = taken
-    buf = io.BytesIO()
-    Image.fromarray(img[:, :, ::-1].copy()).save(buf, "JPEG", quality=92, exif=exif)
-    return buf.getvalue()
 
 
 def _upload(w: World, data: bytes, site: str = SITE) -> str:

@@ -22,6 +22,27 @@ def _texture(h: int = 768, w: int = 1024, seed: int = 0) -> np.ndarray:
     return np.clip(base + skin, 0, 255).astype(np.uint8)
 
 
+def visit_jpeg(radius: int, shift: tuple[int, int], taken: str, seed: int = 4) -> bytes:
+    """One visit of a site as a phone would send it: skin-like texture (800 x 600) with a
+    pale disc of ``radius``, seen shifted by ``shift``, the capture date ``taken`` in EXIF."""
+    import io
+
+    from PIL import Image
+
+    base = _texture(h=600, w=800, seed=seed).astype(np.float32)
+    yy, xx = np.mgrid[0:600, 0:800]
+    disc = ((xx - 400) ** 2 + (yy - 300) ** 2) <= radius**2
+    base[disc] = base[disc] * 0.25 + np.array([215, 222, 240], np.float32) * 0.75
+    img = np.clip(base, 0, 255).astype(np.uint8)
+    m = np.array([[1, 0, -shift[0]], [0, 1, -shift[1]]], np.float64)
+    img = cv2.warpAffine(img, m, (800, 600), borderMode=cv2.BORDER_REFLECT)
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = taken
+    buf = io.BytesIO()
+    Image.fromarray(img[:, :, ::-1].copy()).save(buf, "JPEG", quality=92, exif=exif)
+    return buf.getvalue()
+
+
 def _landmark_error(h_true: np.ndarray, h_est: list[list[float]], w: int, h: int) -> np.ndarray:
     pts = np.float32(
         [[x, y] for x in np.linspace(0.2 * w, 0.8 * w, 7) for y in np.linspace(0.2 * h, 0.8 * h, 7)]
