@@ -307,7 +307,7 @@ def _enqueue_derivatives(
     from skinvault.services import jobs  # noqa: PLC0415 (jobs' handlers import this module)
 
     jobs.enqueue(session, vault, "thumbnail", {"photo_id": photo_id}, key=f"thumbnail:{photo_id}")
-    if fmt in {"heif", "tiff"}:  # browsers cannot show these: make the display copy early
+    if fmt in DISPLAY_FORMATS:  # browsers cannot show these: make the display copy early
         jobs.enqueue(session, vault, "display_version", {"photo_id": photo_id},
                      key=f"display_version:{photo_id}")  # fmt: skip
     if measure:
@@ -315,6 +315,8 @@ def _enqueue_derivatives(
                      key=f"{MEASURE_JOB}:{photo_id}")  # fmt: skip
 
 
+#: Formats browsers cannot show: their upload also makes a display copy (a JPEG) at once.
+DISPLAY_FORMATS = frozenset({"heif", "tiff"})
 #: The tracking measurement's job kind (services/job_kinds.MEASURE; that module imports this).
 MEASURE_JOB = "measure"
 

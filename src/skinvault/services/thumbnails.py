@@ -7,7 +7,7 @@
     True
 
 An upload stores the scrubbed photo and enqueues ``thumbnail`` in the same
-transaction (:func:`skinvault.services.photos.store_photo`); the job decrypts the
+transaction (:func:`skinvault.services.photo_store.store_photo`); the job decrypts the
 photo as the system (nothing leaves the service, so no policy decision — the read
 that serves the thumbnail decides and audits), scales it, seals the result with its
 own data key and lists it as the photo's ``thumbnail`` derivative.
@@ -59,8 +59,8 @@ HANDOFF_MAX = 64
 _HANDOFF_PIXELS = 2048 * 2048
 
 #: Formats whose upload decode is a full one and that get a ``display_version`` job
-#: (as services/photos.py enqueues it): their full pixels are worth keeping for that job.
-FULL_FORMATS = frozenset({"heif", "tiff"})
+#: (photo_store enqueues it): their full pixels are worth keeping for that job.
+FULL_FORMATS = photo_store.DISPLAY_FORMATS
 #: Full decodes kept for display-version jobs at most (bytes of pixels; Pillow holds a
 #: 12 MP RGB photo in 48 MB): four such photos. A newcomer that does not fit is not kept (jobs run
 #: oldest first, so the oldest kept are the next used), and one left unused (its job

@@ -24,7 +24,7 @@ reader the photo. The kinds (:class:`Part` combined, e.g. ``deidentified+cropped
 
 Versions are rows of ``derivatives`` sealed with their own data key (kind = the
 version kind, bound to the row id) exactly like the thumbnail, so every path
-that shreds a photo (:func:`skinvault.services.photos.shred_photo`) shreds them,
+that shreds a photo (:func:`skinvault.services.photo_shredding.shred_photo`) shreds them,
 key rotation re-wraps them and the sweep knows their blobs. A version records
 the boxes and region it was made with (``spec_json``); when the markup changes
 the old one is shredded and a new one made on the next read. Versions are made
