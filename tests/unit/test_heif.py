@@ -9,10 +9,11 @@ from pathlib import Path
 import pillow_heif
 import pytest
 
-from skinvault.errors import DamagedFile, TooLarge, UnsupportedFormat
+from skinvault.errors import DamagedFile, ScrubFailed, TooLarge, UnsupportedFormat
 from skinvault.photos import heif
 from skinvault.photos.findings import Category
-from skinvault.photos.scrub import inspect, scrub
+from skinvault.photos.scrub import inspect, scrub, verify
+from skinvault.photos.sniff import ImageFormat
 from tests import factories
 from tests.conftest import (
     CORPUS_FILES,
@@ -113,3 +114,37 @@ def test_declared_pixel_bomb_is_refused_before_decoding() -> None:
     struct.pack_into(">II", original, ispe + 8, 100_000, 100_000)
     with pytest.raises(TooLarge):
         scrub(bytes(original))
+
+
+def _top_box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+@pytest.mark.parametrize("item", HEIF_FILES)
+def test_the_strict_re_read_takes_only_what_the_cleaner_writes(item: CorpusFile) -> None:
+    cleaned, _ = scrub(item.path.read_bytes())
+    heif.strict(cleaned)  # the cleaner's own output passes, and so does verify
+    verify(ImageFormat.HEIF, cleaned)
+    top, _ = heif.parse(cleaned)
+    mdat = next(b for b in top if b.kind == b"mdat")
+    meta = next(b for b in top if b.kind == b"meta")
+    bent = {
+        # a box the cleaner never writes, between its own boxes
+        "a free box": cleaned[: meta.start]
+        + _top_box(b"free", b"Jane Roe")
+        + cleaned[meta.start :],
+        # a box after the last one
+        "a box at the end": cleaned + _top_box(b"free", b"Jane Roe"),
+        # mdat stretched past the item data it holds (the extents no longer fill it)
+        "a padded mdat": cleaned[: mdat.start]
+        + struct.pack(">I4s", mdat.end - mdat.start + 8, b"mdat")
+        + cleaned[mdat.start + 8 :]
+        + b"Jane Roe",
+    }
+    for what, data in bent.items():
+        with pytest.raises(DamagedFile) as refused:
+            heif.strict(data)
+        if what != "a free box":  # that one also moves the data the offsets point at
+            assert "not in the form the cleaner writes" in str(refused.value), what
+        with pytest.raises(ScrubFailed, match="strict re-read"):
+            verify(ImageFormat.HEIF, data)

@@ -687,6 +687,21 @@ def clean(data: bytes) -> Cleaned:
     )
 
 
+def strict(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> None:
+    """Raise :class:`DamagedFile` unless the file is exactly what :func:`clean` writes.
+
+    Cleaning it again must give the same bytes: every box rebuilt from its parsed fields at
+    its defined size and in the order ``clean`` writes them, only the primary image's
+    items and properties, their extents packed into one ``mdat`` with nothing around them.
+    (The coded image data is compared too; ``opaque`` is not needed.)
+    """
+    del opaque
+    raw = bytes(data)
+    again = clean(raw)
+    if again.data != raw:
+        raise DamagedFile("its boxes are not in the form the cleaner writes")
+
+
 def _ftyp(data: bytes, box: Box) -> bytes:
     """The file type box from its fields: major brand, minor version, whole brands."""
     body = data[box.body : box.end]
