@@ -43,7 +43,7 @@ from skinvault.services.passwords import HASHER
 from skinvault.services.photo_policy import photo_decision
 from skinvault.services.photo_reads import MEDIA_TYPES, PhotoBytes, decrypt_blob
 from skinvault.services.photo_store import PHOTO
-from skinvault.services.sharing import _audit_apart, _refusal, _state, _token_hash
+from skinvault.services.sharing import audit_apart, link_state, refusal_text, token_hash_of
 
 #: How long an open waits for a password try while all of them are being checked.
 _TRY_WAIT = 20.0
@@ -159,18 +159,18 @@ def open_share_link(
             else:
                 blocked = False
                 link = session.scalars(
-                    select(ShareLink).where(ShareLink.token_hash == _token_hash(token))
+                    select(ShareLink).where(ShareLink.token_hash == token_hash_of(token))
                 ).first()
                 if link is None:
                     refusal, count = NotFound("this link does not exist"), True
                 else:
                     who, obj = f"link:{link.id} {link.recipient}", f"photo:{link.photo_id}"
                     photo = session.get(Photo, link.photo_id)
-                    state = _state(link, photo, now)
+                    state = link_state(link, photo, now)
                     if state == "locked":
                         refusal = LinkLocked(_locked_message(limit))
                     elif state != "ok":
-                        refusal = LinkUnavailable(_refusal(link, state))
+                        refusal = LinkUnavailable(refusal_text(link, state))
                     elif not _sender_still_allowed(session, vault, link, photo):
                         refusal = LinkUnavailable(
                             "the person who sent this link may no longer share this photo"
@@ -231,12 +231,12 @@ def open_share_link(
             current = session.get(ShareLink, seen.link_id)
             photo = session.get(Photo, seen.photo_id)
             assert current is not None
-            state = _state(current, photo, vault.clock.now())
+            state = link_state(current, photo, vault.clock.now())
             late: SkinvaultError | None
             if state == "locked":
                 late = LinkLocked(_locked_message(limit))
             elif state != "ok":
-                late = LinkUnavailable(_refusal(current, state))
+                late = LinkUnavailable(refusal_text(current, state))
             else:
                 late = _consume(session, current, vault.clock.now())
             if late is not None:
@@ -260,7 +260,7 @@ def open_share_link(
     except (LinkRefused, LinkUnavailable, NotFound, Busy):
         raise  # already audited as a refusal, or nothing happened (busy: try again)
     except SkinvaultError as exc:
-        _audit_apart(
+        audit_apart(
             vault, actor=who, action=LINK_OPEN, obj=obj, outcome=Outcome.FAILED, reason=str(exc)
         )
         raise

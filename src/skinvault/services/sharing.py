@@ -99,7 +99,7 @@ class SentEntry:
     wrong_passwords: int = 0
 
 
-def _token_hash(token: str) -> str:
+def token_hash_of(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -107,7 +107,7 @@ def _when(moment: datetime) -> str:
     return f"{moment:%d %B %Y at %H:%M:%S} UTC".lstrip("0")
 
 
-def _state(link: ShareLink, photo: Photo | None, now: datetime) -> State:
+def link_state(link: ShareLink, photo: Photo | None, now: datetime) -> State:
     if link.revoked_at is not None:
         return "revoked"
     if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
@@ -121,7 +121,7 @@ def _state(link: ShareLink, photo: Photo | None, now: datetime) -> State:
     return "ok"
 
 
-def _refusal(link: ShareLink, state: State) -> str:
+def refusal_text(link: ShareLink, state: State) -> str:
     return {
         "revoked": "this link was withdrawn by the sender",
         "deleted": "the photo behind this link has been deleted",
@@ -130,7 +130,7 @@ def _refusal(link: ShareLink, state: State) -> str:
     }.get(state, "this link cannot be opened")
 
 
-def _audit_apart(
+def audit_apart(
     vault: Vault, *, actor: str, action: Action, obj: str, outcome: Outcome, reason: str
 ) -> None:
     """Record an attempt in its own transaction (the attempt's own work rolled back)."""
@@ -206,7 +206,7 @@ def create_share_link(
                     id=vault.tokens.new_id(),
                     photo_id=photo_id,
                     recipient=recipient,
-                    token_hash=_token_hash(token),
+                    token_hash=token_hash_of(token),
                     created_at=now,
                     created_by=actor.id if actor.role else None,
                     expires_at=now + expires_in,
@@ -230,7 +230,7 @@ def create_share_link(
                 new = NewLink(link.id, token, link.expires_at)
     except SkinvaultError as exc:
         if not isinstance(exc, AccessDenied):
-            _audit_apart(
+            audit_apart(
                 vault,
                 actor=actor.audit_name,
                 action=Action.PHOTO_SHARE,
@@ -249,13 +249,13 @@ def link_status(vault: Vault, token: str) -> LinkStatus:
     """What the recipient's landing page shows before opening; consumes nothing, not audited."""
     with vault.reading() as session:
         link = session.scalars(
-            select(ShareLink).where(ShareLink.token_hash == _token_hash(token))
+            select(ShareLink).where(ShareLink.token_hash == token_hash_of(token))
         ).first()
         if link is None:
             return LinkStatus("missing", None, None, needs_password=False)
         photo = session.get(Photo, link.photo_id)
         return LinkStatus(
-            _state(link, photo, vault.clock.now()),
+            link_state(link, photo, vault.clock.now()),
             link.recipient,
             link.expires_at,
             needs_password=link.password_hash is not None,
@@ -325,7 +325,7 @@ def reissue_share_link(
         photo = session.get(Photo, old.photo_id)
         patient = session.get(Patient, photo.patient_id) if photo is not None else None
         now = vault.clock.now()
-        state = _state(old, photo, now)
+        state = link_state(old, photo, now)
         if state not in ("locked", "expired"):
             raise RequestInvalid(
                 f"only a locked or expired link can be reissued; this one is {state}"
@@ -370,7 +370,7 @@ def reissue_share_link(
                 id=vault.tokens.new_id(),
                 photo_id=old.photo_id,
                 recipient=old.recipient,
-                token_hash=_token_hash(token),
+                token_hash=token_hash_of(token),
                 created_at=now,
                 created_by=actor.id if actor.role else old.created_by,
                 expires_at=now + lifetime,
@@ -432,7 +432,7 @@ def sent_log(vault: Vault, patient_id: str) -> list[SentEntry]:
                 recipient=link.recipient,
                 created_at=link.created_at,
                 expires_at=link.expires_at,
-                state=_state(link, photo, now),
+                state=link_state(link, photo, now),
                 opened_at=link.used_at,
                 wrong_passwords=link.password_tries,
             )
