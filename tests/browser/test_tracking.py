@@ -118,4 +118,16 @@ def test_body_map_series_chart_and_aligned_comparison(
     shot(page, "tracking-06-draw-region")
     entry.get_by_role("button", name="Measure again").click()
     page.get_by_text("in the chosen region, 1 part left out").wait_for()
+
+    # The last visit is months old: the home page says so, and its link opens the upload
+    # form on that site (the faded guide of the last photo shown).
+    page.goto("/portal")
+    page.get_by_role("heading", name="Time for a new photo").wait_for()
+    page.get_by_role("link", name="Take the next one").click()
+    assert page.get_by_label("Body site").input_value() == "forearm-left"
+    page.get_by_text("Chosen: Left forearm (front)").wait_for()
+    page.locator("#ghost-box").wait_for(state="visible")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.goto("/portal")
+    shot(page, "tracking-07-reminder")
     ctx.close()

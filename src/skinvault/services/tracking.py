@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -47,6 +47,8 @@ CONDITION_LABELS = {
 KIND_DEPIGMENTED = "depigmented-share"
 KIND_SKIN = "skin-share"
 DISCLAIMER = "A measurement aid, not a diagnosis."
+#: A site's next photo is suggested this long after its last one (same light, same distance).
+REMIND_AFTER = timedelta(weeks=4)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,13 @@ def body_map(vault: Vault, *, actor: Actor, patient_id: str) -> dict[str, SiteSu
             last = max(d for d in (prev.last_taken, day) if d is not None)
             out[code] = SiteSummary(prev.site, prev.photos + 1, last)
     return out
+
+
+def due_sites(summary: dict[str, SiteSummary], today: date) -> list[SiteSummary]:
+    """The sites whose next photo is due (last one ``REMIND_AFTER`` ago or more), oldest
+    first: the portal's reminders."""
+    due = [s for s in summary.values() if s.last_taken and s.last_taken + REMIND_AFTER <= today]
+    return sorted(due, key=lambda s: (s.last_taken or today, s.site.code))
 
 
 def _measurement_of(rows: list[Measurement]) -> MeasurementView | None:
@@ -460,6 +469,7 @@ __all__ = [
     "body_map",
     "check_details",
     "compare",
+    "due_sites",
     "earlier_photo",
     "measure_photo",
     "series",

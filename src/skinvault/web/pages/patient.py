@@ -62,6 +62,8 @@ def portal(request: Request) -> Response:
         assert patient_id is not None
         mine = records.list_photos(v, actor=actor, patient_id=patient_id)
         asked = capture.open_requests(v, actor=actor, patient_id=patient_id)
+        summary = tracking.body_map(v, actor=actor, patient_id=patient_id)
+        chosen = request.query_params.get("site", "")
         return render(
             request,
             "patient_home.html",
@@ -77,6 +79,8 @@ def portal(request: Request) -> Response:
             checklist=CHECKLIST,
             patient_id=patient_id,
             asked=asked,
+            due=tracking.due_sites(summary, v.clock.now().date()),
+            chosen_site=chosen if body_sites.is_site(chosen) else "",
         )
     if actor.role in (Role.CLINICIAN, Role.STAFF):
         return render(

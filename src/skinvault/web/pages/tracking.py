@@ -15,7 +15,7 @@ the site vocabulary (no photo of a person); the chart is server-rendered SVG.
 from __future__ import annotations
 
 import base64
-from datetime import date, timedelta
+from datetime import date
 from html import escape
 
 from fastapi import APIRouter, Request
@@ -37,7 +37,6 @@ from skinvault.web.pages.common import (
 )
 
 router = APIRouter(include_in_schema=False)
-REMIND_AFTER = timedelta(weeks=4)
 
 # Shapes on a 200 x 330 figure for the patient's RIGHT side (or the midline) in the FRONT
 # view, where the patient's right is on the viewer's left. ("e", cx, cy, rx, ry) or
@@ -185,11 +184,7 @@ def body_map_page(request: Request, patient_id: str | None = None) -> Response:
     except SkinvaultError as exc:
         return error_page(request, exc, 404 if isinstance(exc, NotFound) else 403)
     counts = {code: s.photos for code, s in summary.items()}
-    today = v.clock.now().date()
-    due = sorted(
-        (s for s in summary.values() if s.last_taken and s.last_taken + REMIND_AFTER <= today),
-        key=lambda s: s.last_taken or today,
-    )
+    due = tracking.due_sites(summary, v.clock.now().date())
     return render(
         request,
         "body_map.html",
@@ -214,7 +209,7 @@ def series_page(request: Request, code: str, patient_id: str | None = None) -> R
         entries = tracking.series(v, actor=info.actor, patient_id=pid, site=code)
     except SkinvaultError as exc:
         return error_page(request, exc, 404 if isinstance(exc, NotFound) else 403)
-    due = entries[-1].taken_on + REMIND_AFTER if entries else None
+    due = entries[-1].taken_on + tracking.REMIND_AFTER if entries else None
     return render(
         request,
         "site_series.html",
