@@ -552,3 +552,44 @@ def test_an_outbox_row_that_cannot_be_opened_is_given_up_and_the_others_still_go
         broken = session.get(MailOutbox, first.id)
         assert broken is not None and broken.failed_at is not None and broken.body_enc is None
     assert len(c.relay.texts_for("ann@example.org")) == 1
+
+
+def test_a_photo_reminder_comes_once_when_a_site_falls_due_in_the_portal_only_by_default(
+    clinic: Clinic,
+) -> None:
+    from tests.integration.test_tracking import _jpeg
+    from tests.unit.test_tracking_measure import _photo
+
+    c, v = clinic, clinic.vault
+    undated = _jpeg(_photo(0.1)[0])  # no capture date: the upload's date counts
+
+    def upload() -> None:
+        photo_store.store_photo(v, patient_id=c.patient_id, data=undated, actor=c.patient,
+                                site="hand-left")  # fmt: skip
+
+    upload()
+    assert notifications.preferences(v, actor=c.patient)[Kind.PHOTO_DUE].value == "portal"
+    c.clock.advance(days=27)
+    assert notifications.sweep(v).photos_due == 0  # not due yet
+    c.clock.advance(days=1)
+    assert notifications.sweep(v).photos_due == 1  # four weeks: due
+    assert notifications.sweep(v).photos_due == 0  # told once
+    due = [n for n in notifications.notifications_for(v, user_id=c.patient.id)
+           if n.kind is Kind.PHOTO_DUE]  # fmt: skip
+    assert [(n.text, n.link) for n in due] == [
+        ("The next photo of a place you follow is due.", "/portal")
+    ]
+    mailer.deliver_due(v)  # (the care team's e-mail about the new photo goes)
+    assert c.relay.texts_for("ann@example.org") == []  # none to her unless she asks
+    c.clock.advance(days=30)
+    assert notifications.sweep(v).photos_due == 0  # a site left alone is not told again
+
+    # The patient asks for e-mail; the next photo of the site starts a new four weeks.
+    notifications.set_preferences(v, actor=c.patient, choices={"photo-due": "immediate"})
+    upload()
+    c.clock.advance(days=28)
+    assert notifications.sweep(v).photos_due == 1
+    mailer.deliver_due(v)
+    mails = c.relay.texts_for("ann@example.org")
+    assert len(mails) == 1
+    _assert_clean(mails, _forbidden(c, [c.patient_id]))

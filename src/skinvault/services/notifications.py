@@ -67,6 +67,7 @@ class Kind(StrEnum):
     LINK_EXPIRED = "link-expired"  # sender: expired without being opened
     EMERGENCY_ACCESS = "emergency-access"  # patient: break-glass access to my photos
     CONSENT_EXPIRING = "consent-expiring"  # patient
+    PHOTO_DUE = "photo-due"  # patient: the next photo of a site I follow is due
     REVIEW_WAITING = "review-waiting"  # privacy officer: a break-glass case to review
     RETENTION_RUN = "retention-run"  # privacy officer: a retention run's result
 
@@ -90,6 +91,7 @@ TEXTS: dict[Kind, str] = {
     Kind.LINK_EXPIRED: "A link you sent expired without being opened.",
     Kind.EMERGENCY_ACCESS: "Someone outside your care team opened your photos in an emergency.",
     Kind.CONSENT_EXPIRING: "One of your consents ends soon.",
+    Kind.PHOTO_DUE: "The next photo of a place you follow is due.",
     Kind.REVIEW_WAITING: "An emergency access is waiting for your review.",
     Kind.RETENTION_RUN: "The retention run finished: {outcome}.",
 }
@@ -103,6 +105,7 @@ KINDS_FOR: dict[Role, tuple[Kind, ...]] = {
         Kind.LINK_EXPIRED,
         Kind.EMERGENCY_ACCESS,
         Kind.CONSENT_EXPIRING,
+        Kind.PHOTO_DUE,
     ),
     Role.CLINICIAN: (
         Kind.PHOTO_ANSWERED,
@@ -116,6 +119,9 @@ KINDS_FOR: dict[Role, tuple[Kind, ...]] = {
     Role.EDUCATOR: (),
     Role.RESEARCHER: (),
 }
+#: Kinds delivered differently until the user chooses: a photo reminder is the portal's
+#: list only (an e-mail is the user's choice, not the default).
+_KIND_DEFAULTS: dict[Kind, Delivery] = {Kind.PHOTO_DUE: Delivery.PORTAL}
 _MAX_OUTCOME = 40
 _DIGEST_EVERY = timedelta(days=1)
 _LIST_LIMIT = 200
@@ -145,8 +151,9 @@ def text_of(kind: Kind, outcome: str | None) -> str:
 
 def _delivery(session: Session, vault: Vault, user_id: str, kind: Kind) -> Delivery:
     chosen = session.get(NotificationPreference, (user_id, kind.value))
-    value = chosen.delivery if chosen else vault.settings.notification_default_delivery
-    return Delivery(value)
+    if chosen is None:
+        return _KIND_DEFAULTS.get(kind, Delivery(vault.settings.notification_default_delivery))
+    return Delivery(chosen.delivery)
 
 
 def notify(
@@ -276,6 +283,7 @@ _PATIENT_PAGES: dict[Kind, str] = {
     Kind.LINK_EXPIRED: "/portal/sent",
     Kind.EMERGENCY_ACCESS: "/portal/history",
     Kind.CONSENT_EXPIRING: "/portal/consents",
+    Kind.PHOTO_DUE: "/portal",
 }
 
 
@@ -343,8 +351,11 @@ def preferences(vault: Vault, *, actor: Actor) -> dict[Kind, Delivery]:
                 select(NotificationPreference).where(NotificationPreference.user_id == actor.id)
             )
         }
-    default = vault.settings.notification_default_delivery
-    return {k: Delivery(chosen.get(k.value, default)) for k in kinds}
+    default = Delivery(vault.settings.notification_default_delivery)
+    return {
+        k: Delivery(chosen[k.value]) if k.value in chosen else _KIND_DEFAULTS.get(k, default)
+        for k in kinds
+    }
 
 
 def set_preferences(vault: Vault, *, actor: Actor, choices: dict[str, str]) -> dict[Kind, Delivery]:
@@ -415,6 +426,7 @@ class SweepReport:
     links_expired: int = 0
     consents_ending: int = 0
     digests: int = 0
+    photos_due: int = 0
 
 
 def _expired_links(session: Session, vault: Vault, now: datetime) -> int:
@@ -528,12 +540,15 @@ def _digests(session: Session, vault: Vault, now: datetime) -> int:
 
 def sweep(vault: Vault) -> SweepReport:
     """Add the notices time brings (idempotent; safe in several workers at once)."""
+    from skinvault.services import tracking  # noqa: PLC0415 (it imports this module)
+
     now = vault.clock.now()
     with vault.sessions.begin() as session:
         links = _expired_links(session, vault, now)
         consents = _ending_consents(session, vault, now)
+        due = tracking.notice_due_photos(session, vault, now)
         digests = _digests(session, vault, now)
-    return SweepReport(links, consents, digests)
+    return SweepReport(links, consents, digests, due)
 
 
 class NotificationWorker:

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
 from skinvault.actors import Actor
 from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import open_blob, pack, seal, unpack
-from skinvault.db.models import BodySite, Measurement, Photo
+from skinvault.db.models import BodySite, Measurement, Notification, Photo
 from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultError
 from skinvault.policy.decide import Access, PatientAction
 from skinvault.policy.purposes import Purpose
@@ -176,6 +177,59 @@ def due_sites(summary: dict[str, SiteSummary], today: date) -> list[SiteSummary]
     first: the portal's reminders."""
     due = [s for s in summary.values() if s.last_taken and s.last_taken + REMIND_AFTER <= today]
     return sorted(due, key=lambda s: (s.last_taken or today, s.site.code))
+
+
+#: A site is reminded of when its next photo became due within this window (so a site
+#: nobody photographs any more is told once, not at every sweep).
+_NEWLY_DUE = timedelta(days=7)
+
+
+def notice_due_photos(session: Session, vault: Vault, now: datetime) -> int:
+    """Tell each patient once when a site's next photo has become due (the notification
+    sweep, in its transaction; idempotent): the portal's list, and an e-mail only for a
+    patient who chose one. Returns how many were told."""
+    from skinvault.services import notifications as notices  # noqa: PLC0415 (cycle)
+
+    cutoff = now.date() - REMIND_AFTER  # a last photo on this day or before: due
+    since = cutoff - _NEWLY_DUE  # ... and after this day: newly due
+    since_at = datetime.combine(since + timedelta(days=1), time(), tzinfo=UTC)
+    rows = session.execute(
+        select(BodySite.id, BodySite.patient_id, Photo.taken_on, Photo.uploaded_at)
+        .join(Photo, Photo.site_id == BodySite.id)
+        .where(
+            Photo.deleted_at.is_(None),
+            Photo.wrapped_dek.is_not(None),
+            or_(
+                Photo.taken_on > since,
+                and_(Photo.taken_on.is_(None), Photo.uploaded_at >= since_at),
+            ),
+        )
+    ).all()
+    last: dict[str, tuple[str, date]] = {}
+    for site_id, patient_id, taken_on, uploaded_at in rows:
+        day = taken_on or uploaded_at.date()
+        if site_id not in last or day > last[site_id][1]:
+            last[site_id] = (patient_id, day)
+    due = {
+        f"photo-due:{site_id}:{day.isoformat()}": patient_id
+        for site_id, (patient_id, day) in last.items()
+        if since < day <= cutoff
+    }
+    if not due:
+        return 0
+    told = set(
+        session.scalars(
+            select(Notification.ref).where(
+                Notification.kind == notices.Kind.PHOTO_DUE.value,
+                Notification.ref.in_(list(due)),
+            )
+        )
+    )
+    return sum(
+        notices.notify_patient(session, vault, patient_id=pid, kind=notices.Kind.PHOTO_DUE, ref=ref)
+        for ref, pid in due.items()
+        if ref not in told
+    )
 
 
 def _measurement_of(rows: list[Measurement]) -> MeasurementView | None:
@@ -472,5 +526,6 @@ __all__ = [
     "due_sites",
     "earlier_photo",
     "measure_photo",
+    "notice_due_photos",
     "series",
 ]
