@@ -24,7 +24,8 @@ def test_due_sites_are_those_photographed_four_weeks_ago_or_more_oldest_first() 
     def at(code: str, days_ago: int) -> SiteSummary:
         return SiteSummary(body_sites.get(code), 1, today - timedelta(days=days_ago))
 
-    summary = {s.site.code: s for s in (at("cheek-left", 28), at("upper-back", 27), at("scalp", 90))}
+    sites = (at("cheek-left", 28), at("upper-back", 27), at("scalp", 90))
+    summary = {s.site.code: s for s in sites}
     assert timedelta(days=28) == REMIND_AFTER
     assert [s.site.code for s in due_sites(summary, today)] == ["scalp", "cheek-left"]
     assert due_sites({}, today) == []
