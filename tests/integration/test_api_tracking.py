@@ -105,6 +105,8 @@ def test_measuring_again_in_a_region_less_parts_left_out(world: World) -> None:
     assert "not inside the photo (800 × 600 pixels" in answer.json()["detail"]
     _assert_problem(c.post(url, json={"region": {"x": 0, "y": 0, "w": 0, "h": 5}},
                            headers=world.headers("ann")), 422)  # fmt: skip
+    many = {"exclude": [{"x": 1, "y": 1, "w": 5, "h": 5}] * 21}
+    _assert_problem(c.post(url, json=many, headers=world.headers("ann")), 422)  # 20 at most
     _assert_problem(c.post(url, json=body, headers=world.headers("kim")), 403)
     # A token issued for reading only cannot measure.
     reader = c.post(

@@ -49,10 +49,6 @@ def _display_version(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
         raise jobs.Permanent(str(exc)) from exc
 
 
-def measure_key(photo_id: str) -> str:
-    return f"{MEASURE}:{photo_id}"
-
-
 @jobs.handler(MEASURE)
 def _measure(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
     from skinvault.errors import NotFound, PhotoError  # noqa: PLC0415

@@ -311,8 +311,15 @@ def _enqueue_derivatives(
         jobs.enqueue(session, vault, "display_version", {"photo_id": photo_id},
                      key=f"display_version:{photo_id}")  # fmt: skip
     if measure:
-        jobs.enqueue(session, vault, MEASURE_JOB, {"photo_id": photo_id},
-                     key=f"{MEASURE_JOB}:{photo_id}")  # fmt: skip
+        enqueue_measurement(session, vault, photo_id)
+
+
+def enqueue_measurement(session: Session, vault: Vault, photo_id: str) -> None:
+    """Measure the photo for its site's series in the background (once: the job's key)."""
+    from skinvault.services import jobs  # noqa: PLC0415 (jobs' handlers import this module)
+
+    jobs.enqueue(session, vault, MEASURE_JOB, {"photo_id": photo_id},
+                 key=f"{MEASURE_JOB}:{photo_id}")  # fmt: skip
 
 
 #: Formats browsers cannot show: their upload also makes a display copy (a JPEG) at once.
@@ -337,6 +344,7 @@ __all__ = [
     "THUMBNAIL",
     "StoredPhoto",
     "audit_failure",
+    "enqueue_measurement",
     "ensure_body_site",
     "get_photo",
     "new_blob_key",

@@ -48,6 +48,8 @@ CONDITION_LABELS = {
 KIND_DEPIGMENTED = "depigmented-share"
 KIND_SKIN = "skin-share"
 DISCLAIMER = "A measurement aid, not a diagnosis."
+#: At most this many parts of one photo can be left out of a measurement.
+MAX_LEFT_OUT = 20
 #: A site's next photo is suggested this long after its last one (same light, same distance).
 REMIND_AFTER = timedelta(weeks=4)
 
@@ -356,11 +358,8 @@ def annotate(
             photo.site_id = row.id if row else None
             changed.append(f"site {site}")
             # Now part of a series: measured in the background, as an upload to a site is
-            # (a photo measured before keeps its measurement; the key runs it once).
-            from skinvault.services import jobs  # noqa: PLC0415 (jobs' handlers import this)
-
-            jobs.enqueue(session, vault, photo_store.MEASURE_JOB, {"photo_id": photo_id},
-                         key=f"{photo_store.MEASURE_JOB}:{photo_id}")  # fmt: skip
+            # (a photo measured before keeps its measurement).
+            photo_store.enqueue_measurement(session, vault, photo_id)
         record(
             session,
             clock=vault.clock,
@@ -387,6 +386,8 @@ def measure_photo(
     from skinvault.tracking import align as al  # noqa: PLC0415  (OpenCV: import on use)
     from skinvault.tracking import measure as me  # noqa: PLC0415
 
+    if len(exclude or []) > MAX_LEFT_OUT:
+        raise RequestInvalid(f"Leave out at most {MAX_LEFT_OUT} parts of a photo.")
     who = actor or Actor.system("measure")
     obj = f"photo:{photo_id}"
     try:
@@ -513,6 +514,7 @@ def compare(
 
 __all__ = [
     "DISCLAIMER",
+    "MAX_LEFT_OUT",
     "AccessDenied",
     "CaptureDetails",
     "Comparison",

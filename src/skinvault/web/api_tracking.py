@@ -36,7 +36,6 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     403: {"description": "The policy decision refused access (problem+json)"},
     404: {"description": "No such patient, site or photo (problem+json)"},
 }
-MAX_LEFT_OUT = 20
 
 
 # -- shapes ----------------------------------------------------------------------------
@@ -153,7 +152,7 @@ class SeriesOut(BaseModel):
 class MeasureRequest(BaseModel):
     region: Box | None = None
     exclude: list[Box] = Field(
-        default=[], max_length=MAX_LEFT_OUT, description="Parts to leave out"
+        default=[], max_length=tracking.MAX_LEFT_OUT, description="Parts to leave out"
     )
 
 
