@@ -16,7 +16,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault
 from skinvault.db.models import AuditEvent, Measurement
 from skinvault.errors import AccessDenied, RequestInvalid
-from skinvault.services import admin, photo_reads, photo_store, tracking
+from skinvault.services import admin, jobs, photo_reads, photo_store, tracking
 from tests.integration.test_vault import OPERATOR, _clinician, patient, vault  # noqa: F401
 from tests.unit.test_tracking_align import _texture
 from tests.unit.test_tracking_measure import _photo
@@ -143,3 +143,21 @@ def test_compare_aligns_two_visits_or_says_it_cannot(vault: Vault, patient: str)
     assert abs(got.matrix[0][2] - 18) < 1.5
     no = tracking.compare(vault, actor=lee, reference_id=a.id, moving_id=c.id)
     assert not no.confident and no.aligned_jpeg is None
+
+
+def test_the_upload_measurement_job_keeps_a_measurement_a_person_made_first(
+    vault: Vault, patient: str
+) -> None:
+    lee = _clinician(vault)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, actor=lee, site="forearm-left", data=_jpeg(_photo(0.1)[0])
+    )  # its background measurement is queued, not run yet
+    mine = tracking.measure_photo(vault, stored.id, actor=lee, exclude=[(250, 150, 300, 300)])
+    jobs.run_pending(vault)  # now the upload's job runs
+    with vault.sessions() as s:
+        by = set(
+            s.scalars(select(Measurement.measured_by).where(Measurement.photo_id == stored.id))
+        )
+    assert by == {lee.audit_name}  # the job did not measure the whole photo over it
+    entry = tracking.series(vault, actor=lee, patient_id=patient, site="forearm-left")[0]
+    assert entry.measurement == mine

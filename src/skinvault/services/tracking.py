@@ -400,6 +400,16 @@ def measure_photo(
                 photo = session.get(Photo, photo_id)
                 if photo is None or photo.deleted_at is not None or photo.wrapped_dek is None:
                     raise NotFound(f"there is no photo {photo_id}")
+                # The background measurement runs once: a photo already measured (by a
+                # person, perhaps in a drawn region, before the job ran) keeps that one.
+                earlier = session.scalars(
+                    select(Measurement)
+                    .where(Measurement.photo_id == photo_id)
+                    .order_by(Measurement.measured_at.desc())
+                )
+                done = _measurement_of(list(earlier))
+                if done is not None:
+                    return done
                 blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
             data = photo_reads.decrypt_blob(
                 vault,
