@@ -27,6 +27,7 @@ from skinvault.actors import Actor, Role
 from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.db.models import Derivative, Job, Photo
+from skinvault.photos.thumbnail import decode, thumbnail_of
 from skinvault.services import admin, jobs, photo_reads, photo_shredding, photo_store, thumbnails
 from skinvault.services.care import start_care
 from skinvault.web.app import create_app
@@ -131,12 +132,12 @@ def test_a_thumbnail_job_run_twice_makes_one_thumbnail(vault: Vault) -> None:
 def test_the_thumbnail_job_makes_the_thumbnail_from_the_pixels_the_upload_decoded(
     vault: Vault,
 ) -> None:
-    """The upload decodes the pixels anyway (to refuse a file that does not decode); the
-    job in the same process uses them: it makes the thumbnail even with the photo's blob
-    gone (so it neither read nor decoded it), and the very same thumbnail as a job that
-    decodes the photo again. Nothing stays in memory once the job ran."""
+    """A PNG's upload decodes the pixels anyway (to refuse a file that does not decode);
+    the job in the same process uses them: it makes the thumbnail even with the photo's
+    blob gone (so it neither read nor decoded it), and the very same thumbnail as a job
+    that decodes the photo again. Nothing stays in memory once the job ran."""
     patient, lee = _people(vault)
-    data = factories.jpeg(orientation=6)
+    data = factories.png(orientation=6)
     handed = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
     decoded = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
     assert thumbnails._handed_over(decoded.id) is not None  # this one decodes in the job
@@ -192,7 +193,7 @@ def test_the_hand_off_keeps_only_the_latest_uploads(
     monkeypatch.setattr(thumbnails, "HANDOFF_MAX", 2)
     patient, _ = _people(vault)
     stored = [
-        photo_store.store_photo(vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR)
+        photo_store.store_photo(vault, patient_id=patient, data=factories.png(), actor=OPERATOR)
         for _ in range(3)
     ]
     assert list(thumbnails._handoff) == [stored[1].id, stored[2].id]
@@ -201,10 +202,30 @@ def test_the_hand_off_keeps_only_the_latest_uploads(
     assert not any(p.id in thumbnails._handoff for p in stored)
 
 
+def test_a_jpeg_whose_structure_proves_it_decodes_is_not_decoded_at_upload(
+    vault: Vault,
+) -> None:
+    """Its size comes from the header (upright), nothing is decoded nor kept for the job,
+    and the job makes the thumbnail from the stored photo: the same bytes as from pixels
+    an upload decoded."""
+    patient, lee = _people(vault)
+    data = factories.jpeg(orientation=6)
+    stored = photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
+    assert (stored.width, stored.height) == (48, 64)
+    assert stored.id not in thumbnails._handoff
+    assert jobs.run_pending(vault) == 1
+    got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
+    assert isinstance(got, photo_reads.PhotoBytes)
+    scrubbed = photo_reads.read_photo(vault, photo_id=stored.id, actor=lee, purpose="care")
+    size = vault.settings.thumbnail_size
+    from_pixels = thumbnail_of(decode(scrubbed.data, size), size)
+    assert got.data == from_pixels.data
+
+
 def test_a_deleted_photo_gets_no_thumbnail_and_its_job_ends(vault: Vault) -> None:
     patient, lee = _people(vault)
     stored = photo_store.store_photo(
-        vault, patient_id=patient, data=factories.jpeg(), actor=OPERATOR
+        vault, patient_id=patient, data=factories.png(), actor=OPERATOR
     )
     assert stored.id in thumbnails._handoff
     photo_shredding.delete_photo(vault, photo_id=stored.id, actor=lee, reason="asked")
@@ -691,7 +712,7 @@ def test_a_server_without_job_threads_keeps_no_pixels_for_jobs(
         with TestClient(app):  # the lifespan starts its Workers, with no threads
             assert not jobs.jobs_run_here()
             stored = [photo_store.store_photo(vault, patient_id=patient, data=data, actor=OPERATOR)
-                      for data in (factories.jpeg(), _heic((2100, 2100)))]  # fmt: skip
+                      for data in (factories.png(), _heic((2100, 2100)))]  # fmt: skip
             assert not any(p.id in thumbnails._handoff or p.id in thumbnails._full
                            for p in stored)  # fmt: skip
         assert jobs.jobs_run_here()
@@ -704,7 +725,7 @@ def test_a_server_without_job_threads_keeps_no_pixels_for_jobs(
         finally:
             idle.stop()
             threaded.stop()
-        after = photo_store.store_photo(vault, patient_id=patient, data=factories.jpeg(),
+        after = photo_store.store_photo(vault, patient_id=patient, data=factories.png(),
                                    actor=OPERATOR)  # fmt: skip
         assert after.id in thumbnails._handoff
         jobs.run_pending(vault)  # (the threaded Workers may have run some already)

@@ -81,6 +81,9 @@ class Cleaned:
     #: dates, maker-note and XMP text): verification fails if one is found in
     #: the output outside ``opaque`` ranges.
     secrets: frozenset[bytes] = frozenset()
+    #: The structure proves a decoder reads every pixel (JPEG only, see
+    #: photos/jpeg_structure.py): an upload need not decode them to know.
+    decodable: bool = False
 
     @classmethod
     def of(

@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 
 from skinvault.errors import DamagedFile
-from skinvault.photos import ciff, exif, icc, iptc, residue, textscan, xmp
+from skinvault.photos import ciff, exif, icc, iptc, jpeg_structure, residue, textscan, xmp
 from skinvault.photos.findings import Category, Cleaned, Finding
 from skinvault.photos.limits import check_pixels
 
@@ -41,11 +41,13 @@ _XMP_EXT = b"http://ns.adobe.com/xmp/extension/\x00"
 _ICC = b"ICC_PROFILE\x00"
 _PHOTOSHOP = b"Photoshop 3.0\x00"
 # The end of entropy-coded data: 0xFF followed by a marker code (0xC0-0xFE
-# except the restart markers RST0-7). Stuffed 0xFF00, fill bytes and corrupt
-# pairs such as 0xFF9F stay inside the scan and are copied verbatim, as
-# libjpeg decodes past them. A compiled pattern keeps the scan in C, which is
-# most of the scrubber's speed.
-_ECS_END = re.compile(rb"\xff[\xc0-\xcf\xd8-\xfe]")
+# except the restart markers RST0-7), or by a code no marker has (0x01-0xBF): libjpeg
+# ends the scan there too, and then stops with an error, unless the scan restarts
+# (DRI), when it may resync at the next restart marker, or the code is TEM (0x01),
+# after which it skips to the next marker — such a pair then stays inside the scan
+# and is copied verbatim. Stuffed 0xFF00 and fill bytes stay inside
+# the scan. A compiled pattern keeps the scan in C, which is most of the scrubber's speed.
+_ECS_END = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Segment:
 class Parsed:
     segments: tuple[Segment, ...]
     trailer_start: int  # offset just past EOI
+    strays: int = 0  # byte pairs that are no marker inside scans that restart
 
 
 def parse(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> Parsed:
@@ -77,6 +80,7 @@ def parse(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> Parsed:
         raise DamagedFile("not a JPEG: no start-of-image marker")
     segments: list[Segment] = []
     pos, size, seen_frame = 2, len(data), False
+    restarts, strays = False, 0  # whether a DRI with an interval is in force
     while True:
         if pos >= size:
             raise DamagedFile("truncated: the JPEG ends before its end-of-image marker")
@@ -90,7 +94,7 @@ def parse(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> Parsed:
         if marker == EOI:
             if not seen_frame:
                 raise DamagedFile("damaged: the JPEG has no image data before its end marker")
-            return Parsed(tuple(segments), pos + 2)
+            return Parsed(tuple(segments), pos + 2, strays)
         if marker in _STANDALONE:
             segments.append(Segment(marker, pos, pos + 2))
             pos += 2
@@ -109,22 +113,41 @@ def parse(data: bytes, opaque: tuple[tuple[int, int], ...] = ()) -> Parsed:
         if marker in _SOF:
             _check_frame(data, pos, length)
             seen_frame = True
+        if marker == 0xDD and length >= 4:  # DRI
+            restarts = data[pos + 4 : pos + 6] != b"\x00\x00"
         if marker == SOS:
             if not seen_frame:
                 raise DamagedFile("damaged: image data (SOS) before the frame header (SOF)")
             if end in known:
                 end += known[end]
-                if _ECS_END.match(data, end) is None:
+                found = _ECS_END.match(data, end)
+                if found is None or data[end + 1] < 0xC0:
                     raise DamagedFile("damaged: copied image data does not end at a marker")
             else:
-                found = _ECS_END.search(data, end)
-                if found is None:
-                    raise DamagedFile(
-                        "truncated: the image data ends without an end-of-image marker"
-                    )
-                end = found.start()
+                end, seen = _scan_end(data, end, restarts)
+                strays += seen
         segments.append(Segment(marker, pos, end))
         pos = end
+
+
+def _scan_end(data: bytes, start: int, restarts: bool) -> tuple[int, int]:
+    """Where the entropy-coded data from ``start`` ends, and how many byte pairs that are no
+    marker it holds (a TEM, or any in a scan that restarts; elsewhere one is refused)."""
+    strays = 0
+    while True:
+        found = _ECS_END.search(data, start)
+        if found is None:
+            raise DamagedFile("truncated: the image data ends without an end-of-image marker")
+        at = found.start()
+        if data[at + 1] >= 0xC0:
+            return at, strays
+        if not restarts and data[at + 1] != 0x01:  # libjpeg skips on after a TEM
+            raise DamagedFile(
+                f"damaged: the image data is cut at byte {at} by 0xFF{data[at + 1]:02X},"
+                " which is no JPEG marker (decoders stop there)"
+            )
+        strays += 1
+        start = at + 2
 
 
 def _check_frame(data: bytes, pos: int, length: int) -> None:
@@ -371,12 +394,13 @@ class _Output:
     notes: list[str]
     removed_bytes: list[bytes]  # dropped payloads, for the residue check
     kept_tables: list[bytes]  # colour data and tables written back
+    structure: list[tuple[int, bytes]]  # frame, tables and scan headers as written
 
 
 def _rewritten(data: bytes, parsed: Parsed) -> _Output:
     """Every kept segment rebuilt at its defined size; only scan data is copied verbatim."""
     view = memoryview(data)
-    out = _Output([b"\xff\xd8"], [], [], [], [])
+    out = _Output([b"\xff\xd8"], [], [], [], [], [])
     jfif = _jfif(data, parsed.segments)
     if jfif is not None:
         out.parts.append(jfif)  # JFIF must directly follow SOI
@@ -417,6 +441,8 @@ def _rewritten(data: bytes, parsed: Parsed) -> _Output:
             out.removed_bytes.append(body[n:])
         head = _segment(m, body[:n])
         out.parts.append(head)
+        if m != APP14:
+            out.structure.append((m, body[:n]))
         if m in (0xDB, 0xC4):
             out.kept_tables.append(body[:n])
         offset += len(head)
@@ -460,6 +486,7 @@ def clean(data: bytes) -> Cleaned:
     """Lossless rewrite keeping only the allowlisted segments."""
     parsed = parse(data)
     out = _rewritten(data, parsed)
+    decodes = jpeg_structure.decodable(out.structure, strays=parsed.strays > 0)
     return Cleaned(
         tuple(out.parts),
         lossless=True,
@@ -467,4 +494,5 @@ def clean(data: bytes) -> Cleaned:
         removed=tuple(_findings(data, parsed)),
         opaque=tuple(out.opaque),
         secrets=residue.without(residue.strings(*out.removed_bytes), *out.kept_tables),
+        decodable=decodes,
     )

@@ -47,6 +47,8 @@ class Report:
     findings: tuple[Finding, ...]
     lossless: bool | None = None  # None for inspect-only reports
     notes: tuple[str, ...] = ()
+    #: The cleaned copy's structure proves its pixels decode (Cleaned.decodable).
+    decodable: bool = False
 
     def categories(self) -> set[Category]:
         return {f.category for f in self.findings}
@@ -79,7 +81,8 @@ def clean(data: bytes) -> tuple[Cleaned, Report]:
     removed = cleaned.removed
     if removed is None:
         removed = tuple(_guarded(fmt, lambda: container.findings(data)))
-    return cleaned, Report(fmt, tuple(dedupe(list(removed))), cleaned.lossless, cleaned.notes)
+    found = tuple(dedupe(list(removed)))
+    return cleaned, Report(fmt, found, cleaned.lossless, cleaned.notes, cleaned.decodable)
 
 
 def verify(

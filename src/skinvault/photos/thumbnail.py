@@ -16,7 +16,9 @@ colour-managing browser shows an iPhone's Display P3 thumbnail in P3, and the
 thumbnail and the display copy of a photo show the same colours. A profile
 that does not fit the thumbnail's mode (a CMYK or grey profile on pixels
 written as RGB) is left out. An upload decodes the pixels once (at thumbnail
-scale) to refuse a file that does not decode; the thumbnail itself is made by the
+scale) to refuse a file that does not decode — unless it is a JPEG whose structure
+proves its pixels decode (photos/jpeg_structure.py), when it reads only the size with
+:func:`upright_size`; the thumbnail itself is made by the
 ``thumbnail`` job (services/thumbnails.py) with :func:`thumbnail_of` — from those same
 pixels when the job runs in the process that took the upload — and
 :func:`placeholder` stands in for it until then.
@@ -80,6 +82,19 @@ class Decoded:
     image: Image.Image
     #: The photo's ICC profile, rebuilt as the scrubber writes it, or None.
     icc_profile: bytes | None = None
+
+
+def upright_size(data: bytes) -> tuple[int, int]:
+    """The displayed (upright) width and height, read from the header alone: for a JPEG
+    whose structure already proves its pixels decode (the scrubber's ``decodable``),
+    the upload needs no more (refusing a header Pillow cannot read)."""
+    with _open(data) as image:
+        try:
+            return _upright_size(image)
+        except MemoryError:
+            raise
+        except Exception as exc:  # a damaged EXIF block Pillow trips over
+            raise DamagedFile(f"the image data cannot be decoded (its header: {exc})") from exc
 
 
 def _profile(image: Image.Image) -> bytes | None:

@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -41,7 +41,7 @@ from skinvault.db.models import BodySite, Patient, Photo
 from skinvault.errors import NotFound, PhotoError, SkinvaultError, StorageUnavailable, TooLarge
 from skinvault.photos.findings import Finding
 from skinvault.photos.scrub import scrub
-from skinvault.photos.thumbnail import decode
+from skinvault.photos.thumbnail import Decoded, decode, upright_size
 from skinvault.services.notifications import Kind, notify_care_team
 from skinvault.tracking import sites as body_sites
 from skinvault.tracking.capture import capture_date
@@ -212,11 +212,15 @@ def store_photo(
     except PhotoError as exc:
         audit_failure(vault, actor, Action.PHOTO_STORE, target, str(exc))
         raise
-    # The pixels must decode, else the upload is refused here (the thumbnail job then
-    # makes the thumbnail from these same pixels when it runs in this process). Pillow
+    # The pixels must decode, else the upload is refused here. A JPEG whose structure
+    # proves they do (photos/jpeg_structure.py) is not decoded: only its size is read,
+    # and the thumbnail job decodes it. Any other is decoded (the thumbnail job then
+    # makes the thumbnail from these same pixels when it runs in this process); Pillow
     # decodes without the interpreter lock, so this runs beside the sealing, the durable
     # write and the checksums.
-    decoding = _DECODERS.submit(decode, scrubbed, vault.settings.thumbnail_size)
+    decoding: Future[Decoded] | None = None
+    if not report.decodable:
+        decoding = _DECODERS.submit(decode, scrubbed, vault.settings.thumbnail_size)
     photo_id = vault.tokens.new_id()
     kek = vault.keys.current()
     photo_key = new_blob_key(vault, "p")
@@ -226,11 +230,11 @@ def store_photo(
         content_sha256 = hashlib.sha256(scrubbed).hexdigest()
         original_sha256 = original_sha256 or hashlib.sha256(data).hexdigest()  # receipts
         try:
-            decoded = decoding.result()
+            decoded = decoding.result() if decoding is not None else None
+            width, height = (decoded.width, decoded.height) if decoded else upright_size(scrubbed)
         except PhotoError as exc:
             audit_failure(vault, actor, Action.PHOTO_STORE, target, str(exc))
             raise
-        width, height = decoded.width, decoded.height
         now = vault.clock.now()
         with vault.sessions.begin() as session:
             if session.get(Patient, patient_id) is None:
@@ -294,7 +298,8 @@ def store_photo(
         raise
     from skinvault.services import thumbnails  # noqa: PLC0415 (it imports this module)
 
-    thumbnails.hand_over(photo_id, decoded, vault.settings.thumbnail_size)
+    if decoded is not None:
+        thumbnails.hand_over(photo_id, decoded, vault.settings.thumbnail_size)
     return stored
 
 
