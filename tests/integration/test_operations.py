@@ -22,6 +22,7 @@ import boto3
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from skinvault.actors import Actor, Role
@@ -29,6 +30,7 @@ from skinvault.bootstrap import Vault, bootstrap
 from skinvault.config import load_settings
 from skinvault.crypto.keys import MemoryKeySource
 from skinvault.db.engine import make_engine
+from skinvault.db.models import AuditEvent, Photo
 from skinvault.errors import ConfigError, StorageUnavailable
 from skinvault.services import admin, api_tokens, photo_reads, photo_store
 from skinvault.storage import MemoryBlobStore, S3BlobStore
@@ -169,6 +171,12 @@ def test_a_blob_store_failure_is_storage_unavailable_whatever_the_store(tmp_path
             photo_store.store_photo(vault, patient_id=made.patient_id, data=factories.jpeg(),
                                actor=OPERATOR)  # fmt: skip
         assert not isinstance(got.value, ConfigError)
+        # The write runs beside the database work: its failure still lists nothing.
+        with vault.reading() as session:
+            assert session.scalars(select(Photo)).first() is None
+            stored = select(AuditEvent).where(AuditEvent.action == "photo:store",
+                                              AuditEvent.outcome == "done")  # fmt: skip
+            assert session.scalars(stored).first() is None
     finally:
         vault.close()
 

@@ -99,6 +99,13 @@ def put_blob(vault: Vault, key: str, blob: bytes) -> None:
 
 #: Decodes an upload's pixels beside the rest of its store (threads start on first use).
 _DECODERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="sv-decode")
+#: Checksums and the durable blob write of uploads (I/O and hashing: no interpreter lock
+#: held), apart from the decoders so that a long HEIF decode never delays a write.
+_STORE_IO = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sv-store")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def new_blob_key(vault: Vault, kind: str) -> str:
@@ -224,11 +231,17 @@ def store_photo(
     photo_id = vault.tokens.new_id()
     kek = vault.keys.current()
     photo_key = new_blob_key(vault, "p")
+    writing: Future[None] | None = None
     try:
+        # The checksums (hashlib lets go of the interpreter lock too) beside the sealing;
+        # the durable write beside the database work, waited for before the commit that
+        # lists the blob.
+        content_sum = _STORE_IO.submit(_sha256, scrubbed)
+        original_sum = None if original_sha256 else _STORE_IO.submit(_sha256, data)  # receipts
         sealed = seal(scrubbed, object_id=photo_id, kind=PHOTO, kek=kek)
-        put_blob(vault, photo_key, sealed.blob)
-        content_sha256 = hashlib.sha256(scrubbed).hexdigest()
-        original_sha256 = original_sha256 or hashlib.sha256(data).hexdigest()  # receipts
+        writing = _STORE_IO.submit(put_blob, vault, photo_key, sealed.blob)
+        content_sha256 = content_sum.result()
+        original_sha256 = original_sum.result() if original_sum else original_sha256
         try:
             decoded = decoding.result() if decoding is not None else None
             width, height = (decoded.width, decoded.height) if decoded else upright_size(scrubbed)
@@ -291,8 +304,13 @@ def store_photo(
                     ref=f"photo:{photo_id}",
                 )
             stored = stored_photo_of(vault, photo, body_site)
+            writing.result()  # the blob is durable before the row listing it commits
     except BaseException:
-        # Not listed, so not needed: remove now rather than waiting for a sweep.
+        # Not listed, so not needed: remove now rather than waiting for a sweep (once
+        # its write has ended, so that the removal cannot come before the write).
+        with contextlib.suppress(BaseException):
+            if writing is not None:
+                writing.result()
         with contextlib.suppress(SkinvaultError, OSError):
             vault.blobs.delete(photo_key)
         raise
