@@ -22,6 +22,7 @@ depigmented), and a constant guess (the set's median truth).
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import os
@@ -29,6 +30,7 @@ import statistics
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ from tracking_synth import depigment, relight, soften  # noqa: E402
 
 SET = ROOT / "bench" / "tracking_set"
 QUICK = False  # --quick: two photos per part, for CI
+SEED = 12  # the published draw of the area set; --seed N draws a held-out one
+Box = tuple[int, int, int, int]
 CLUES = ROOT / "bench" / "clues_set"
 CORPUS = ROOT / "tests" / "data" / "corpus"
 LIGHTS = {"neutral": (0.0, 0.0), "+1EV": (1.0, 0.0), "-1EV": (-1.0, 0.0),
@@ -114,9 +118,12 @@ def _shape(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return np.asarray(cv2.GaussianBlur(noise, (0, 0), max(h, w) / 14), np.float32)
 
 
-def area_bench() -> dict[str, object]:
-    rng = np.random.default_rng(12)
-    rows: list[dict[str, object]] = []
+def area_cases(seed: int = SEED) -> Iterator[tuple[dict[str, object], np.ndarray, Box]]:
+    """The labelled photos of the area set: (facts incl. truth, photo, drawn region).
+
+    The same `seed` draws the same set; 12 is the published draw, any other a held-out one.
+    """
+    rng = np.random.default_rng(seed)
     chosen = sites()
     if QUICK:
         chosen = chosen[:: max(1, len(chosen) // 2)][:2]
@@ -144,12 +151,24 @@ def area_bench() -> dict[str, object]:
                     y0 = (base.shape[0] - card.shape[0]) // 2
                     panel[y0 : y0 + card.shape[0], 10 : 10 + card.shape[1]] = card
                     img = np.hstack([img, relight(panel, ev, warm)])
-                m, _ = me.measure(img, region=box)
-                rows.append({
+                facts: dict[str, object] = {
                     "base": name, "visit": visit, "light": light, "card": with_card,
-                    "truth": truth, "got": m.depigmented_percent, "otsu": otsu_baseline(img, box),
-                    "skin": m.skin_percent, "card_found": m.card is not None,
-                })  # fmt: skip
+                    "truth": truth, "strength": strength,
+                }  # fmt: skip
+                yield facts, img, box
+
+
+def area_bench(seed: int = SEED) -> dict[str, Any]:
+    rows: list[dict[str, object]] = []
+    for facts, img, box in area_cases(seed):
+        m, _ = me.measure(img, region=box)
+        x, y, w, h = box
+        red_clipped = float((img[y : y + h, x : x + w, 2] >= 250).mean())
+        rows.append({
+            **facts, "got": m.depigmented_percent, "otsu": otsu_baseline(img, box),
+            "skin": m.skin_percent, "card_found": m.card is not None,
+            "overexposed": red_clipped > 0.2,
+        })  # fmt: skip
     return summarise(rows)
 
 
@@ -192,7 +211,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     moves, otsu_moves = light_moves("got"), light_moves("otsu")
     cards = [r for r in rows if r["card"]]
+    exposed = {flag: [abs(float(r["got"]) - float(r["truth"])) for r in rows
+                      if bool(r.get("overexposed")) == flag] for flag in (False, True)}  # fmt: skip
     return {
+        "by_exposure": {flag: (len(e), statistics.mean(e) if e else float("nan"),
+                               sum(x > 15 for x in e)) for flag, e in exposed.items()},
         "photos": len(rows), "bases": len({r["base"] for r in rows}),
         "truth_range": (min(truths), max(truths)),
         "mae": statistics.mean(err), "max": max(err), "over15": sum(e > 15 for e in err),
@@ -231,7 +254,7 @@ def _random_h(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return t @ p @ r @ c
 
 
-def align_bench() -> dict[str, object]:
+def align_bench() -> dict[str, Any]:
     rng = np.random.default_rng(7)
     paths = sorted(CORPUS.glob("0[0-2][0-9]-jpg-*.jpg")) + sorted(CORPUS.glob("04[2-9]-jpg-*.jpg"))
     photos = []
@@ -282,20 +305,7 @@ def align_bench() -> dict[str, object]:
     }  # fmt: skip
 
 
-def _arguments(doc: str) -> bool:
-    """``--help`` prints this and exits; ``--quick`` (a few seconds, for CI) is returned."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
-    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
-    return bool(parser.parse_args().quick)
-
-
-def main() -> None:
-    global QUICK  # noqa: PLW0603 - a script: --quick shrinks its inputs
-    QUICK = _arguments(__doc__ or "")
-    cv2.setNumThreads(2)
-    a = align_bench()
+def print_alignment(a: dict[str, Any]) -> None:
     print("## Alignment (1024 px, known homographies, light changed)")
     print(f"pairs: {a['pairs']}, aligned with confidence: {a['confident']}")
     print(
@@ -309,12 +319,35 @@ def main() -> None:
         f" CPU median {a['cpu_median']:.2f} s, max {a['cpu_max']:.2f} s"
         f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
-    m = area_bench()
-    print()
+
+
+def _arguments(doc: str) -> argparse.Namespace:
+    """``--help`` prints this and exits; ``--quick`` (a few seconds, for CI), ``--seed N``
+    (another draw of the area set, to check a change on photos it was not tuned on) and
+    ``--area-only`` (skip the alignment part) are returned."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help=f"draw of the area set (default {SEED})"
+    )
+    parser.add_argument("--area-only", action="store_true", help="skip the alignment part")
+    return parser.parse_args()
+
+
+def main() -> None:
+    global QUICK  # noqa: PLW0603 - a script: --quick shrinks its inputs
+    args = _arguments(__doc__ or "")
+    QUICK = bool(args.quick)
+    cv2.setNumThreads(2)
+    if not args.area_only:
+        print_alignment(align_bench())
+        print()
+    m = area_bench(args.seed)
     print("## Depigmented share of the drawn region (percentage points)")
     print(
-        f"photos: {m['photos']} ({m['bases']} drawn bare-skin regions on real photos x 3 visits"
-        f" x 5 lights); truth {m['truth_range'][0]:.1f}-{m['truth_range'][1]:.1f} %"
+        f"draw (--seed): {args.seed}; photos: {m['photos']} ({m['bases']} drawn bare-skin"
+        f" regions on real photos x 3 visits x 5 lights);"
+        f" truth {m['truth_range'][0]:.1f}-{m['truth_range'][1]:.1f} %"
     )
     r, t = m["direction"]
     ro, to = m["otsu_direction"]
@@ -339,6 +372,10 @@ def main() -> None:
         f"same photo under changed light moves: mean {m['light_mean']:.1f}, max"
         f" {m['light_max']:.1f} points; {m['light_over3']} of {m['moves']} over 3"
     )
+    for flag, label in ((False, "red clipped in <= 20 %"), (True, "red clipped in > 20 %")):
+        n_e, mae_e, over_e = m["by_exposure"][flag]
+        print(f"photos with {label} of the region: {n_e}, mean abs error {mae_e:.1f},"
+              f" over 15: {over_e}")  # fmt: skip
     print(f"skin found in the drawn region (all of it is skin): at least {m['skin_min']:.0f} %")
     u_mean, u_max, u_n = untouched_bench()
     print(

@@ -121,14 +121,55 @@ def test_only_the_drawn_region_is_measured() -> None:
 
 
 def test_untouched_cheek_reads_the_same_low_share_under_every_light() -> None:
-    """Known limit (docs/tracking.md): shine on real skin is lighter and less red, like
-    depigmented skin, so this untouched cheek reads ~8 %, not 0; the light must not move it."""
+    """Known limit (docs/tracking.md): small bright spots on real skin are lighter and less
+    red, like depigmented skin, and have a border, so this untouched cheek reads ~10 %, not
+    0; the light must not move it."""
     base, box = _cheek()
     got = []
     for ev, warm in ((0.0, 0.0), (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)):
         m, _ = me.measure(SYNTH.relight(base, ev, warm), region=box)
         got.append(m.depigmented_percent)
     assert max(got) <= 10.0 and max(got) - min(got) <= 3.0, got
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tracking_bench", BENCH / "tracking.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("tracking_bench", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_untouched_real_cheeks_mostly_read_as_untouched() -> None:
+    """All 22 drawn cheeks of the bench, no patch: version 3 read 12 % on average (max 28)
+    from the paler, less red parts of normal skin; the border test (step 6) drops those."""
+    got = [me.measure(base, region=box)[0].depigmented_percent for _, base, box in _bench().sites()]
+    assert len(got) == 22
+    assert sum(got) / len(got) <= 5.0 and max(got) <= 15.0, got
+
+
+def _shine(img: np.ndarray, box: tuple[int, int, int, int], strength: float) -> np.ndarray:
+    """Three broad highlights (white light added in linear RGB, Gaussian, 15 % of the
+    region's side) inside the region, as on an oily or damp cheek."""
+    x, y, w, h = box
+    yy, xx = np.mgrid[0 : img.shape[0], 0 : img.shape[1]].astype(np.float32)
+    add = np.zeros(img.shape[:2], np.float32)
+    for fx, fy in ((0.3, 0.35), (0.7, 0.5), (0.45, 0.75)):
+        s = 0.15 * max(w, h)
+        add += strength * np.exp(-((xx - x - fx * w) ** 2 + (yy - y - fy * h) ** 2) / (2 * s * s))
+    lin = (img.astype(np.float32) / 255.0) ** 2.2 + add[..., None]
+    return np.asarray(np.clip(lin, 0, 1) ** (1 / 2.2) * 255 + 0.5, np.uint8)
+
+
+@pytest.mark.parametrize("strength", [0.1, 0.2, 0.4])
+def test_broad_shine_on_an_untouched_real_cheek_is_not_read_as_depigmented(
+    strength: float,
+) -> None:
+    # Version 3 read 36-49 % here: shine is lighter and less red, but it fades out.
+    base, box = _cheek()
+    m, _ = me.measure(_shine(base, box, strength), region=box)
+    assert m.depigmented_percent <= 3.0, m.depigmented_percent
 
 
 def _photo(name: str) -> np.ndarray:

@@ -116,3 +116,43 @@ def test_card_detector_rejects_a_dark_rectangle_without_patches() -> None:
     img, _ = _photo(0.0)
     img[50:250, 50:350] = 20
     assert colour.find_card(img) is None
+
+
+def _paler_towards_one_side(depth: float) -> np.ndarray:
+    """Skin that turns gradually paler and less red towards the right over the whole
+    width, as normal skin does (no border anywhere); `depth` 1 reaches WHITE_PATCH."""
+    h, w = 400, 600
+    xx = np.mgrid[0:h, 0:w][1].astype(np.float32)
+    ramp = np.clip((xx / w - 0.3) / 0.7, 0, 1)[..., None] * depth
+    img = SKIN[None, None, :] * (1 - ramp) + WHITE_PATCH[None, None, :] * ramp
+    return np.clip(np.broadcast_to(img, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def test_skin_turning_gradually_paler_is_not_read_as_depigmented() -> None:
+    # Version 3 read ~22 % here: the paler end is as pale as a patch, but it has no border.
+    m, _ = me.measure(_paler_towards_one_side(0.8))
+    assert m.depigmented_percent <= 2.0, m.depigmented_percent
+
+
+def test_a_patch_with_a_border_on_gradually_paler_skin_is_still_found() -> None:
+    img = _paler_towards_one_side(0.4).astype(np.float32)
+    yy, xx = np.mgrid[0:400, 0:600].astype(np.float32)
+    disc = cv2.GaussianBlur((((xx - 150) ** 2 + (yy - 200) ** 2) <= 90**2).astype(np.float32),
+                            (0, 0), 2.0)[..., None]  # fmt: skip
+    img = img * (1 - disc) + WHITE_PATCH[None, None, :] * disc
+    truth = 100.0 * float((disc >= 0.5).mean())
+    m, _ = me.measure(np.clip(img, 0, 255).astype(np.uint8))
+    assert abs(m.depigmented_percent - truth) <= 3.0, (m.depigmented_percent, truth)
+
+
+def test_stepped_parts_keeps_a_step_and_drops_a_slope() -> None:
+    h, w = 200, 400
+    area = np.ones((h, w), bool)
+    xx = np.mgrid[0:h, 0:w][1].astype(np.float32)
+    step = np.where((xx > 60) & (xx < 140), 0.6, 0.0).astype(np.float32)
+    slope = np.clip((xx - 200) / 200, 0, 1).astype(np.float32) * 0.6
+    drop = step + slope
+    cand = drop > 0.25
+    kept = me._stepped_parts(cand, drop, area, band=8)
+    assert kept[:, 61:140].all()
+    assert not kept[:, 200:].any()
