@@ -19,6 +19,11 @@ The same 12 MP JPEGs (bench/scrub.py's batch: ~3.8 MB with full metadata) go to:
   last upload every thumbnail was ready ("thumbs +s", read from /metrics), so the work
   moved out of the request is still counted.
 
+Besides requests/s (which, with the clients on the same two cores, moves with whatever
+else runs on the machine), the table gives each server's CPU per request (user + system
+of all its processes, read from /proc), the upload's including the thumbnail jobs of the
+run: the ratio of those is what a server with cores of its own would show.
+
 Then, in this process, the store path against its floor (one photo at a time): the
 floor is scrub + AES-256-GCM seal + a durable (fsynced) blob write; the store path is
 ``services.photo_store.store_photo`` (the floor plus SHA-256s, the database row, the audit
@@ -99,6 +104,13 @@ class Run:
         self.first_error = ""
         self.seconds = 0.0
         self.outputs: list[str] = []
+        self.cpu = float("nan")  # server CPU seconds the run cost (all its processes)
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU per request, in ms: what decides throughput once the server has the
+        machine's cores to itself (the clients here share them)."""
+        return 1000 * self.cpu / len(self.latencies) if self.latencies else float("nan")
 
     @property
     def rate(self) -> float:
@@ -108,6 +120,26 @@ class Run:
         if not self.latencies:
             return 0.0
         return statistics.quantiles(self.latencies, n=100)[q - 1] * 1000
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every process under it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid: (parent, cpu)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        here = todo.pop()
+        total += stats.get(here, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == here]
+    return total
 
 
 def drive(name: str, count: int, clients: int, make: Callable[[], httpx.Client],
@@ -188,14 +220,18 @@ def bench_orthanc(work: Path, files: list[bytes], clients: int) -> tuple[Run, Ru
                               headers={"Content-Type": "application/dicom"})  # fmt: skip
             return str(got.json()["ID"]) if got.status_code == 200 else None
 
+        before = tree_cpu(proc.pid)
         up = drive("orthanc upload", len(files), clients, make, upload)
+        up.cpu = tree_cpu(proc.pid) - before
         ids = up.outputs
 
         def view(client: httpx.Client, i: int) -> str | None:
             got = client.get(f"/instances/{ids[i % len(ids)]}/file")
             return "ok" if got.status_code == 200 and len(got.content) > 1000 else None
 
+        before = tree_cpu(proc.pid)
         seen = drive("orthanc view", len(files), clients, make, view)
+        seen.cpu = tree_cpu(proc.pid) - before
         return up, seen
     finally:
         _stop(proc)
@@ -245,6 +281,7 @@ def bench_skinvault(
             got = client.post(f"/api/v1/patients/{pid}/photos", files=form)
             return str(got.json()["id"]) if got.status_code == 201 else None
 
+        before = tree_cpu(proc.pid)
         up = drive(f"skinvault upload ({workers}w)", len(photos), clients, make, upload)
         ids = up.outputs
         uploaded = time.perf_counter()
@@ -254,13 +291,16 @@ def bench_skinvault(
             while _jobs_waiting(base):
                 time.sleep(0.1)
             drained = time.perf_counter() - uploaded
+        up.cpu = tree_cpu(proc.pid) - before  # with the thumbnail jobs, when they ran
 
         def view(client: httpx.Client, i: int) -> str | None:
             got = client.get(f"/api/v1/photos/{ids[i % len(ids)]}/content",
                              params={"purpose": "care"})  # fmt: skip
             return "ok" if got.status_code == 200 and len(got.content) > 1000 else None
 
+        before = tree_cpu(proc.pid)
         seen = drive(f"skinvault view ({workers}w)", len(photos), clients, make, view)
+        seen.cpu = tree_cpu(proc.pid) - before
         return up, seen, drained
     finally:
         _stop(proc)
@@ -335,14 +375,21 @@ def main() -> None:
           f"{os.cpu_count()} cores\n")  # fmt: skip
     columns = [("ok", 6), ("errors", 8), ("req/s", 9), ("p50 ms", 9), ("p95 ms", 9)]
     header = f"{'path':<26}" + "".join(f"{name:>{width}}" for name, width in columns)
-    header += f"{'x Orthanc':>11}{'thumbs +s':>11}"
+    header += f"{'x Orthanc':>11}{'thumbs +s':>11}{'cpu ms/req':>12}{'x Orthanc':>11}"
     print(header)
     print("-" * len(header))
     for run, peer, drained in rows:
         ratio = f"{run.rate / peer.rate:.2f}x" if peer and peer.rate else "-"
         thumbs = "-" if drained is None or math.isnan(drained) else f"{drained:.1f}"
+        # Orthanc's CPU per request over ours: above 1 means ours spends less than it does.
+        cpu_ratio = f"{peer.cpu_ms / run.cpu_ms:.2f}x" if peer and run.cpu_ms > 0 else "-"
         print(f"{run.name:<26}{len(run.latencies):>6}{run.errors:>8}{run.rate:>9.1f}"
-              f"{run.pct(50):>9.0f}{run.pct(95):>9.0f}{ratio:>11}{thumbs:>11}")  # fmt: skip
+              f"{run.pct(50):>9.0f}{run.pct(95):>9.0f}{ratio:>11}{thumbs:>11}"
+              f"{run.cpu_ms:>12.1f}{cpu_ratio:>11}")  # fmt: skip
+    print(
+        "(cpu ms/req: the server processes' CPU per request, an upload's with its thumbnail"
+        " job when jobs ran in the run; its x Orthanc is Orthanc's CPU over ours)"
+    )
     for run, _, _ in rows:
         if run.errors:
             print(f"{run.name}: first error: {run.first_error}")

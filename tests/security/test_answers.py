@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from skinvault.actors import Role
 from skinvault.services import api_tokens, photo_store, records
-from skinvault.web.app import SECURITY_HEADERS
+from skinvault.web.middleware import SECURITY_HEADERS
 from tests import factories
 from tests.security.conftest import PASSWORD, Live, csrf_of
 

@@ -11,8 +11,7 @@ answer: a CSP without inline scripts, no framing, no sniffing, no referrer.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from skinvault import __version__
 from skinvault.bootstrap import Vault, bootstrap
@@ -42,20 +40,10 @@ from skinvault.web import api, api_interop, api_tracking, fhir, observe, pages, 
 from skinvault.web.deps import client_address
 from skinvault.web.docs import mount_api_docs
 from skinvault.web.health import Readiness
+from skinvault.web.middleware import RequestLog, SecurityHeaders
 
 HERE = Path(__file__).parent
 log = logging.getLogger("skinvault.web")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self';"
-        " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "geolocation=(), microphone=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 
 
 @asynccontextmanager
@@ -119,45 +107,10 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _busy)
     app.add_exception_handler(SqlTimeout, _busy)
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        try:
-            response = await call_next(request)
-        except ClientDisconnect:
-            raise  # the client left: there is nobody to answer
-        except Exception:  # a bug: logged, answered plainly, headers still set below
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            response = problems.server_error(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith("/static/"):
-            # Pages and answers carry patient data: no browser or proxy keeps a copy.
-            response.headers.setdefault("Cache-Control", "no-store")
-        if request.url.scheme == "https":
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
-
+    app.add_middleware(SecurityHeaders)
     app.state.metrics = observe.Metrics(settings.data_dir / "run" / "metrics")
-
-    @app.middleware("http")
-    async def request_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """One log line and one metrics observation per request (the outermost layer)."""
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = observe.route_of(request)
-            took = time.perf_counter() - started
-            app.state.metrics.observe(request.method, route, status, took)
-            if settings.request_log:
-                observe.log_request(request, route, status, took)
+    # The outermost layer (added last): it times the whole answer.
+    app.add_middleware(RequestLog, metrics=app.state.metrics, log_requests=settings.request_log)
 
     app.include_router(api.router)
     app.include_router(api_interop.router)
