@@ -4,14 +4,16 @@ site's series, with a link that opens the upload form on that site."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from skinvault.actors import Role
 from skinvault.bootstrap import Vault
+from skinvault.db.engine import make_engine, migrate
 from skinvault.services import photo_store
-from skinvault.services.tracking import REMIND_AFTER, SiteSummary, due_sites
+from skinvault.services.tracking import REMIND_AFTER, SiteSummary, due_sites, recent_site_photos
 from skinvault.tracking import sites as body_sites
 from tests.integration.test_portal_pages import _sign_in, _user, app_and_vault  # noqa: F401
 from tests.integration.test_tracking import _jpeg
@@ -62,3 +64,28 @@ def test_the_home_page_reminds_and_its_link_opens_the_upload_on_that_site(
     next_cheek = (date.today() - timedelta(days=3) + REMIND_AFTER).strftime("%d %b %Y")
     cheek = client.get("/portal/sites/cheek-right").text
     assert f"Next photo suggested from {next_cheek}" in cheek
+
+
+def test_the_photo_due_sweep_reads_the_photos_through_their_date_indexes(
+    tmp_path: Path,
+) -> None:
+    """The sweep runs every minute: on SQLite's plan its query looks photos up by date
+    (0015's indexes) instead of reading the whole table."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrate(engine)
+    query = recent_site_photos(date(2026, 11, 1), datetime(2026, 11, 1, tzinfo=UTC))
+    compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+
+    def plan() -> str:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+            return " | ".join(r[-1] for r in rows)
+
+    indexed = plan()
+    assert "SEARCH photos USING INDEX ix_photos_" in indexed and "SCAN photos" not in indexed
+    with engine.begin() as conn:  # without the indexes the same check sees the table read
+        conn.exec_driver_sql("DROP INDEX ix_photos_taken_on")
+        conn.exec_driver_sql("DROP INDEX ix_photos_uploaded_at")
+    engine.dispose()  # (a pooled connection would reuse the cached plan)
+    assert "SCAN photos" in plan()
+    engine.dispose()

@@ -119,10 +119,10 @@ class Photo(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
     site_id: Mapped[str | None] = mapped_column(ForeignKey("body_sites.id"))
-    taken_on: Mapped[date | None] = mapped_column(Date)
+    taken_on: Mapped[date | None] = mapped_column(Date, index=True)  # the photo-due sweep
     #: where taken_on came from: "photo" (read before scrubbing), "person" (typed), None
     taken_on_source: Mapped[str | None] = mapped_column(String(10))
-    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     uploaded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     #: capture details (treatment, lighting, distance, card) as JSON, sealed like the note
     details_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
