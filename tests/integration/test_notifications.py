@@ -32,6 +32,7 @@ from skinvault.services import (
     consents,
     deletion,
     mailer,
+    notice_sweep,
     notifications,
     photo_reads,
     photo_store,
@@ -197,11 +198,11 @@ def test_every_kind_arrives_in_the_portal_and_by_mail_and_none_holds_health_info
         expires_at=c.clock.at + timedelta(days=20),
     )
     c.clock.advance(hours=2)
-    first = notifications.sweep(v)
+    first = notice_sweep.sweep(v)
     assert (first.links_expired, first.consents_ending) == (1, 0)  # 20 days away: not yet
     c.clock.advance(days=7)
-    assert notifications.sweep(v).consents_ending == 1
-    assert notifications.sweep(v) == notifications.SweepReport()  # each told once
+    assert notice_sweep.sweep(v).consents_ending == 1
+    assert notice_sweep.sweep(v) == notice_sweep.SweepReport()  # each told once
     filed = deletion.file_request(
         v,
         patient_id=c.patient_id,
@@ -300,24 +301,24 @@ def test_preferences_off_portal_and_a_daily_digest(clinic: Clinic) -> None:
     c.clock.advance(hours=3)
     capture.ask_for_photo(v, actor=c.lee, patient_id=c.patient_id, site="back")
     assert _kinds(v, c.lee) == {Kind.PHOTO_ANSWERED}  # new-photo is off: not even listed
-    assert notifications.sweep(v).digests == 0
+    assert notice_sweep.sweep(v).digests == 0
     assert mailer.deliver_due(v) == mailer.Delivery()  # digest waits, portal-only never mails
     c.clock.advance(hours=21)  # the oldest waiting notice is a day old
-    assert notifications.sweep(v).digests == 1
+    assert notice_sweep.sweep(v).digests == 1
     assert mailer.deliver_due(v).sent == 1
     [text] = c.relay.texts_for("ann@example.org")
     assert "There are 2 new things for you in the portal." in text
     c.clock.advance(hours=1)
     capture.ask_for_photo(v, actor=c.lee, patient_id=c.patient_id, site="scalp")
     c.clock.advance(hours=23)
-    assert notifications.sweep(v).digests == 0  # the next digest only a day after its notice
+    assert notice_sweep.sweep(v).digests == 0  # the next digest only a day after its notice
     c.clock.advance(hours=1)
-    assert notifications.sweep(v).digests == 1
+    assert notice_sweep.sweep(v).digests == 1
     # Read in the portal before the digest was due: no e-mail is needed for it.
     capture.ask_for_photo(v, actor=c.lee, patient_id=c.patient_id, site="neck")
     notifications.mark_read(v, actor=c.patient)
     c.clock.advance(days=1, minutes=1)
-    assert notifications.sweep(v).digests == 0
+    assert notice_sweep.sweep(v).digests == 0
 
 
 def test_a_relay_that_is_down_then_up_gets_the_mail_on_a_later_try(clinic: Clinic) -> None:
@@ -385,7 +386,7 @@ def test_a_hung_relay_does_not_slow_the_action_while_the_worker_waits_on_it(
         smtp_timeout_seconds=3,
         notification_sweep_seconds=1,
     )
-    worker = notifications.NotificationWorker(v, seconds=0.05)
+    worker = notice_sweep.NotificationWorker(v, seconds=0.05)
     try:
         _, patient_id = _user(v, Role.PATIENT, "ann@example.org", "Annika Berg")
         lee, _ = _user(v, Role.CLINICIAN, "lee@clinic.example", "Dr. Leandra Okafor")
@@ -484,7 +485,7 @@ def test_notices_of_a_sweep_are_kept_once_even_when_two_sweeps_race(clinic: Clin
 
     def run() -> None:
         try:
-            results.append(notifications.sweep(v).links_expired)
+            results.append(notice_sweep.sweep(v).links_expired)
         except BaseException as exc:
             errors.append(exc)
 
@@ -570,10 +571,10 @@ def test_a_photo_reminder_comes_once_when_a_site_falls_due_in_the_portal_only_by
     upload()
     assert notifications.preferences(v, actor=c.patient)[Kind.PHOTO_DUE].value == "portal"
     c.clock.advance(days=27)
-    assert notifications.sweep(v).photos_due == 0  # not due yet
+    assert notice_sweep.sweep(v).photos_due == 0  # not due yet
     c.clock.advance(days=1)
-    assert notifications.sweep(v).photos_due == 1  # four weeks: due
-    assert notifications.sweep(v).photos_due == 0  # told once
+    assert notice_sweep.sweep(v).photos_due == 1  # four weeks: due
+    assert notice_sweep.sweep(v).photos_due == 0  # told once
     due = [n for n in notifications.notifications_for(v, user_id=c.patient.id)
            if n.kind is Kind.PHOTO_DUE]  # fmt: skip
     assert [(n.text, n.link) for n in due] == [
@@ -582,13 +583,13 @@ def test_a_photo_reminder_comes_once_when_a_site_falls_due_in_the_portal_only_by
     mailer.deliver_due(v)  # (the care team's e-mail about the new photo goes)
     assert c.relay.texts_for("ann@example.org") == []  # none to her unless she asks
     c.clock.advance(days=30)
-    assert notifications.sweep(v).photos_due == 0  # a site left alone is not told again
+    assert notice_sweep.sweep(v).photos_due == 0  # a site left alone is not told again
 
     # The patient asks for e-mail; the next photo of the site starts a new four weeks.
     notifications.set_preferences(v, actor=c.patient, choices={"photo-due": "immediate"})
     upload()
     c.clock.advance(days=28)
-    assert notifications.sweep(v).photos_due == 1
+    assert notice_sweep.sweep(v).photos_due == 1
     mailer.deliver_due(v)
     mails = c.relay.texts_for("ann@example.org")
     assert len(mails) == 1

@@ -7,7 +7,7 @@
 
 Nothing here is called while a request waits on the relay: :func:`queue` only adds an
 outbox row in the caller's transaction, and :func:`deliver_due` (run by
-:class:`skinvault.services.notifications.NotificationWorker`) talks SMTP outside any
+:class:`skinvault.services.notice_sweep.NotificationWorker`) talks SMTP outside any
 transaction. A refused or silent relay costs the request nothing; the row waits
 ``mail_retry_seconds`` (doubling) and is tried again, up to ``mail_attempts`` times, and
 survives restarts because it is a row. Bodies are sealed like a photo's note (a share

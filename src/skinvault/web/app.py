@@ -35,7 +35,7 @@ from skinvault.services import jobs, privacy, share_open
 from skinvault.services.checkpoints import CheckpointSchedule
 from skinvault.services.job_kinds import PERIODIC
 from skinvault.services.maintenance import MaintenanceSchedule
-from skinvault.services.notifications import NotificationWorker
+from skinvault.services.notice_sweep import NotificationWorker
 from skinvault.web import api, api_interop, api_tracking, fhir, observe, pages, problems
 from skinvault.web.deps import client_address
 from skinvault.web.docs import mount_api_docs
