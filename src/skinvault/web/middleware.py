@@ -3,8 +3,7 @@
 Plain ASGI middleware rather than ``@app.middleware("http")``: Starlette's
 ``BaseHTTPMiddleware`` hands each chunk of a request body through a new task group, which
 for a 4 MB photo arriving in 64 KB chunks means ~60 task groups per upload, per layer.
-These wrap only ``send``: the body
-passes untouched.
+These wrap only ``send``: the body passes untouched.
 
     >>> app.add_middleware(SecurityHeaders)                          # doctest: +SKIP
     >>> app.add_middleware(RequestLog, metrics=m, log_requests=True)  # doctest: +SKIP
