@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from skinvault.actors import Actor, Role
 from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
-from skinvault.services import admin, capture, notifications
+from skinvault.services import admin, capture, notice_sweep
 from skinvault.services.care import start_care
 
 RUNS = 30
@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 def measure(folder: Path, **mail: object) -> list[float]:
     vault = bootstrap(load_settings(data_dir=folder, **mail), create=True)
-    worker = notifications.NotificationWorker(vault, seconds=0.05)
+    worker = notice_sweep.NotificationWorker(vault, seconds=0.05)
     try:
         made = admin.create_user(
             vault,
