@@ -6,6 +6,10 @@
     measure          {"photo_id"}  the depigmented-share measurement of a photo of a body
                                    site, enqueued by its upload (portal, API, FHIR) or by
                                    moving it to a site (services/tracking.measure_photo)
+    remeasure        {"photo_id"}  measure anew a photo whose latest measurement an older
+                                   method version made (same region and parts left out)
+    remeasure_stale  {}            queue ``remeasure`` for every such photo (daily,
+                                   periodic: a new version reaches every chart)
     jobs_purge       {}            forget finished jobs after a week (daily, periodic)
     dicom_send       {"photo_id", "actor_id", "destination", "purpose"}
                                    a send to a PACS that failed in its request, tried
@@ -28,9 +32,11 @@ from skinvault.services.photo_store import MEASURE_JOB
 DISPLAY_VERSION = "display_version"
 MEASURE = MEASURE_JOB
 JOBS_PURGE = "jobs_purge"
+REMEASURE = "remeasure"  # services/tracking.REMEASURE_JOB
+REMEASURE_STALE = "remeasure_stale"
 KEEP_FINISHED = timedelta(days=7)
 #: Scheduled kinds, enqueued once per period by the first worker thread of any process.
-PERIODIC = (jobs.Periodic(JOBS_PURGE, 86400),)
+PERIODIC = (jobs.Periodic(JOBS_PURGE, 86400), jobs.Periodic(REMEASURE_STALE, 86400))
 
 
 @jobs.handler(thumbnails.KIND)
@@ -58,6 +64,24 @@ def _measure(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
         tracking.measure_photo(ctx.vault, str(payload["photo_id"]))
     except (NotFound, PhotoError) as exc:  # gone, or pixels it cannot measure (audited)
         raise jobs.Permanent(str(exc)) from exc
+
+
+@jobs.handler(REMEASURE)
+def _remeasure(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    from skinvault.errors import NotFound, PhotoError  # noqa: PLC0415
+    from skinvault.services import tracking  # noqa: PLC0415 (OpenCV: on use)
+
+    try:
+        tracking.measure_photo(ctx.vault, str(payload["photo_id"]), again=True)
+    except (NotFound, PhotoError) as exc:  # gone, or pixels it cannot measure (audited)
+        raise jobs.Permanent(str(exc)) from exc
+
+
+@jobs.handler(REMEASURE_STALE)
+def _remeasure_stale(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    from skinvault.services import tracking  # noqa: PLC0415 (OpenCV: on use)
+
+    tracking.remeasure_stale(ctx.vault)
 
 
 @jobs.handler("dicom_send")

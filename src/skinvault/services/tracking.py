@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from skinvault.actors import Actor
@@ -257,6 +257,73 @@ def _measurement_of(rows: list[Measurement]) -> MeasurementView | None:
     )
 
 
+def _current_method() -> tuple[str, str]:
+    from skinvault.tracking import measure as me  # noqa: PLC0415  (OpenCV: import on use)
+
+    return me.METHOD, me.VERSION
+
+
+def _stale(done: MeasurementView) -> bool:
+    return (done.method, done.version) != _current_method()
+
+
+def _region_of(done: MeasurementView) -> tuple[int, int, int, int] | None:
+    r = done.region
+    return (int(r["x"]), int(r["y"]), int(r["w"]), int(r["h"])) if r else None
+
+
+def _left_out_of(done: MeasurementView) -> list[tuple[int, int, int, int]] | None:
+    parts: list[list[int]] = list(done.details.get("exclude") or [])  # type: ignore[call-overload]
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in parts] or None
+
+
+def stale_photos(session: Session) -> list[str]:
+    """Live photos whose latest depigmented-share measurement another method or version
+    made than the one measuring now (oldest first)."""
+    method, version = _current_method()
+    latest = (
+        select(Measurement.photo_id, func.max(Measurement.measured_at).label("at"))
+        .where(Measurement.kind == KIND_DEPIGMENTED)
+        .group_by(Measurement.photo_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Measurement.photo_id)
+        .join(
+            latest,
+            and_(Measurement.photo_id == latest.c.photo_id, Measurement.measured_at == latest.c.at),
+        )
+        .join(Photo, Photo.id == Measurement.photo_id)
+        .where(
+            Measurement.kind == KIND_DEPIGMENTED,
+            or_(Measurement.method != method, Measurement.version != version),
+            Photo.deleted_at.is_(None),
+            Photo.wrapped_dek.is_not(None),
+        )
+        .order_by(latest.c.at)
+    )
+    return list(dict.fromkeys(rows.scalars()))
+
+
+def remeasure_stale(vault: Vault) -> int:
+    """Queue a measurement anew of every photo :func:`stale_photos` names (once per photo
+    and version: the job's key); how many were queued. The daily ``remeasure`` job runs it,
+    so a new method version reaches every chart within a day of an upgrade."""
+    from skinvault.services import jobs  # noqa: PLC0415 (jobs' handlers import this module)
+
+    _, version = _current_method()
+    with vault.sessions.begin() as session:
+        stale = stale_photos(session)
+        for photo_id in stale:
+            jobs.enqueue(session, vault, REMEASURE_JOB, {"photo_id": photo_id},
+                         key=f"{REMEASURE_JOB}:{photo_id}:{version}")  # fmt: skip
+    return len(stale)
+
+
+#: The job that measures one stale photo anew (services/job_kinds).
+REMEASURE_JOB = "remeasure"
+
+
 def series(
     vault: Vault, *, actor: Actor, patient_id: str, site: str, purpose: Purpose | str = Purpose.CARE
 ) -> list[SeriesEntry]:
@@ -385,10 +452,15 @@ def measure_photo(
     actor: Actor | None = None,
     region: tuple[int, int, int, int] | None = None,
     exclude: list[tuple[int, int, int, int]] | None = None,
+    again: bool = False,
 ) -> MeasurementView:
     """Measure a stored photo and keep the result (background job; system actor by default).
 
-    A person asking for a region to be measured is decided like viewing the photo.
+    A person asking for a region to be measured is decided like viewing the photo. The
+    background job measures a photo once; with ``again`` (:func:`remeasure_stale`) a photo
+    whose latest measurement an older method or version made is measured anew with the
+    same region and parts left out (whoever drew them), so a site's chart never mixes
+    versions; the earlier rows stay for the record.
     """
     from skinvault.tracking import align as al  # noqa: PLC0415  (OpenCV: import on use)
     from skinvault.tracking import measure as me  # noqa: PLC0415
@@ -415,8 +487,11 @@ def measure_photo(
                     .order_by(Measurement.measured_at.desc())
                 )
                 done = _measurement_of(list(earlier))
-                if done is not None:
+                if done is not None and not (again and _stale(done)):
                     return done
+                if done is not None:  # measured again as it was asked for the first time
+                    region, exclude = _region_of(done), _left_out_of(done)
+                    who = Actor.system("remeasure")
                 blob_key, wrapped, sha = photo.blob_key, photo.wrapped_dek, photo.content_sha256
             data = photo_reads.decrypt_blob(
                 vault,
