@@ -97,4 +97,3 @@ def test_a_deleted_photo_is_not_measured_again(vault: Vault, patient: str) -> No
 def test_the_sweep_is_a_daily_job_of_every_worker() -> None:
     assert job_kinds.REMEASURE_STALE in {p.kind for p in job_kinds.PERIODIC}
     assert {job_kinds.REMEASURE, job_kinds.REMEASURE_STALE} <= set(jobs.handlers())
-    assert job_kinds.REMEASURE == tracking.REMEASURE_JOB

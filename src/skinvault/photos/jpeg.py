@@ -45,8 +45,8 @@ _PHOTOSHOP = b"Photoshop 3.0\x00"
 # ends the scan there too, and then stops with an error, unless the scan restarts
 # (DRI), when it may resync at the next restart marker, or the code is TEM (0x01),
 # after which it skips to the next marker — such a pair then stays inside the scan
-# and is copied verbatim. Stuffed 0xFF00 and fill bytes stay inside
-# the scan. A compiled pattern keeps the scan in C, which is most of the scrubber's speed.
+# and is copied verbatim. Stuffed 0xFF00 and fill bytes stay inside the scan. A
+# compiled pattern keeps the scan in C, which is most of the scrubber's speed.
 _ECS_END = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
 
 

@@ -1,7 +1,11 @@
 """What a JPEG's structure says about whether libjpeg decodes its pixels, without decoding them.
 
-    >>> decodable(data, jpeg.parse(data))     # doctest: +SKIP
+    >>> decodable([(0xC0, sof), (0xDB, dqt), (0xC4, dht), (0xDA, sos)])  # doctest: +SKIP
     True
+
+(``photos/jpeg.clean`` passes every kept frame, table and scan header, at its defined
+size, and whether a restarting scan held a stray byte pair; ``Cleaned.decodable`` carries
+the answer to the upload.)
 
 libjpeg (libjpeg-turbo, which Pillow ships) stops with an error on a few structural faults
 that a segment-level parse does not see; :func:`decodable` refuses those the scrubber

@@ -89,12 +89,18 @@ def upright_size(data: bytes) -> tuple[int, int]:
     whose structure already proves its pixels decode (the scrubber's ``decodable``),
     the upload needs no more (refusing a header Pillow cannot read)."""
     with _open(data) as image:
-        try:
-            return _upright_size(image)
-        except MemoryError:
-            raise
-        except Exception as exc:  # a damaged EXIF block Pillow trips over
-            raise DamagedFile(f"the image data cannot be decoded (its header: {exc})") from exc
+        width, height, _ = _header(image)
+        return width, height
+
+
+def _header(image: Image.Image) -> tuple[int, int, bytes | None]:
+    """Upright width, height and ICC profile from an opened image's header."""
+    try:
+        return (*_upright_size(image), _profile(image))
+    except MemoryError:
+        raise
+    except Exception as exc:  # a damaged EXIF block Pillow trips over
+        raise DamagedFile(f"the image data cannot be decoded (its header: {exc})") from exc
 
 
 def _profile(image: Image.Image) -> bytes | None:
@@ -123,13 +129,7 @@ def decode(data: bytes, size: int) -> Decoded:
     formats decode in full. :func:`thumbnail_of` makes the thumbnail from the result.
     """
     with _open(data) as image:
-        try:
-            width, height = _upright_size(image)
-            profile = _profile(image)
-        except MemoryError:
-            raise
-        except Exception as exc:  # a damaged EXIF block Pillow trips over
-            raise DamagedFile(f"the image data cannot be decoded (its header: {exc})") from exc
+        width, height, profile = _header(image)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -28,11 +28,12 @@ from sqlalchemy import delete
 from skinvault.db.models import Job
 from skinvault.services import jobs, thumbnails
 from skinvault.services.photo_store import MEASURE_JOB
+from skinvault.services.tracking import REMEASURE_JOB
 
 DISPLAY_VERSION = "display_version"
 MEASURE = MEASURE_JOB
 JOBS_PURGE = "jobs_purge"
-REMEASURE = "remeasure"  # services/tracking.REMEASURE_JOB
+REMEASURE = REMEASURE_JOB
 REMEASURE_STALE = "remeasure_stale"
 KEEP_FINISHED = timedelta(days=7)
 #: Scheduled kinds, enqueued once per period by the first worker thread of any process.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -184,6 +185,8 @@ def due_sites(summary: dict[str, SiteSummary], today: date) -> list[SiteSummary]
 #: A site is reminded of when its next photo became due within this window (so a site
 #: nobody photographs any more is told once, not at every sweep).
 _NEWLY_DUE = timedelta(days=7)
+#: The job that measures one stale photo anew (services/job_kinds.REMEASURE).
+REMEASURE_JOB = "remeasure"
 
 
 def recent_site_photos(since: date, since_at: datetime) -> Select[str, str, date | None, datetime]:
@@ -273,7 +276,7 @@ def _region_of(done: MeasurementView) -> tuple[int, int, int, int] | None:
 
 
 def _left_out_of(done: MeasurementView) -> list[tuple[int, int, int, int]] | None:
-    parts: list[list[int]] = list(done.details.get("exclude") or [])  # type: ignore[call-overload]
+    parts = cast(list[list[int]], done.details.get("exclude") or [])
     return [(int(a), int(b), int(c), int(d)) for a, b, c, d in parts] or None
 
 
@@ -318,10 +321,6 @@ def remeasure_stale(vault: Vault) -> int:
             jobs.enqueue(session, vault, REMEASURE_JOB, {"photo_id": photo_id},
                          key=f"{REMEASURE_JOB}:{photo_id}:{version}")  # fmt: skip
     return len(stale)
-
-
-#: The job that measures one stale photo anew (services/job_kinds).
-REMEASURE_JOB = "remeasure"
 
 
 def series(
