@@ -313,3 +313,21 @@ def test_post_media_refusals_are_operation_outcomes(world: World) -> None:
         _fhir(c.post("/fhir/R4/Media", json=not_an_image, headers=world.h("ng")), 403),
     ]
     assert_valid(*outcomes)
+
+
+def test_paging_follows_count_and_offset_and_refuses_a_bad_count(world: World) -> None:
+    c, ann = world.client, world.patients["ann"]
+    first = _fhir(c.get(f"/fhir/R4/AuditEvent?patient={ann}&_count=2", headers=world.h("ann")))
+    assert len(first["entry"]) == 2 and first["total"] > 2, first["total"]
+    (following,) = [link["url"] for link in first["link"] if link["relation"] == "next"]
+    assert "_count=2" in following and "_offset=2" in following
+    second = _fhir(c.get(following, headers=world.h("ann")))
+    ids = {e["resource"]["id"] for e in first["entry"]}
+    assert ids.isdisjoint({e["resource"]["id"] for e in second["entry"]})
+    for bad in ("_count=0", "_count=many", "_offset=-1"):
+        outcome = _fhir(
+            c.get(f"/fhir/R4/AuditEvent?patient={ann}&{bad}", headers=world.h("ann")), 400
+        )
+        assert bad.split("=")[0] in str(outcome["issue"]), outcome
+    assert_valid(first, second)
+

@@ -57,6 +57,7 @@ from pydicom.uid import (
 from skinvault import __version__
 from skinvault.errors import DamagedFile
 from skinvault.interop.sites import LATERALITY, SNOMED_DICOM, coded
+from skinvault.photos.limits import open_image
 
 #: Our implementation's UID (derived once, like every other UID here).
 IMPLEMENTATION_UID = "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:skinvault:dicom").int)
@@ -195,7 +196,7 @@ def _native(photo: DicomPhoto) -> tuple[Dataset, str, str]:
 
         pillow_heif.register_heif_opener()
     try:
-        opened = Image.open(io.BytesIO(photo.data))
+        opened = open_image(photo.data)
         opened.load()
         img: Image.Image = opened
     except (
@@ -204,7 +205,6 @@ def _native(photo: DicomPhoto) -> tuple[Dataset, str, str]:
         SyntaxError,
         EOFError,
         RuntimeError,
-        Image.DecompressionBombError,
     ) as exc:
         # (pillow-heif raises EOFError for a truncated HEVC stream the scrubber accepted)
         raise DamagedFile(f"the stored photo cannot be decoded for DICOM: {exc}") from exc

@@ -38,7 +38,6 @@ import logging
 import math
 import shutil
 import subprocess
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from skinvault.errors import DamagedFile
-from skinvault.photos.limits import check_pixels
+from skinvault.photos.limits import check_pixels, open_image
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +110,10 @@ def find_clues_in_bytes(data: bytes, **kw: Any) -> list[Clue]:
 
     pillow_heif.register_heif_opener()
     try:
-        with warnings.catch_warnings():
-            # check_pixels below refuses anything over MAX_PIXELS; Pillow warns earlier.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                check_pixels(*image.size)
-                image.load()
-                upright = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        with open_image(data) as image:
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
     return find_clues(upright, **kw)
 

@@ -24,10 +24,11 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from PIL import Image, ImageCms
+from PIL import ImageCms
 
 from skinvault.errors import ScrubFailed
 from skinvault.photos.clues import Clue, find_faces, find_text_lines
+from skinvault.photos.limits import open_image
 from skinvault.photos.redact import Box, Decoded, decode, redact_decoded
 from skinvault.photos.sniff import ImageFormat
 
@@ -117,5 +118,5 @@ def detect(decoded: Decoded, *, text: bool) -> list[Clue]:
 
 def open_size(data: bytes) -> tuple[int, int]:
     """(width, height) of an encoded JPEG version (header only)."""
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:
         return image.size

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
+from typing import TYPE_CHECKING
+
 from skinvault.errors import TooLarge
 
-#: Same threshold at which Pillow refuses an image outright (2 x 89.5 MP).
+if TYPE_CHECKING:
+    from PIL import Image
+
+#: Same threshold at which Pillow refuses an image outright by default (2 x 89.5 MP).
 MAX_PIXELS = 178_956_970
 #: Largest file read into memory; phone photos are 2–15 MB, TIFF scans can be larger.
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -17,6 +23,34 @@ def check_pixels(width: int, height: int) -> None:
             f"declares {width} × {height} pixels ({width * height / 1e6:,.0f} MP), more than"
             f" the {MAX_PIXELS / 1e6:.0f} MP limit: refusing a possible decompression bomb"
         )
+
+
+def open_image(data: bytes) -> Image.Image:
+    """``Image.open`` of ``data`` (the header only), refused with :class:`TooLarge` over
+    :data:`MAX_PIXELS` before any pixel is decoded. Pillow's own errors on a damaged header
+    reach the caller, which words them for its reader.
+
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` and refuses above twice that. By default it
+    warns from 89.5 MP, on photos this limit accepts, and silencing the warning takes
+    ``warnings.catch_warnings``, which swaps the filters of the whole process: beside other
+    threads it undoes their own silencing (FastAPI's, as it builds a route's parameters). So
+    Pillow is told to warn only where :func:`check_pixels` refuses anyway, and nothing here
+    silences warnings. Every photo is opened here, so the setting is in place before any is.
+    """
+    from PIL import Image  # noqa: PLC0415 - the lossless scrubber never decodes pixels
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # the warning arrives as an exception only when warnings are errors (as in the tests)
+        raise TooLarge(f"is too large to decode safely ({exc})") from exc
+    try:
+        check_pixels(*image.size)
+    except TooLarge:
+        image.close()
+        raise
+    return image
 
 
 def check_file_size(size: int) -> None:

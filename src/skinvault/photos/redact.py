@@ -38,7 +38,6 @@ held to the same standard as every other output.
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -47,7 +46,7 @@ from typing import Any
 from PIL import Image, ImageFilter, ImageOps
 
 from skinvault.errors import DamagedFile, RegionOutside, TooLarge
-from skinvault.photos.limits import check_file_size, check_pixels
+from skinvault.photos.limits import check_file_size, open_image
 from skinvault.photos.scrub import scrub
 from skinvault.photos.sniff import ImageFormat, sniff
 
@@ -125,27 +124,21 @@ def decode(data: bytes) -> Decoded:
     _register_heif()
     notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            # Our own limit (check_pixels) decides; Pillow's warning comes earlier.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as source:
-                check_pixels(*source.size)
-                if getattr(source, "n_frames", 1) > 1:
-                    notes.append("only the first frame or page is kept")
-                icc = source.info.get("icc_profile") or None
-                subsampling = None
-                if fmt is ImageFormat.JPEG:
-                    from PIL import JpegImagePlugin  # noqa: PLC0415
+        with open_image(data) as source:
+            if getattr(source, "n_frames", 1) > 1:
+                notes.append("only the first frame or page is kept")
+            icc = source.info.get("icc_profile") or None
+            subsampling = None
+            if fmt is ImageFormat.JPEG:
+                from PIL import JpegImagePlugin  # noqa: PLC0415
 
-                    code = JpegImagePlugin.get_sampling(source)
-                    subsampling = code if code in _SUBSAMPLING_NAMES else None
-                orientation = source.getexif().get(0x0112, 1)
-                source.load()
-                upright = ImageOps.exif_transpose(source)
+                code = JpegImagePlugin.get_sampling(source)
+                subsampling = code if code in _SUBSAMPLING_NAMES else None
+            orientation = source.getexif().get(0x0112, 1)
+            source.load()
+            upright = ImageOps.exif_transpose(source)
     except TooLarge:
         raise
-    except Image.DecompressionBombError as exc:
-        raise TooLarge(f"is too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as exc:
         raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
     if orientation not in (1, None):

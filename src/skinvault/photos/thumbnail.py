@@ -27,13 +27,13 @@ pixels when the job runs in the process that took the upload — and
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
 from skinvault.errors import DamagedFile
 from skinvault.photos import icc
+from skinvault.photos.limits import open_image
 
 _QUALITY = 85
 
@@ -55,11 +55,8 @@ def _open(data: bytes) -> Image.Image:
 
     pillow_heif.register_heif_opener()
     try:
-        with warnings.catch_warnings():
-            # The scrubber already refused anything over MAX_PIXELS; Pillow warns earlier.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        return open_image(data)  # the scrubber already refused anything over MAX_PIXELS
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
 
 
@@ -131,10 +128,8 @@ def decode(data: bytes, size: int) -> Decoded:
     with _open(data) as image:
         width, height, profile = _header(image)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image.draft("RGB", (size, size))  # no-op for formats without scaled decoding
-                upright = ImageOps.exif_transpose(image)  # loads the pixels (a copy)
+            image.draft("RGB", (size, size))  # no-op for formats without scaled decoding
+            upright = ImageOps.exif_transpose(image)  # loads the pixels (a copy)
         except MemoryError:
             raise
         except Exception as exc:

@@ -12,7 +12,6 @@ displays upright.
 
 from __future__ import annotations
 
-import io
 import re
 import struct
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from skinvault.errors import DamagedFile
 from skinvault.photos import exif, icc, residue, xmp
 from skinvault.photos.findings import Category, Cleaned, Finding
-from skinvault.photos.limits import check_pixels
+from skinvault.photos.limits import check_pixels, open_image
 
 _KEEP = {b"VP8X", b"ICCP", b"ANIM", b"ANMF", b"ALPH", b"VP8 ", b"VP8L"}
 _FLAG_EXIF, _FLAG_XMP = 0x08, 0x04
@@ -150,11 +149,10 @@ _TEXT_LIKE = re.compile(rb"[\x20-\x7e]{8,}|(?:[\x20-\x7e]\x00){8,}")
 
 
 def _decoded(fourcc: bytes, payload: bytes) -> bytes | None:
-    from PIL import Image  # noqa: PLC0415 - only for coded data that looks like text
 
     riff = b"WEBP" + _chunk(fourcc, payload)
     try:
-        with Image.open(io.BytesIO(b"RIFF" + struct.pack("<I", len(riff)) + riff)) as im:
+        with open_image(b"RIFF" + struct.pack("<I", len(riff)) + riff) as im:
             return im.tobytes()
     except Exception:
         return None

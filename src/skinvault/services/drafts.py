@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from skinvault.errors import DamagedFile, PhotoError, RequestInvalid, TooLarge
 from skinvault.photos import phash as perceptual
 from skinvault.photos.clues import Clue, find_faces, find_text_lines
 from skinvault.photos.findings import Finding
-from skinvault.photos.limits import check_pixels
+from skinvault.photos.limits import open_image
 from skinvault.photos.redact import redact
 from skinvault.photos.scrub import scrub
 from skinvault.services import photo_store
@@ -129,21 +128,16 @@ def decode_small(data: bytes, side: int = DECODE_SIDE) -> tuple[Image.Image, tup
 
     pillow_heif.register_heif_opener()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as source:
-                check_pixels(*source.size)
-                full = source.size
-                orientation = source.getexif().get(0x0112, 1)
-                if source.format == "JPEG" and max(full) > side:
-                    ratio = side / max(full)
-                    source.draft("RGB", (round(full[0] * ratio), round(full[1] * ratio)))
-                source.load()
-                upright = ImageOps.exif_transpose(source)
+        with open_image(data) as source:
+            full = source.size
+            orientation = source.getexif().get(0x0112, 1)
+            if source.format == "JPEG" and max(full) > side:
+                ratio = side / max(full)
+                source.draft("RGB", (round(full[0] * ratio), round(full[1] * ratio)))
+            source.load()
+            upright = ImageOps.exif_transpose(source)
     except (TooLarge, PhotoError):
         raise
-    except Image.DecompressionBombError as exc:
-        raise TooLarge(f"is too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as exc:
         raise DamagedFile(f"the image data cannot be decoded ({exc})") from exc
     if orientation in (5, 6, 7, 8):

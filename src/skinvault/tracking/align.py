@@ -20,15 +20,15 @@ that may be wrong. The matrix is scaled back to full resolution.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 from skinvault.errors import UnsupportedFormat
+from skinvault.photos.limits import open_image
 
 METHOD = "orb-lk-magsac"
 VERSION = "2"
@@ -68,10 +68,10 @@ class Alignment:
 def decode(data: bytes) -> Pixels:
     """Bytes of a photo -> upright BGR pixels (EXIF orientation applied)."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(data) as im:
             im.load()
             upright = ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:
         raise UnsupportedFormat(f"not a photo this can read: {exc}") from exc
     rgb = np.asarray(upright, dtype=np.uint8)
     return np.ascontiguousarray(rgb[:, :, ::-1])

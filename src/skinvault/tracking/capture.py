@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date
 
-from PIL import Image
+from skinvault.errors import TooLarge
+from skinvault.photos.limits import open_image
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -32,9 +32,9 @@ def capture_date(data: bytes) -> date | None:
     Only the day is kept: the time of day is not needed to order a series.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(data) as im:
             exif = im.getexif()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, TooLarge):
         return None
     sub = exif.get_ifd(_EXIF_IFD)
     for value in (sub.get(_DATETIME_ORIGINAL), sub.get(_DATETIME_DIGITIZED), exif.get(_DATETIME)):
