@@ -21,7 +21,6 @@ from there (:func:`last_verified`), so it hashes only the events appended since.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from skinvault.audit.log import checkpoint, hash_at, head, public_key_hex
 from skinvault.bootstrap import Vault
 from skinvault.config import Settings
 from skinvault.errors import AuditChainBroken
+from skinvault.services.periodic import PeriodicThread
 
 log = logging.getLogger("skinvault.audit")
 
@@ -178,29 +178,17 @@ class CheckpointSchedule:
     def __init__(self, vault: Vault, seconds: float | None = None) -> None:
         self.vault = vault
         self.seconds = float(seconds or vault.settings.audit_checkpoint_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_problem = ""
+        self._thread = PeriodicThread(
+            "skinvault-audit-checkpoints", self.seconds, self.tick, final_round=True, log=log
+        )
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, name="skinvault-audit-checkpoints", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float = 30) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
-            self.tick()
-        self.tick()
+        """Stop the thread after one last round (waiting up to ``timeout`` for it)."""
+        self._thread.stop(timeout)
 
     def tick(self) -> Checkpoint | None:
         """One round; problems are logged (once until they change), never raised."""

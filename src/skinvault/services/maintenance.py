@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -29,6 +28,7 @@ from skinvault.actors import Actor
 from skinvault.bootstrap import Vault
 from skinvault.services.admin import sweep
 from skinvault.services.drafts import remove_expired
+from skinvault.services.periodic import PeriodicThread
 from skinvault.services.retention import run_retention
 
 log = logging.getLogger("skinvault.maintenance")
@@ -58,8 +58,8 @@ class MaintenanceSchedule:
         if every_retention > 0:
             self.jobs["retention"] = (float(every_retention), self._retention)
         self.runs: dict[str, int] = dict.fromkeys(self.jobs, 0)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._last: dict[str, float] = {}
+        self._thread = PeriodicThread("skinvault-maintenance", _TICK, self._round, log=log)
 
     def _sweep(self) -> str:
         drafts = remove_expired(self.vault)  # previews nobody saved (shredded with the row)
@@ -101,26 +101,18 @@ class MaintenanceSchedule:
             except Exception:  # a database down for a moment: the next round tries again
                 log.exception("the scheduled %s failed", name)
 
+    def _round(self) -> None:
+        self.run_due(time.monotonic(), self._last)
+
     def start(self) -> None:
-        if not self.jobs or self._thread is not None:
+        if not self.jobs or self._thread.running:
             return
-
-        def run() -> None:
-            # The first round waits one interval: a restart loop must not sweep in a loop.
-            start = time.monotonic()
-            last = dict.fromkeys(self.jobs, start)
-            while not self._stop.wait(_TICK):
-                self.run_due(time.monotonic(), last)
-
-        self._thread = threading.Thread(target=run, name="skinvault-maintenance", daemon=True)
+        # The first round waits one interval: a restart loop must not sweep in a loop.
+        self._last = dict.fromkeys(self.jobs, time.monotonic())
         self._thread.start()
 
     def stop(self, timeout: float = 30) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout)
+        self._thread.stop(timeout)
 
 
 __all__ = ["SCHEDULER", "MaintenanceSchedule"]

@@ -14,7 +14,6 @@ gets it is :mod:`skinvault.services.notifications`.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from skinvault.bootstrap import Vault
 from skinvault.db.models import Consent, Notification, ShareLink, User
 from skinvault.services import mailer
 from skinvault.services.notifications import Delivery, Kind, notify_patient, notify_sender
+from skinvault.services.periodic import PeriodicThread
 
 log = logging.getLogger("skinvault.notifications")
 _DIGEST_EVERY = timedelta(days=1)
@@ -169,28 +169,13 @@ class NotificationWorker:
     def __init__(self, vault: Vault, seconds: float | None = None) -> None:
         self.vault = vault
         self.seconds = float(seconds or vault.settings.notification_sweep_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread("skinvault-notifications", self.seconds, self.tick, log=log)
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="skinvault-notifications", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float = 30) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
-            self.tick()
+        self._thread.stop(timeout)
 
     def tick(self) -> tuple[SweepReport, mailer.Delivery] | None:
         try:
