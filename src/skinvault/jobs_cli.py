@@ -2,7 +2,7 @@
 
 skinvault worker --threads 2        # run background jobs until stopped (SIGTERM, Ctrl-C)
 skinvault jobs status               # counts per state, the jobs that failed for good
-skinvault jobs list --state dead
+skinvault jobs list --state dead    # or --state failed: ended at once, not retried
 skinvault jobs retry JOB_ID
 skinvault jobs run                  # run every due job now, then exit (cron, tests)
 """
@@ -62,7 +62,8 @@ def status_command(
     blob_store: BlobStoreUrl = None,
     config: ConfigFile = None,
 ) -> None:
-    """How many jobs wait, run, are done or failed for good (with their errors)."""
+    """How many jobs wait, run, are done or failed for good (with their errors): dead after
+    every try, or failed at once because no try could succeed (a photo that does not decode)."""
     from skinvault.services import jobs
 
     with _vault(config, data_dir, database_url, blob_store) as vault:
@@ -70,14 +71,16 @@ def status_command(
     out.print(f"Jobs: {report.line()}")
     for job in report.dead:
         out.print(f"  dead {job.id} {job.kind} after {job.attempts} tries: {job.last_error}")
-    if report.dead:
+    for job in report.failed:
+        out.print(f"  failed {job.id} {job.kind}, not retried: {job.last_error}")
+    if report.dead or report.failed:
         out.print("Queue one again with: skinvault jobs retry JOB_ID")
 
 
 @jobs_app.command("list")
 def list_command(
     state: Annotated[
-        str | None, typer.Option("--state", help="queued, running, done or dead.")
+        str | None, typer.Option("--state", help="queued, running, done, dead or failed.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
     data_dir: DataDir = None,
@@ -99,13 +102,15 @@ def list_command(
 
 @jobs_app.command("retry")
 def retry_command(
-    job_id: Annotated[str, typer.Argument(help="A dead job's id (skinvault jobs status).")],
+    job_id: Annotated[
+        str, typer.Argument(help="A dead or failed job's id (skinvault jobs status).")
+    ],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     blob_store: BlobStoreUrl = None,
     config: ConfigFile = None,
 ) -> None:
-    """Queue a job that failed for good again, with a fresh set of tries."""
+    """Queue a job that failed for good (dead or failed) again, with a fresh set of tries."""
     from skinvault.services import jobs
 
     with _vault(config, data_dir, database_url, blob_store) as vault:

@@ -114,7 +114,9 @@ def test_upload_returns_before_the_thumbnail_which_appears_after_the_worker_runs
     assert jobs.run_pending(vault) == 1
     got = thumbnails.read_preview(vault, photo_id=stored.id, actor=lee, purpose="care")
     assert isinstance(got, photo_reads.PhotoBytes) and got.data.startswith(b"\xff\xd8")
-    assert jobs.status(vault).counts == {"queued": 0, "running": 0, "done": 1, "dead": 0}
+    assert jobs.status(vault).counts == {
+        "queued": 0, "running": 0, "done": 1, "dead": 0, "failed": 0
+    }
 
 
 def test_a_thumbnail_job_run_twice_makes_one_thumbnail(vault: Vault) -> None:

@@ -166,6 +166,20 @@ class Derivative(Base):
     confirmed_by: Mapped[str | None] = mapped_column(String(32))
 
 
+class DerivativeFailure(Base):
+    """A derivative that could not be made and will not be by trying again (0016): the
+    photo's pixels do not decode, so no thumbnail. ``reason`` is plain words (no health
+    information); the preview says so instead of "being prepared". Made later after all
+    (a retry after an upgrade of the decoder), the derivative's row replaces it."""
+
+    __tablename__ = "derivative_failures"
+
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # as Derivative.kind
+    reason: Mapped[str] = mapped_column(String(1000))
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class PhotoMarkup(Base):
     """What the patient or clinician chose for a photo's versions (0011): face boxes
     confirmed or added, the crop region, and the detector's own boxes."""
@@ -391,7 +405,7 @@ class Measurement(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), index=True)
     kind: Mapped[str] = mapped_column(String(40))  # depigmented-share | skin-share
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # None: not measured (notes say why)
     unit: Mapped[str] = mapped_column(String(10))  # "%"
     method: Mapped[str] = mapped_column(String(60))
     version: Mapped[str] = mapped_column(String(20))
@@ -494,7 +508,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(40))
     key: Mapped[str | None] = mapped_column(String(200), unique=True)
     payload_json: Mapped[str] = mapped_column(Text, default="{}")
-    #: queued | running | done | dead
+    #: queued | running | done | dead (every try failed) | failed (no retry can help)
     state: Mapped[str] = mapped_column(String(10))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)

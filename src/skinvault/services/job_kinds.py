@@ -1,6 +1,8 @@
 """The kinds of background job and the service each one calls.
 
-    thumbnail        {"photo_id"}  the photo's thumbnail (enqueued by every upload)
+    thumbnail        {"photo_id"}  the photo's thumbnail (enqueued by every upload); pixels
+                                   that do not decode end it at once as ``failed`` and
+                                   list a failed derivative, which the preview shows
     display_version  {"photo_id"}  the browser copy of a HEIC/TIFF upload, made ahead of
                                    the first view (services/versions.ensure_version)
     measure          {"photo_id"}  the depigmented-share measurement of a photo of a body
@@ -10,7 +12,8 @@
                                    method version made (same region and parts left out)
     remeasure_stale  {}            queue ``remeasure`` for every such photo (daily,
                                    periodic: a new version reaches every chart)
-    jobs_purge       {}            forget finished jobs after a week (daily, periodic)
+    jobs_purge       {}            forget finished jobs (done, failed) after a week (daily,
+                                   periodic; a failed thumbnail stays in derivative_failures)
     dicom_send       {"photo_id", "actor_id", "destination", "purpose"}
                                    a send to a PACS that failed in its request, tried
                                    again (services/dicom_send.retry_send; decided again)
@@ -105,7 +108,7 @@ def _purge(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
     with ctx.transaction() as session:
         session.execute(
             delete(Job).where(
-                Job.state == jobs.JobState.DONE.value,
+                Job.state.in_((jobs.JobState.DONE.value, jobs.JobState.FAILED.value)),
                 Job.finished_at < cutoff,
                 Job.id != ctx.job_id,
             )

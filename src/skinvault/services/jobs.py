@@ -6,7 +6,7 @@
     1
     >>> workers = Workers(vault, threads=1); workers.start()          # ``serve`` does this
     >>> status(vault).counts                                          # doctest: +SKIP
-    {'queued': 0, 'running': 0, 'done': 1, 'dead': 0}
+    {'queued': 0, 'running': 0, 'done': 1, 'dead': 0, 'failed': 0}
 
 A job is a row of ``jobs`` (kind, a payload of ids — never health information —,
 state, attempts). It is enqueued *in the caller's transaction* (an upload and its
@@ -32,7 +32,9 @@ Failures: the job goes back to ``queued`` with ``run_after`` pushed out
 (``job_retry_seconds``, doubling, at most an hour) and the error kept; after
 ``job_attempts`` tries it is ``dead`` with its last error, shown by ``skinvault jobs``,
 the admin page and ``/metrics``, and ``skinvault jobs retry`` queues it again.
-:class:`Permanent` errors (the photo was deleted) end the job at once as done.
+:class:`Permanent` errors (the photo was deleted) end the job at once as done;
+:class:`Unworkable` ones (the photo's pixels do not decode: no try will ever succeed) end
+it at once as ``failed``, with the reason kept, so an operator tells it from success.
 
 The in-process default (:class:`Workers`, started by the web app's lifespan) and
 ``skinvault worker`` (the same loop in its own process, for hosts that separate web
@@ -69,11 +71,18 @@ class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
-    DEAD = "dead"
+    DEAD = "dead"  # failed every one of its tries
+    FAILED = "failed"  # ended at its first failure: no retry can help (Unworkable)
 
 
 class Permanent(SkinvaultError):
     """Raised by a handler when retrying cannot help (its photo is gone): the job ends."""
+
+
+class Unworkable(Permanent):
+    """Raised by a handler whose work can never be done (the photo's pixels do not
+    decode): the job ends at once as ``failed``, with this reason, never retried. The
+    handler records what a reader should learn (a failed derivative) before raising."""
 
 
 class LeaseLost(SkinvaultError):
@@ -261,10 +270,12 @@ def _finish(session: Session, vault: Vault, job_id: str, lease: str) -> None:
         raise LeaseLost(f"job {job_id} was taken over by another worker")
 
 
-def _failed(vault: Vault, job: Claimed, error: str, *, permanent: bool = False) -> JobState:
+def _failed(
+    vault: Vault, job: Claimed, error: str, *, permanent: JobState | None = None
+) -> JobState:
     now = vault.clock.now()
-    if permanent:
-        state, run_after = JobState.DONE, now
+    if permanent is not None:
+        state, run_after = permanent, now
     elif job.attempt >= job.max_attempts:
         state, run_after = JobState.DEAD, now
     else:
@@ -312,8 +323,12 @@ def run_one(vault: Vault, worker: str | None = None) -> Outcome | None:
     except LeaseLost as exc:
         log.warning("%s", exc)
         return Outcome(job.id, job.kind, JobState.RUNNING, str(exc))
+    except Unworkable as exc:  # never doable (pixels that do not decode): no retry burn
+        _failed(vault, job, f"{type(exc).__name__}: {exc}", permanent=JobState.FAILED)
+        log.warning("job %s (%s) failed, not to be retried: %s", job.id, job.kind, exc)
+        return Outcome(job.id, job.kind, JobState.FAILED, str(exc))
     except (Permanent, NotFound) as exc:  # nothing to do any more (its photo was deleted)
-        _failed(vault, job, f"{type(exc).__name__}: {exc}", permanent=True)
+        _failed(vault, job, f"{type(exc).__name__}: {exc}", permanent=JobState.DONE)
         return Outcome(job.id, job.kind, JobState.DONE, str(exc))
     except Exception as exc:  # any failure is kept on the job and retried
         error = f"{type(exc).__name__}: {exc}"
@@ -462,6 +477,8 @@ class QueueStatus:
     counts: dict[str, int]
     oldest_waiting_seconds: float
     dead: tuple[JobView, ...]
+    #: The latest jobs that ended at their first failure (``failed``: not retried).
+    failed: tuple[JobView, ...] = ()
 
     def line(self) -> str:
         c = self.counts
@@ -469,6 +486,8 @@ class QueueStatus:
             f"{c['queued']} waiting, {c['running']} running, {c['done']} done,"
             f" {c['dead']} failed for good"
         )
+        if c.get("failed"):
+            text += f", {c['failed']} could not be done (not retried)"
         if c["queued"]:
             text += f"; the oldest has waited {self.oldest_waiting_seconds:.0f} s"
         return text
@@ -480,7 +499,8 @@ def _view(job: Job) -> JobView:
 
 
 def status(vault: Vault, *, dead_limit: int = 20) -> QueueStatus:
-    """Counts per state, how long the oldest due job has waited, the latest dead jobs."""
+    """Counts per state, how long the oldest due job has waited, the latest dead and
+    failed jobs (``dead_limit`` of each)."""
     now = vault.clock.now()
     with vault.reading() as session:
         counts = dict.fromkeys((s.value for s in JobState), 0)
@@ -491,15 +511,21 @@ def status(vault: Vault, *, dead_limit: int = 20) -> QueueStatus:
                 Job.state == JobState.QUEUED.value, Job.run_after <= now
             )
         )
-        dead = session.scalars(
-            select(Job)
-            .where(Job.state == JobState.DEAD.value)
-            .order_by(Job.finished_at.desc())
-            .limit(dead_limit)
-        )
-        views = tuple(_view(j) for j in dead)
+        latest = {
+            state: tuple(
+                _view(j)
+                for j in session.scalars(
+                    select(Job)
+                    .where(Job.state == state.value)
+                    .order_by(Job.finished_at.desc())
+                    .limit(dead_limit)
+                )
+            )
+            for state in (JobState.DEAD, JobState.FAILED)
+        }
     waited = (now - oldest).total_seconds() if oldest is not None else 0.0
-    return QueueStatus(counts, max(waited, 0.0), views)
+    dead, failed = latest[JobState.DEAD], latest[JobState.FAILED]
+    return QueueStatus(counts, max(waited, 0.0), dead, failed)
 
 
 def list_jobs(vault: Vault, *, state: str | None = None, limit: int = 50) -> list[JobView]:
@@ -517,13 +543,14 @@ def job_state(vault: Vault, key: str) -> str | None:
 
 
 def retry(vault: Vault, job_id: str) -> JobView:
-    """Queue a dead job again with a fresh set of tries."""
+    """Queue a dead or failed job again with a fresh set of tries (a failed one after the
+    cause was dealt with, e.g. a newer decoder)."""
     with vault.sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise NotFound(f"there is no job {job_id}")
-        if job.state != JobState.DEAD.value:
-            raise NotFound(f"job {job_id} is {job.state}, not dead")
+        if job.state not in (JobState.DEAD.value, JobState.FAILED.value):
+            raise NotFound(f"job {job_id} is {job.state}, neither dead nor failed")
         job.state, job.attempts, job.finished_at = JobState.QUEUED.value, 0, None
         job.run_after = vault.clock.now()
         _wake_after_commit(session)
@@ -539,6 +566,7 @@ __all__ = [
     "Periodic",
     "Permanent",
     "QueueStatus",
+    "Unworkable",
     "Workers",
     "claim",
     "enqueue",

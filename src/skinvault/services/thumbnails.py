@@ -5,6 +5,8 @@
     >>> got = read_preview(vault, photo_id=p, actor=me, purpose="care")          # doctest: +SKIP
     >>> isinstance(got, PreviewPending)           # not made yet: show a placeholder
     True
+    >>> got.state                                 # or "failed": it never will be  # doctest: +SKIP
+    'waiting'
 
 An upload stores the scrubbed photo and enqueues ``thumbnail`` in the same
 transaction (:func:`skinvault.services.photo_store.store_photo`); the job decrypts the
@@ -19,6 +21,13 @@ photo a second time. The hand-off is memory only, per process and bounded (the l
 ``HANDOFF_MAX`` uploads, pixels at thumbnail scale); a job that finds nothing there —
 another process, a restart, a burst — decodes the photo as before. A process that runs no
 jobs (``serve`` with ``job_threads = 0``) keeps nothing.
+
+Pixels that do not decode (a JPEG the scrubber's structure check passed, whose coded data
+Pillow still cannot read) fail the same way on every try: the job records a failed
+derivative (``derivative_failures``, with the reason) and ends at once as ``failed``
+(:class:`skinvault.services.jobs.Unworkable`), and :func:`read_preview` answers
+``PreviewPending(state="failed")`` from then on instead of "waiting" for ever. Anything
+else (the blob store away, a worker out of memory) is retried as any job.
 
 HEIC/HEIF and TIFF uploads are decoded in full at upload (no scaled decoding), and their
 ``display_version`` job needs every pixel: those full decodes are kept too, apart
@@ -37,14 +46,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import Delete, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from skinvault.actors import Actor
 from skinvault.bootstrap import Vault
 from skinvault.crypto.envelope import seal
-from skinvault.db.models import Derivative, Photo
-from skinvault.errors import NotFound, SkinvaultError
+from skinvault.db.models import Derivative, DerivativeFailure, Photo
+from skinvault.errors import NotFound, PhotoError, SkinvaultError
 from skinvault.photos.thumbnail import Decoded, thumbnail, thumbnail_of
 from skinvault.policy.purposes import Purpose
 from skinvault.services import jobs, photo_reads, photo_store
@@ -173,15 +183,19 @@ def make_thumbnail(
         if photo.format not in FULL_FORMATS:  # no display version will want them
             full_pixels(photo_id)
     size = vault.settings.thumbnail_size
-    if decoded is not None:
-        preview = thumbnail_of(decoded, size)
-    else:
+    data = b""
+    if decoded is None:
         assert wrapped is not None
+        # The blob store away, a damaged blob: raised as they are, so the job tries again.
         data = photo_reads.decrypt_blob(
             vault, object_id=photo_id, kind=photo_store.PHOTO, blob_key=blob_key,
             wrapped=wrapped, sha256=sha,
         )  # fmt: skip
-        preview = thumbnail(data, size)
+    try:
+        preview = thumbnail_of(decoded, size) if decoded is not None else thumbnail(data, size)
+    except PhotoError as exc:  # the stored pixels do not decode: so on every try
+        _record_failure(vault, photo_id, str(exc))
+        raise jobs.Unworkable(f"no thumbnail can be made of photo {photo_id}: {exc}") from exc
     thumb_id, kek = vault.tokens.new_id(), vault.keys.current()
     sealed = seal(preview.data, object_id=thumb_id, kind=photo_store.THUMBNAIL, kek=kek)
     thumb_key = photo_store.new_blob_key(vault, "t")
@@ -191,6 +205,9 @@ def make_thumbnail(
         with (transaction or vault.sessions.begin)() as session:
             _live_photo(session, photo_id, lock=True)  # shredded meanwhile: nothing to add
             if _live_thumbnail(session, photo_id) is None:
+                session.execute(
+                    _failure_rows(photo_id).execution_options(synchronize_session=False)
+                )  # made after all (a retried job): it wins
                 session.add(
                     Derivative(
                         id=thumb_id, photo_id=photo_id, kind=photo_store.THUMBNAIL,
@@ -207,13 +224,53 @@ def make_thumbnail(
     return made
 
 
+def _failure_rows(photo_id: str) -> Delete:
+    return delete(DerivativeFailure).where(
+        DerivativeFailure.photo_id == photo_id, DerivativeFailure.kind == photo_store.THUMBNAIL
+    )
+
+
+def _record_failure(vault: Vault, photo_id: str, reason: str) -> None:
+    """List the photo's thumbnail as one that cannot be made, with ``reason`` (idempotent;
+    nothing when the photo is gone or has a thumbnail by now)."""
+    try:
+        with vault.sessions.begin() as session:
+            _live_photo(session, photo_id, lock=True)
+            if _live_thumbnail(session, photo_id) is not None:
+                return
+            failure = session.get(DerivativeFailure, (photo_id, photo_store.THUMBNAIL))
+            if failure is None:
+                failure = DerivativeFailure(photo_id=photo_id, kind=photo_store.THUMBNAIL)
+                session.add(failure)
+            failure.reason, failure.failed_at = reason[:1000], vault.clock.now()
+    except IntegrityError:  # an emergency page's read recorded it at the same instant
+        pass
+
+
+def preview_failure(vault: Vault, photo_id: str) -> str | None:
+    """Why no thumbnail can be made of the photo (its pixels do not decode), or None.
+
+    No policy decision: for a page that has just been allowed to show the photo
+    (:func:`skinvault.services.photo_reads.describe_photo`), to say what the person can do.
+    """
+    with vault.reading() as session:
+        failure = session.get(DerivativeFailure, (photo_id, photo_store.THUMBNAIL))
+        return failure.reason if failure is not None else None
+
+
+#: PreviewPending states: the thumbnail job is queued or running / no thumbnail can be made.
+WAITING, FAILED = "waiting", "failed"
+
+
 @dataclass(frozen=True)
 class PreviewPending:
-    """No thumbnail yet: ``waiting`` (its job is queued or running) or ``failed`` (the
-    job gave up: the pixels could not be decoded; the photo itself can still be read)."""
+    """No thumbnail yet: ``waiting`` (its job is queued or running) or ``failed`` (none
+    can be made: the pixels could not be decoded, ``reason`` says how — or its job failed
+    every try; the photo itself can still be read)."""
 
     photo_id: str
     state: str
+    reason: str | None = None
 
 
 def read_preview(
@@ -240,8 +297,13 @@ def read_preview(
                 raise
             if _live_thumbnail(session, photo_id) is not None:
                 raise
+            failure = session.get(DerivativeFailure, (photo_id, photo_store.THUMBNAIL))
+            if failure is not None:
+                return PreviewPending(photo_id, FAILED, failure.reason)
         state = jobs.job_state(vault, job_key(photo_id))
-        return PreviewPending(photo_id, "failed" if state == jobs.JobState.DEAD else "waiting")
+        if state == jobs.JobState.DEAD:  # e.g. the blob store was away for every try
+            return PreviewPending(photo_id, FAILED, "its background job failed every try")
+        return PreviewPending(photo_id, WAITING)
 
 
 def read_preview_now(
@@ -257,17 +319,20 @@ def read_preview_now(
     runs, finds the thumbnail made and does nothing."""
     got = read_preview(vault, photo_id=photo_id, actor=actor, purpose=purpose,
                        break_glass_reason=break_glass_reason)  # fmt: skip
-    if not isinstance(got, PreviewPending) or got.state != "waiting":
+    if not isinstance(got, PreviewPending) or got.state != WAITING:
         return got
     try:
         make_thumbnail(vault, photo_id)
+    except jobs.Unworkable:
+        pass  # pixels that do not decode, recorded: the read below says "failed"
     except SkinvaultError:  # jobs.Permanent too
-        return got  # gone meanwhile, or pixels that do not decode: the job will say so
+        return got  # gone meanwhile, or the blob store away: the job tries again
     return read_preview(vault, photo_id=photo_id, actor=actor, purpose=purpose,
                         break_glass_reason=break_glass_reason)  # fmt: skip
 
 
 __all__ = [
-    "FULL_FORMATS", "KIND", "PreviewPending", "forget", "full_pixels", "hand_over", "job_key",
-    "make_thumbnail", "read_preview", "read_preview_now",
+    "FAILED", "FULL_FORMATS", "KIND", "WAITING", "PreviewPending", "forget", "full_pixels",
+    "hand_over", "job_key", "make_thumbnail", "preview_failure", "read_preview",
+    "read_preview_now",
 ]  # fmt: skip

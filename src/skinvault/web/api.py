@@ -31,9 +31,10 @@ from skinvault.services import (
     sharing,
     signin,
 )
-from skinvault.services.thumbnails import PreviewPending, read_preview
+from skinvault.services.thumbnails import FAILED, WAITING, PreviewPending, read_preview
 from skinvault.web.deps import PENDING_MESSAGE, client_address, scoped, vault_of
 from skinvault.web.links import outward_url
+from skinvault.web.problems import problem
 from skinvault.web.uploads import read_form
 
 router = APIRouter(prefix="/api/v1")
@@ -309,25 +310,56 @@ def photo_content(
     responses={
         **PROBLEM_RESPONSES,
         200: {"content": {"image/jpeg": {}}, "description": "Preview"},
-        202: {"description": "Allowed, but the preview is still being prepared: ask again"
-                             " after Retry-After seconds (JSON: status)"},
+        202: {
+            "description": "Allowed, but the preview is still being prepared: ask again"
+            ' after Retry-After seconds (JSON: preview = "waiting")'
+        },
+        404: {
+            "description": "No such photo, or (problem type preview-failed, JSON: preview"
+            ' = "failed") no preview can ever be made of it: its pixels'
+            " do not decode; the photo's content may still be read"
+        },
     },
 )
 def photo_thumbnail(
     photo_id: str, purpose: PurposeQuery, actor: ReadPhotos, request: Request
 ) -> Response:
-    """The JPEG preview; made by a background job after the upload (202 until then)."""
+    """The JPEG preview; made by a background job after the upload (202 until then, 404
+    ``preview-failed`` if it never can be)."""
     got = read_preview(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
     if isinstance(got, PreviewPending):
-        if got.state == "failed":
-            raise NotFound(f"no preview could be made of photo {photo_id} (its pixels could"
-                           " not be decoded); the photo itself can still be read")
+        if got.state == FAILED:
+            return _preview_failed(request, got)
         return JSONResponse(
-            {"status": "being prepared", "photo_id": photo_id, "retry_after": 2},
+            {
+                "status": "being prepared",
+                "preview": WAITING,
+                "photo_id": photo_id,
+                "retry_after": 2,
+            },
             status_code=202,
             headers={"Retry-After": "2", "Cache-Control": "no-store"},
         )
     return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
+
+
+def _preview_failed(request: Request, got: PreviewPending) -> JSONResponse:
+    """A problem+json document (RFC 9457, with extension members) for a preview that will
+    never exist: final, not worth asking again; the photo's content may still be read."""
+    query = f"?{request.url.query}" if request.url.query else ""  # the same purpose
+    content = request.url.path.removesuffix("/thumbnail") + "/content" + query
+    answer = problem(
+        404,
+        "preview-failed",
+        "No preview could be made",
+        "No preview could be made from this photo: its pixels could not be decoded. The"
+        f" photo itself can still be read ({content}) where you may read it, or it can be"
+        " uploaded again.",
+        extra={"preview": FAILED, "photo_id": got.photo_id, "reason": got.reason,
+               "content_url": content},
+    )  # fmt: skip
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 @router.post(

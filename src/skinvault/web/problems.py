@@ -73,9 +73,14 @@ _MAP: list[tuple[type[Exception], int, str, str]] = [
 ]
 
 
-def problem(status: int, slug: str, title: str, detail: str) -> JSONResponse:
+def problem(
+    status: int, slug: str, title: str, detail: str, *, extra: dict[str, Any] | None = None
+) -> JSONResponse:
+    """A problem+json answer; ``extra``: RFC 9457 extension members (a machine-readable
+    state such as ``{"preview": "failed"}``)."""
+    body = {"type": _BASE + slug, "title": title, "status": status, "detail": detail}
     return JSONResponse(
-        {"type": _BASE + slug, "title": title, "status": status, "detail": detail},
+        {**body, **(extra or {})},
         status_code=status,
         media_type=PROBLEM,
         headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,

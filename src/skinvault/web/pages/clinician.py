@@ -25,7 +25,13 @@ from skinvault.services import (
     sharing,
     versions,
 )
-from skinvault.services.thumbnails import PreviewPending, read_preview, read_preview_now
+from skinvault.services.thumbnails import (
+    FAILED,
+    PreviewPending,
+    preview_failure,
+    read_preview,
+    read_preview_now,
+)
 from skinvault.services.versions import download_name
 from skinvault.web.links import outward_url
 from skinvault.web.pages.common import (
@@ -122,6 +128,7 @@ def photo_page(photo_id: str, request: Request, purpose: str = "care") -> Respon
         info=info,
         details=details,
         stored=stored,
+        preview_failed=preview_failure(v, photo_id) is not None,  # allowed: decided above
         purpose=purpose,
         just_stored=request.query_params.get("stored") == "1",
         link=None,
@@ -265,12 +272,38 @@ def photo_original(photo_id: str, request: Request, purpose: str = "care") -> Re
     )
 
 
+#: What a list of photos shows for a photo of which no preview can be made: what happened
+#: and what the person can do (the photo's page offers the original, where allowed).
+PREVIEW_FAILED_LINES = (
+    "No preview could be made",
+    "from this photo.",
+    "Open it to download the original,",
+    "or upload it again.",
+)
+_FAILED_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" viewBox="0 0 320 240"'
+    ' role="img" aria-label="{label}"><rect width="320" height="240" fill="#fbe9e7"/>'
+    "{lines}</svg>"
+)
+
+
+def _failed_placeholder() -> bytes:
+    """The SVG for a preview that will never be made. Fixed text, no script."""
+    lines = "".join(
+        f'<text x="160" y="{78 + 30 * i}" font-family="sans-serif" font-size="16"'
+        f' text-anchor="middle" fill="#3e2723">{line}</text>'
+        for i, line in enumerate(PREVIEW_FAILED_LINES)
+    )
+    return _FAILED_SVG.format(label=" ".join(PREVIEW_FAILED_LINES), lines=lines).encode()
+
+
 @router.get("/portal/photos/{photo_id}/thumbnail")
 def photo_thumb(photo_id: str, request: Request, purpose: str = "care") -> Response:
     info = signed_in(request)
     got = read_preview(vault(request), photo_id=photo_id, actor=info.actor, purpose=purpose)
     if isinstance(got, PreviewPending):  # made by a job after the upload: say so, no error
-        return Response(placeholder(got.state), media_type="image/svg+xml",
+        svg = _failed_placeholder() if got.state == FAILED else placeholder(got.state)
+        return Response(svg, media_type="image/svg+xml",
                         headers={"Cache-Control": "no-store", "X-Preview": got.state})  # fmt: skip
     return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
 
