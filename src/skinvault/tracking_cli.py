@@ -110,6 +110,11 @@ def measure(
         for r in results:
             if "error" in r:
                 err.print(f"{r['input']}: {r['error']}")
+            elif r["depigmented_percent"] is None:
+                notes = r["notes"]
+                assert isinstance(notes, list)
+                reason = me.not_measured_reason(notes) or "not measured"
+                out.print(f"{r['input']}: {reason} ({r['method']})")
             else:
                 out.print(
                     f"{r['input']}: skin {r['skin_percent']} % of the area, "

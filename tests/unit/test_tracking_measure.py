@@ -156,3 +156,30 @@ def test_stepped_parts_keeps_a_step_and_drops_a_slope() -> None:
     kept = me._stepped_parts(cand, drop, area, band=8)
     assert kept[:, 61:140].all()
     assert not kept[:, 200:].any()
+
+
+def test_skin_with_a_clipped_channel_is_not_measured_and_says_why() -> None:
+    img, _ = _photo(0.2, gain=1.5)  # red over 255 on all the skin; green and blue still vary
+    m, _ = me.measure(img)
+    assert m.depigmented_percent is None
+    assert me.not_measured_reason(m.notes) == m.notes[0] and "overexposed" in m.notes[0]
+    darker = (img.astype(np.float32) * 0.6).astype(np.uint8)  # clipped, then darkened: red
+    assert me.measure(darker)[0].depigmented_percent is None  # is stuck at 153, not at 255
+
+
+def test_evenly_coloured_areas_are_not_taken_for_clipping() -> None:
+    # a flat bright patch has every channel at its top value, none stuck while others vary
+    flat = np.full((300, 400, 3), SKIN, np.uint8)
+    flat[100:200, 100:250] = WHITE_PATCH.astype(np.uint8)
+    assert me.clipped_share(flat, np.ones(flat.shape[:2], bool)) == 0.0
+    img, truth = _photo(0.3)  # the brightest pixels of an ordinary photo are few
+    assert me.clipped_share(img, np.ones(img.shape[:2], bool)) < 0.05
+    m, _ = me.measure(img)
+    assert m.depigmented_percent is not None and abs(m.depigmented_percent - truth) <= 2.0
+
+
+def test_too_little_skin_is_not_measured_rather_than_read_as_zero() -> None:
+    grey = np.full((400, 400, 3), 128, np.uint8)  # no skin colour anywhere
+    m, _ = me.measure(grey)
+    assert m.depigmented_percent is None
+    assert "too little skin" in (me.not_measured_reason(m.notes) or "")

@@ -36,6 +36,7 @@ LOCAL_MEASUREMENT = "urn:skinvault:measurement"
 LOCAL_METHOD = "urn:skinvault:measurement-method"
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 #: measurement kind (tracking's Measurement.kind) -> display of its local code
 MEASUREMENT_CODES = {
     "depigmented-share": "Depigmented share of the visible skin in the photographed region",
@@ -255,7 +256,7 @@ class ObservationFacts:
     effective: date | datetime | None  # when the photo was taken (None when de-identified)
     issued: datetime | None  # when it was measured (None when de-identified)
     kind: str  # depigmented-share | skin-share
-    value: float
+    value: float | None  # None: not measured (a note says why; dataAbsentReason is sent)
     method: str
     version: str
     notes: tuple[str, ...] = ()
@@ -290,12 +291,18 @@ def observation(facts: ObservationFacts) -> Json:
         resource["effectiveDateTime"] = facts.effective.isoformat()
     if facts.issued is not None:
         resource["issued"] = instant(facts.issued)
-    resource["valueQuantity"] = {
-        "value": round(float(facts.value), 2),
-        "unit": "%",
-        "system": UCUM,
-        "code": "%",
-    }
+    if facts.value is None:  # obs-6: dataAbsentReason only when there is no value
+        resource["dataAbsentReason"] = {
+            "coding": [{"system": DATA_ABSENT_REASON, "code": "unknown", "display": "Unknown"}],
+            "text": "not measured",
+        }
+    else:
+        resource["valueQuantity"] = {
+            "value": round(float(facts.value), 2),
+            "unit": "%",
+            "system": UCUM,
+            "code": "%",
+        }
     notes = ["A measurement aid, not a diagnosis.", *facts.notes]
     resource["note"] = [{"text": n} for n in notes if n]
     site = body_site(facts.site, facts.site_label)

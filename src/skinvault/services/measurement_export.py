@@ -36,7 +36,7 @@ class MeasurementRecord:
     taken: date | datetime | None
     measured_at: datetime | None
     kind: str
-    value: float
+    value: float | None  #: None: not measured (the notes say why)
     method: str
     version: str
     notes: tuple[str, ...]

@@ -80,13 +80,24 @@ class SiteSummary:
 
 @dataclass(frozen=True)
 class MeasurementView:
-    depigmented_percent: float
+    depigmented_percent: float | None  #: None: not measured (``not_measured`` says why)
     skin_percent: float | None
     method: str
     version: str
     region: dict[str, int] | None
     measured_at: datetime
     details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def not_measured(self) -> str | None:
+        """Why the photo was not measured (overexposed, too little skin), or None."""
+        if self.depigmented_percent is not None:
+            return None
+        from skinvault.tracking import measure as me  # noqa: PLC0415  (OpenCV: import on use)
+
+        notes = self.details.get("notes")
+        found = me.not_measured_reason([str(n) for n in notes]) if isinstance(notes, list) else None
+        return found or "not measured"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,14 @@ Steps (all on pixels handed in, no I/O):
    >= 40 % of the inside's drop and >= 0.05. A part with no own skin beside it (it fills
    the area) is kept. This removed most of the false floor on untouched skin (13.5 % ->
    3.3 % on the bench's untouched regions).
+7. Overexposed skin is not measured (version 5): where the camera clipped a colour channel,
+   R/B there says nothing of the pigment, and a number read from it can be 40-50 points
+   off in either direction. A channel is clipped when a share of the skin sits within 3
+   levels of that channel's top value while the other channels still vary there (a stuck
+   channel, not an evenly coloured area); its top need not be 255, so a clipped photo made
+   darker afterwards is still seen. Over :data:`MAX_CLIPPED` of the skin clipped: no
+   percentage, a note saying why and what to do (retake in softer light, without flash).
+   Measured on the photo as taken, before any colour-card correction mixes the channels.
 
 The thresholds were chosen on the synthetic set of bench/tracking.py (docs/tracking.md,
 published draw) and checked on a second draw: they are fitted to that depigmentation
@@ -51,7 +59,7 @@ from skinvault.errors import RegionOutside
 from skinvault.tracking import colour
 
 METHOD = "chroma-split-own-skin"
-VERSION = "4"
+VERSION = "5"
 WORK_SIZE = 1024
 MIN_CHROMA_DROP = 0.2  # log(R/B) below the own skin's, at least (R/B down by >= 18 %)
 MIN_LIGHTER = 0.1  # log Y above the own skin's, at least (>= 10 % more luminance)
@@ -60,6 +68,14 @@ BORDER_BAND = 0.04  # width of the bands either side of a part's border, share o
 MIN_STEP = 0.4  # inside band's drop minus outside band's, at least this share of the inside's
 MIN_STEP_ABS = 0.05  # ... and at least this much log(R/B)
 DARK_FRACTION = 0.4  # in a drawn region, darker than this share of its 20th percentile: not skin
+MAX_CLIPPED = 0.3  # share of the skin with a colour channel clipped, at most, to be measured
+CLIP_LEVELS = 3  # within this many 8-bit levels of a channel's top value: at its ceiling
+STILL_VARYING = 3.0  # the other channels' spread there, at least (8-bit levels), and 3x its own
+NOT_MEASURED = "not measured: "  #: how the note saying why a photo was not measured begins
+OVEREXPOSED = (
+    NOT_MEASURED + "{share:.0f} % of the skin is overexposed (a colour channel clipped), so its "
+    "colour cannot show pigment; take the photo again in softer, even light, without flash"
+)
 
 Pixels = NDArray[np.uint8]
 Mask = NDArray[np.bool_]
@@ -68,7 +84,7 @@ Mask = NDArray[np.bool_]
 @dataclass(frozen=True, slots=True)
 class Measurement:
     skin_percent: float
-    depigmented_percent: float
+    depigmented_percent: float | None  #: None: not measured (the notes say why)
     card: dict[str, object] | None
     method: str
     version: str
@@ -83,6 +99,11 @@ class Measurement:
             "method": f"{self.method}/{self.version} ({self.colour_reference})",
             "notes": self.notes,
         }
+
+
+def not_measured_reason(notes: list[str]) -> str | None:
+    """The note saying why a photo was not measured, or None when it was."""
+    return next((n for n in notes if n.startswith(NOT_MEASURED)), None)
 
 
 def _fill_holes(mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -164,6 +185,22 @@ def _stepped_parts(cand: Mask, drop: NDArray[np.float32], area: Mask, band: int)
     return np.asarray(keep[labels], dtype=bool)
 
 
+def clipped_share(bgr: Pixels, area: Mask) -> float:
+    """Share of `area` where one colour channel is stuck at its ceiling (step 7)."""
+    pixels = bgr[area].astype(np.float32)
+    worst = 0.0
+    for k in range(3):
+        channel = pixels[:, k]
+        at_top = channel >= float(channel.max()) - CLIP_LEVELS
+        if int(at_top.sum()) < 20:
+            continue
+        own = float(channel[at_top].std())
+        others = max(float(pixels[at_top, j].std()) for j in range(3) if j != k)
+        if others >= STILL_VARYING and others > 3.0 * own:
+            worst = max(worst, float(at_top.mean()))
+    return worst
+
+
 def depigmented(bgr: Pixels, area: Mask, notes: list[str]) -> Mask:
     """Pixels of `area` that are depigmented relative to the own skin in `area` (steps 5-6)."""
     c, log_y = pigment(bgr)
@@ -237,6 +274,7 @@ def measure(
         roi &= ~_region_mask(img.shape, ex, scale)
     card_json: dict[str, object] | None = None
     ref_kind = "own-skin"
+    taken = img  # as the camera recorded it, for the clipping test (step 7)
     found = colour.find_card(img)
     if found is not None:
         card, matrix = found
@@ -256,12 +294,14 @@ def measure(
     skin_pct = 100.0 * n_skin / area if area else 0.0
     depig = np.zeros(skin.shape, bool)
     if n_skin < 200:
-        notes.append("too little skin found to measure")
-        m = Measurement(round(skin_pct, 1), 0.0, card_json, METHOD, VERSION, notes, ref_kind)
+        notes.append(NOT_MEASURED + "too little skin found (draw the region over bare skin)")
+        m = Measurement(round(skin_pct, 1), None, card_json, METHOD, VERSION, notes, ref_kind)
         return m, ({"skin": skin, "depigmented": depig} if with_masks else {})
-    clipped = float((img[skin].max(axis=1) >= 254).mean())
-    if clipped > 0.2:
-        notes.append(f"{100 * clipped:.0f} % of the skin is overexposed (clipped): less reliable")
+    clipped = clipped_share(taken, skin)
+    if clipped > MAX_CLIPPED:
+        notes.append(OVEREXPOSED.format(share=100 * clipped))
+        m = Measurement(round(skin_pct, 1), None, card_json, METHOD, VERSION, notes, ref_kind)
+        return m, ({"skin": skin, "depigmented": depig} if with_masks else {})
     depig = depigmented(img, skin, notes)
     if ref_kind == "own-skin":
         notes.append("compared with the person's own skin in the same photo")

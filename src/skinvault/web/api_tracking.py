@@ -94,7 +94,10 @@ class Box(BaseModel):
 
 
 class MeasurementOut(BaseModel):
-    depigmented_percent: float
+    depigmented_percent: float | None = Field(
+        description="null when the photo could not be measured; `not_measured` says why"
+    )
+    not_measured: str | None = None
     skin_percent: float | None
     method: str
     version: str
@@ -114,6 +117,7 @@ class MeasurementOut(BaseModel):
         card = details.get("card")
         return cls(
             depigmented_percent=m.depigmented_percent,
+            not_measured=m.not_measured,
             skin_percent=m.skin_percent,
             method=m.method,
             version=m.version,

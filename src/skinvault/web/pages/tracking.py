@@ -126,7 +126,11 @@ def body_map_svg(view: str, counts: dict[str, int], mode: str, patient_q: str = 
 
 def chart_svg(entries: list[tracking.SeriesEntry]) -> Markup | None:
     """Depigmented share over time as a small SVG line chart; None with fewer than one point."""
-    pts = [(e.taken_on, e.measurement.depigmented_percent) for e in entries if e.measurement]
+    pts = [
+        (e.taken_on, e.measurement.depigmented_percent)
+        for e in entries
+        if e.measurement and e.measurement.depigmented_percent is not None
+    ]
     if not pts:
         return None
     w, h, left, bottom = 320, 160, 34, 24
