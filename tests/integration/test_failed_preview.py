@@ -234,3 +234,27 @@ def test_jobs_status_tells_a_failed_job_from_a_done_one(
     listed = runner.invoke(cli_app, ["jobs", "list", "--state", "failed", *where])
     assert listed.exit_code == 0, listed.output
     assert job_id[:10] in listed.output and "│ failed" in listed.output  # a narrow table
+
+
+def test_the_admin_page_lists_a_failed_job_apart_from_the_done_ones(
+    database_url: str, tmp_path: Path, vouched: bytes
+) -> None:
+    from tests.integration.test_portal_pages import _csrf, _sign_in, _user
+
+    app = create_app(_settings(database_url, tmp_path))
+    vault = app.state.vault
+    with TestClient(app) as client:
+        secret = _user(vault, Role.ADMIN, "ops@clinic.example", "Ops")[2]
+        patient, _ = _people(vault)
+        stored = photo_store.store_photo(vault, patient_id=patient, data=vouched, actor=OPERATOR)
+        _run_thumbnail_job(vault, stored.id)
+        job_id = _job(vault, thumbnails.job_key(stored.id)).id
+        _sign_in(client, "ops@clinic.example", secret)
+        page = client.get("/portal/admin")
+        assert page.status_code == 200
+        assert "1 could not be done (not retried)" in page.text
+        assert "Could not be done, not retried" in page.text
+        assert f"/portal/admin/jobs/{job_id}/retry" in page.text
+        again = client.post(f"/portal/admin/jobs/{job_id}/retry", data={"csrf": _csrf(page.text)})
+        assert again.status_code == 200 and "Queued again" in again.text
+    vault.close()
