@@ -180,3 +180,17 @@ def test_comparing_two_visits_aligned_or_saying_it_cannot(world: World) -> None:
     _assert_problem(answer, 409)
     assert "side by side" in answer.json()["detail"]
     _assert_problem(c.get(url, headers=world.headers("kim")), 403)
+
+
+def test_an_overexposed_photo_is_in_the_series_as_not_measured(world: World) -> None:
+    c, pid = world.client, world.users["ann"].patient_id
+    _upload(world, _jpeg(_photo(0.2, gain=1.5)[0], "2026:01:10 10:00:00"))  # red clipped
+    jobs.run_pending(world.client.app.state.vault)  # type: ignore[attr-defined]
+    answer = c.get(
+        f"/api/v1/patients/{pid}/sites/{SITE}/series?purpose=care", headers=world.headers("ann")
+    )
+    assert answer.status_code == 200, answer.text
+    (entry,) = answer.json()["entries"]
+    measured = entry["measurement"]
+    assert measured["depigmented_percent"] is None
+    assert "overexposed" in measured["not_measured"] and "again" in measured["not_measured"]

@@ -86,3 +86,18 @@ def test_bad_boxes_are_refused_with_what_to_fix_and_nothing_is_stored(
     with vault.sessions() as s:  # only the background measurement of the upload, if any
         asked = s.scalars(select(Measurement.measured_by).where(Measurement.photo_id == photo_id))
         assert all(name.startswith("system:") for name in asked)
+
+
+def test_the_series_page_says_a_photo_was_not_measured_and_why(
+    app_and_vault: tuple[TestClient, Vault],  # noqa: F811
+) -> None:
+    client, vault = app_and_vault
+    ann, pid, _ = _user(vault, Role.PATIENT, "ann@example.org", "Ann")
+    assert pid
+    img, _ = _photo(0.1, gain=1.5)  # red clipped on all the skin
+    photo_store.store_photo(vault, patient_id=pid, data=_jpeg(img), actor=ann, site="forearm-left")
+    jobs.run_pending(vault)
+    _sign_in(client, "ann@example.org", None)
+    page = client.get("/portal/sites/forearm-left").text
+    assert "Not measured." in page and "overexposed" in page and "without flash" in page
+    assert "Depigmented:" not in page

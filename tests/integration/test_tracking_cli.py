@@ -91,3 +91,15 @@ def test_measure_leaves_out_the_parts_given_and_refuses_a_part_outside(tmp_path:
     assert "900,0,10,10 is not inside the photo (800 × 600 pixels" in error
     res = runner.invoke(app, ["measure", str(tmp_path / "p.png"), "--exclude", "1,2,-3,4"])
     assert res.exit_code == 2 and "a part to leave out needs" in res.output
+
+
+def test_measure_says_why_an_overexposed_photo_is_not_measured(tmp_path: Path) -> None:
+    img, _ = _photo(0.2, gain=1.5)  # red clipped on all the skin
+    cv2.imwrite(str(tmp_path / "bright.png"), img)
+    res = runner.invoke(app, ["measure", str(tmp_path / "bright.png"), "--json"])
+    assert res.exit_code == 0, res.output
+    (got,) = json.loads(res.output)["files"]
+    assert got["depigmented_percent"] is None and "overexposed" in got["notes"][0]
+    said = runner.invoke(app, ["measure", str(tmp_path / "bright.png")])
+    text = " ".join(said.output.split())  # the console wraps long lines
+    assert said.exit_code == 0 and "not measured:" in text and "without flash" in text, text

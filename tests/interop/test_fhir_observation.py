@@ -85,11 +85,11 @@ def test_the_validators_fail_a_broken_observation_and_pass_the_good_one() -> Non
     assert any("obs-6" in e for e in absent.medplum), absent
 
 
-def _measured(world: World, share: float) -> str:
+def _measured(world: World, share: float, gain: float = 1.0) -> str:
     stored = store_photo(
         world.vault,
         patient_id=world.patients["ann"],
-        data=_jpeg(_photo(share)[0]),
+        data=_jpeg(_photo(share, gain=gain)[0]),
         actor=world.actors["ann"],
         site="forearm-back-left",
     )
@@ -220,3 +220,15 @@ def test_media_search_pages_decrypt_only_the_page_and_hash_the_bytes(world: Worl
     data = read_photo(world.vault, photo_id=second.id, actor=world.actors["ann"], purpose="care")
     assert media["id"] == second.id
     assert base64.b64decode(media["content"]["hash"]) == hashlib.sha1(data.data).digest()  # noqa: S324
+
+
+def test_a_photo_not_measured_is_an_observation_with_a_data_absent_reason(world: World) -> None:
+    c = world.client
+    photo = _measured(world, 0.20, gain=1.5)  # red clipped on all the skin: not measured
+    dep = next(m for m in _rows(world, photo) if m.kind == "depigmented-share")
+    assert dep.value is None
+    one = _fhir(c.get(f"/fhir/R4/Observation/{dep.id}?purpose=care", headers=world.h("lee")))
+    assert_valid(one)  # obs-6 holds: a reason, and no value
+    assert "valueQuantity" not in one
+    assert one["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+    assert any("overexposed" in n["text"] for n in one["note"]), one["note"]
