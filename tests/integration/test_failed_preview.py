@@ -112,6 +112,9 @@ def test_pixels_that_do_not_decode_fail_the_preview_after_one_run_not_retried(
     clock.at += timedelta(days=1)
     jobs.run_pending(vault)
     assert _job(vault, thumbnails.job_key(stored.id)).attempts == 1  # never tried again
+    # Its display copy (a HEIC's) cannot be made either: failed too, not "done".
+    display = [j for j in jobs.list_jobs(vault) if j.kind == "display_version"]
+    assert [(j.state, j.attempts) for j in display] == [("failed", 1)]
 
 
 def test_a_failed_thumbnail_job_queued_again_after_a_fix_makes_it_and_clears_the_failure(

@@ -4,7 +4,8 @@
                                    that do not decode end it at once as ``failed`` and
                                    list a failed derivative, which the preview shows
     display_version  {"photo_id"}  the browser copy of a HEIC/TIFF upload, made ahead of
-                                   the first view (services/versions.ensure_version)
+                                   the first view (services/versions.ensure_version);
+                                   ``failed`` when the pixels do not decode
     measure          {"photo_id"}  the depigmented-share measurement of a photo of a body
                                    site, enqueued by its upload (portal, API, FHIR) or by
                                    moving it to a site (services/tracking.measure_photo)
@@ -50,12 +51,15 @@ def _thumbnail(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
 
 @jobs.handler(DISPLAY_VERSION)
 def _display_version(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
+    from skinvault.errors import PhotoError  # noqa: PLC0415
     from skinvault.services import versions  # noqa: PLC0415 (Pillow, OpenCV: on use)
 
     try:
         versions.ensure_version(ctx.vault, photo_id=str(payload["photo_id"]),
                                 kind=versions.DISPLAY)  # fmt: skip
     except versions.VersionUnavailable as exc:  # the next read says why; no retry helps
+        if isinstance(exc.__cause__, PhotoError):  # pixels that do not decode: not "done"
+            raise jobs.Unworkable(str(exc)) from exc
         raise jobs.Permanent(str(exc)) from exc
 
 

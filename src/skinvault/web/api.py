@@ -352,9 +352,8 @@ def _preview_failed(request: Request, got: PreviewPending) -> JSONResponse:
         404,
         "preview-failed",
         "No preview could be made",
-        "No preview could be made from this photo: its pixels could not be decoded. The"
-        f" photo itself can still be read ({content}) where you may read it, or it can be"
-        " uploaded again.",
+        f"No preview could be made from this photo ({got.reason}). The photo itself can"
+        f" still be read ({content}) where you may read it, or it can be uploaded again.",
         extra={"preview": FAILED, "photo_id": got.photo_id, "reason": got.reason,
                "content_url": content},
     )  # fmt: skip
