@@ -334,14 +334,19 @@ def print_alignment(a: dict[str, Any]) -> None:
 
 def _arguments(doc: str) -> argparse.Namespace:
     """``--help`` prints this and exits; ``--quick`` (a few seconds, for CI), ``--seed N``
-    (another draw of the area set, to check a change on photos it was not tuned on) and
-    ``--area-only`` (skip the alignment part) are returned."""
+    (another draw of the area set, to check a change on photos it was not tuned on),
+    ``--area-only`` (skip the alignment part) and ``--max-clipped SHARE`` (the method's
+    overexposure line, to see what another one would give) are returned."""
     parser = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
     parser.add_argument(
         "--seed", type=int, default=SEED, help=f"draw of the area set (default {SEED})"
     )
     parser.add_argument("--area-only", action="store_true", help="skip the alignment part")
+    parser.add_argument(
+        "--max-clipped", type=float, default=None, metavar="SHARE",
+        help=f"not measured over this share of clipped skin (default {me.MAX_CLIPPED})",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -349,6 +354,8 @@ def main() -> None:
     global QUICK  # noqa: PLW0603 - a script: --quick shrinks its inputs
     args = _arguments(__doc__ or "")
     QUICK = bool(args.quick)
+    if args.max_clipped is not None:
+        me.MAX_CLIPPED = args.max_clipped
     cv2.setNumThreads(2)
     if not args.area_only:
         print_alignment(align_bench())
