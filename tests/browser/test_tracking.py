@@ -131,3 +131,45 @@ def test_body_map_series_chart_and_aligned_comparison(
     page.goto("/portal")
     shot(page, "tracking-07-reminder")
     ctx.close()
+
+
+def test_an_overexposed_photo_is_shown_as_not_measured_with_what_to_do(
+    server: tuple[str, Path],  # noqa: F811
+    browser: object,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from tests.integration.test_tracking import _jpeg
+    from tests.unit.test_tracking_measure import _photo
+
+    base, _ = server
+    fine, bright = tmp_path / "fine.jpg", tmp_path / "bright.jpg"
+    fine.write_bytes(_jpeg(_photo(0.1)[0], "2026:01:10 10:00:00"))
+    bright.write_bytes(_jpeg(_photo(0.1, gain=1.5)[0], "2026:03:07 10:00:00"))  # flash
+
+    ctx = browser.new_context(viewport=PHONE, base_url=base)  # type: ignore[attr-defined]
+    page = ctx.new_page()
+    page.goto("/signup")
+    page.get_by_label("Your name").fill("Olga Overexposed")
+    page.get_by_label("E-mail").fill("olga@example.org")
+    page.get_by_label("Password (at least 12 characters)").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(re.compile(r".*/portal$"))
+    for path in (fine, bright):
+        page.goto("/portal")
+        page.locator('[data-site-picker] a[data-site="forearm-left"]').click()
+        page.get_by_label("Photo", exact=True).set_input_files(str(path))
+        page.get_by_role("button", name="Save photo").click()
+        page.get_by_text("Saved. Hidden details were removed").wait_for()
+
+    page.goto("/portal/sites/forearm-left")
+    for _ in range(40):  # measured in the background
+        if "Not measured." in page.inner_text("main") and page.locator("svg.chart").count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    text = page.inner_text("main")
+    assert "Not measured." in text and "overexposed" in text and "without flash" in text, text
+    assert page.locator("svg.chart circle").count() == 1  # only the photo that was measured
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "tracking-08-not-measured")
+    ctx.close()

@@ -155,8 +155,14 @@ def chart_svg(entries: list[tracking.SeriesEntry]) -> Markup | None:
         f'<line x1="{left}" y1="5" x2="{left}" y2="{h - bottom}" class="axis"/>',
         f'<text x="2" y="14" class="tick">{top:.0f} %</text>',
         f'<text x="2" y="{h - bottom}" class="tick">0 %</text>',
-        f'<text x="{left}" y="{h - 6}" class="tick">{first:%d %b %Y}</text>',
     ]
+    if len(pts) == 1:  # the one date under its point, in the middle
+        out.append(
+            f'<text x="{coords[0][0]:.1f}" y="{h - 6}" class="tick" text-anchor="middle">'
+            f"{first:%d %b %Y}</text>"
+        )
+    else:
+        out.append(f'<text x="{left}" y="{h - 6}" class="tick">{first:%d %b %Y}</text>')
     if len(pts) > 1:
         out.append(f'<text x="{w - 90}" y="{h - 6}" class="tick">{last:%d %b %Y}</text>')
         out.append(f'<polyline points="{line}" class="series"/>')
