@@ -146,3 +146,24 @@ def test_an_upload_is_done_by_keyboard_alone(server: tuple[str, Path], browser: 
     assert page.locator("dt:text('Size') + dd").inner_text().startswith("1000 × 800")
     shot(page, "preview-05-keyboard-saved")
     context.close()
+
+
+def test_the_preview_warns_of_overexposed_skin_before_the_save(
+    server: tuple[str, Path], browser: object, tmp_path: Path
+) -> None:
+    from tests.integration.test_tracking import _jpeg
+    from tests.unit.test_tracking_measure import _photo
+
+    base, _data = server
+    bright = tmp_path / "flash.jpg"
+    bright.write_bytes(_jpeg(_photo(0.1, gain=1.5)[0]))  # red clipped on the skin
+    context = browser.new_context(viewport=PHONE, base_url=base)  # type: ignore[attr-defined]
+    page = context.new_page()
+    _sign_up(page, "flash.preview@example.org")
+    page.get_by_label("Photo", exact=True).set_input_files(str(bright))
+    warning = page.locator("#preview [data-capture-warning]")
+    warning.wait_for(timeout=60_000)
+    assert "overexposed" in warning.inner_text() and warning.is_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "preview-05-overexposed")
+    context.close()

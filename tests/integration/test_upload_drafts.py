@@ -231,3 +231,14 @@ def test_a_photo_saved_before_0012_has_no_hash_and_is_still_matched_by_its_bytes
             photo.phash = None  # as stored before this revision
     _draft, html = _preview(world, data)
     assert "You sent this photo before" in html
+
+
+def test_the_preview_says_when_the_skin_is_too_overexposed_to_be_measured(world: World) -> None:
+    from tests.integration.test_tracking import _jpeg as _skin_jpeg
+    from tests.unit.test_tracking_measure import _photo
+
+    _, bright = _preview(world, _skin_jpeg(_photo(0.1, gain=1.5)[0]))  # flash: red clipped
+    assert "data-capture-warning" in bright and "overexposed" in bright
+    assert "without flash" in bright and "You can still save this one." in bright
+    _, fine = _preview(world, _skin_jpeg(_photo(0.1)[0]))
+    assert "data-capture-warning" not in fine

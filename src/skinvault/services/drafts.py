@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import numpy as np
 from PIL import Image, ImageOps
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -48,6 +49,7 @@ from skinvault.photos.redact import redact
 from skinvault.photos.scrub import scrub
 from skinvault.services import photo_store
 from skinvault.services.preview import CheckItem, checklist_for
+from skinvault.tracking import measure
 from skinvault.tracking.capture import capture_date
 
 #: How long a preview waits for its save.
@@ -105,6 +107,8 @@ class Draft:
     clues: tuple[DraftClue, ...]
     checklist: tuple[CheckItem, ...]
     earlier: tuple[EarlierSend, ...]
+    #: how the photo was taken, where it matters for tracking (overexposed skin)
+    capture_warnings: tuple[str, ...] = ()
     #: seconds spent per step (decode, faces, text, …), for the bench and the log
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -119,6 +123,8 @@ class Analysed:
     display_size: tuple[int, int]
     phash: int
     timings: dict[str, float]
+    #: sentences about how the photo was taken (overexposed skin), shown before the save
+    capture_warnings: tuple[str, ...] = ()
 
 
 def decode_small(data: bytes, side: int = DECODE_SIDE) -> tuple[Image.Image, tuple[int, int]]:
@@ -196,7 +202,12 @@ def analyse(scrubbed: bytes, *, clock: Callable[[], float] = time.perf_counter) 
     display.save(out, "JPEG", quality=82)
     hashed = perceptual.dhash(small)
     timings["display"] = clock() - mark
-    return Analysed(full, clues, out.getvalue(), display.size, hashed, timings)
+    mark = clock()
+    warning = measure.capture_warning(np.asarray(small)[:, :, ::-1])
+    timings["exposure"] = clock() - mark
+    return Analysed(
+        full, clues, out.getvalue(), display.size, hashed, timings, (warning,) if warning else ()
+    )
 
 
 def _sure(clue: Clue) -> bool:
@@ -318,6 +329,7 @@ def create_draft(vault: Vault, *, actor: Actor, patient_id: str, data: bytes) ->
         clues=clues,
         checklist=checklist_for(report.findings, analysed.clues),
         earlier=earlier,
+        capture_warnings=analysed.capture_warnings,
         timings=timings,
     )
 

@@ -101,6 +101,22 @@ class Measurement:
         }
 
 
+def capture_warning(bgr: Pixels) -> str | None:
+    """Before a photo is saved: the sentence to show when its skin is too overexposed to be
+    measured (step 7; the skin found by colour, as without a drawn region), else None."""
+    skin = skin_mask(bgr)
+    if int(skin.sum()) < 200:
+        return None
+    share = clipped_share(bgr, skin)
+    if share <= MAX_CLIPPED:
+        return None
+    return (
+        f"The skin looks overexposed ({100 * share:.0f} % of it too bright for the camera): a "
+        "depigmented area cannot be measured on this photo. If you can, take it again in "
+        "softer, even light, without flash. You can still save this one."
+    )
+
+
 def not_measured_reason(notes: list[str]) -> str | None:
     """The note saying why a photo was not measured, or None when it was."""
     return next((n for n in notes if n.startswith(NOT_MEASURED)), None)
