@@ -12,6 +12,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -26,6 +27,7 @@ from skinvault.bootstrap import bootstrap
 from skinvault.config import load_settings
 from skinvault.services import admin, api_tokens, photo_store, records, sharing
 from skinvault.web.app import create_app
+from skinvault.web.observe import Metrics
 from tests import factories
 from tests.integration.conftest import BACKENDS, drop_schema, fresh_database_url
 from tests.security.conftest import start_server
@@ -177,3 +179,68 @@ def test_metrics_need_the_token_or_this_machine(tmp_path: Path) -> None:
         assert 'route="/metrics"' in good.text  # the refused scrapes above were counted
         assert "skinvault_audit_events_total" in good.text
     guarded.state.vault.close()
+
+
+PATIENCE = 10.0  # seconds a test waits for what should take milliseconds (2 loaded cores)
+
+
+class _GatedMetrics(Metrics):
+    """Metrics whose snapshot writes are counted and, while ``gate`` is shut, held."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.saves = 0
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        self._saved = threading.Condition()
+
+    def save(self) -> None:
+        self.entered.set()
+        self.gate.wait(PATIENCE)
+        super().save()
+        with self._saved:
+            self.saves += 1
+            self._saved.notify_all()
+
+    def wait_for_saves(self, n: int) -> bool:
+        with self._saved:
+            return self._saved.wait_for(lambda: self.saves >= n, PATIENCE)
+
+
+def _metrics_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "skinvault-metrics" and t.is_alive()}
+
+
+def test_metrics_stop_waits_for_the_snapshot_in_hand_and_start_after_stop_runs_again(
+    tmp_path: Path,
+) -> None:
+    before = _metrics_threads()  # an app of another test may still be shutting down
+    metrics = _GatedMetrics(tmp_path / "metrics")
+    try:
+        metrics.start(every=0.01)
+        assert metrics.wait_for_saves(1), "no snapshot written after start"
+        mine = _metrics_threads() - before
+        assert len(mine) == 1
+        metrics.gate.clear()
+        metrics.entered.clear()
+        assert metrics.entered.wait(PATIENCE), "no snapshot begun"
+        stopper = threading.Thread(target=metrics.stop)
+        stopper.start()
+        stopper.join(0.2)
+        assert stopper.is_alive(), "stop returned while a snapshot was being written"
+        metrics.gate.set()
+        stopper.join(PATIENCE)
+        assert not stopper.is_alive()
+        assert not any(t.is_alive() for t in mine)  # the thread ended before stop returned
+        assert not list((tmp_path / "metrics").glob("metrics-*.json"))  # no late rewrite
+
+        done = metrics.saves
+        metrics.start(every=0.01)
+        assert metrics.wait_for_saves(done + 2), "no snapshots after the second start"
+        assert len(_metrics_threads() - before) == 1
+        assert list((tmp_path / "metrics").glob("metrics-*.json"))
+    finally:
+        metrics.gate.set()
+        metrics.stop()
+    assert not _metrics_threads() - before

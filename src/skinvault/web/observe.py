@@ -29,6 +29,8 @@ from typing import Any
 
 from starlette.requests import Request
 
+from skinvault.services.periodic import PeriodicThread
+
 log = logging.getLogger("skinvault.requests")
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -73,8 +75,7 @@ class Metrics:
         self._file = (
             folder / f"metrics-{socket.gethostname()}-{os.getpid()}.json" if folder else None
         )
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._saver: PeriodicThread | None = None
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -106,18 +107,19 @@ class Metrics:
             log.debug("metrics snapshot not written", exc_info=True)
 
     def start(self, every: float = 5.0) -> None:
-        if self._folder is None or self._thread is not None:
+        """Write this process's snapshot every ``every`` seconds (a no-op without a folder
+        or while running); after :meth:`stop` it starts again."""
+        if self._folder is None or (self._saver is not None and self._saver.running):
             return
-
-        def run() -> None:
-            while not self._stop.wait(every):
-                self.save()
-
-        self._thread = threading.Thread(target=run, name="skinvault-metrics", daemon=True)
-        self._thread.start()
+        # The periodic module's own logger, not the request log: that one is JSON lines only.
+        self._saver = PeriodicThread("skinvault-metrics", every, self.save)
+        self._saver.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """Stop the snapshots, waiting for one being written, then remove this process's
+        file (in that order: a late write would bring back a stopped worker's share)."""
+        if self._saver is not None:
+            self._saver.stop()
         if self._file is not None:
             self._file.unlink(missing_ok=True)  # a stopped worker's share is gone with it
 
