@@ -103,7 +103,12 @@ class Measurement:
 
 def capture_warning(bgr: Pixels) -> str | None:
     """Before a photo is saved: the sentence to show when its skin is too overexposed to be
-    measured (step 7; the skin found by colour, as without a drawn region), else None."""
+    measured (step 7; the skin found by colour, as without a drawn region), else None.
+    Looked at <= 512 px on the long side: inside a clipped area averaging keeps the ceiling."""
+    scale = 512 / max(bgr.shape[:2])
+    if scale < 1.0:
+        size = (max(1, round(bgr.shape[1] * scale)), max(1, round(bgr.shape[0] * scale)))
+        bgr = np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     skin = skin_mask(bgr)
     if int(skin.sum()) < 200:
         return None
