@@ -35,6 +35,7 @@ from skinvault.interop import dicom
 from skinvault.photos.derivative import open_size
 from skinvault.policy.decide import Access, Decision, Obligation
 from skinvault.policy.purposes import Purpose
+from skinvault.services.failed_attempts import audit_failure
 from skinvault.services.photo_policy import (
     audit_reason,
     file_break_glass,
@@ -42,7 +43,7 @@ from skinvault.services.photo_policy import (
     photo_decision,
 )
 from skinvault.services.photo_reads import MEDIA_TYPES, decrypt_blob, read_decided
-from skinvault.services.photo_store import PHOTO, audit_failure
+from skinvault.services.photo_store import PHOTO
 
 
 @dataclass(frozen=True)

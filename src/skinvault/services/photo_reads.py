@@ -31,13 +31,14 @@ from skinvault.errors import AccessDenied, BlobUnreadable, NotFound, SkinvaultEr
 from skinvault.policy.decide import Access, Decision, Obligation
 from skinvault.policy.purposes import Purpose
 from skinvault.services import versions
+from skinvault.services.failed_attempts import audit_failure
 from skinvault.services.photo_policy import (
     audit_reason,
     file_break_glass,
     parse_purpose,
     photo_decision,
 )
-from skinvault.services.photo_store import PHOTO, THUMBNAIL, audit_failure, open_note
+from skinvault.services.photo_store import PHOTO, THUMBNAIL, open_note
 
 MEDIA_TYPES = {
     "jpeg": "image/jpeg",

@@ -8,8 +8,8 @@ Owns the upload (:func:`store_photo`, the body-site row it names,
 (:func:`new_blob_key`, :func:`put_blob`; the thumbnail and version jobs write theirs the
 same way) and the kinds bound into each seal (:data:`PHOTO`, :data:`THUMBNAIL`), the
 photo's sealed note (:func:`seal_note`, :func:`open_note`), what a caller learns about a
-stored photo (:class:`StoredPhoto`, :func:`stored_photo_of`, :func:`get_photo`), and
-:func:`audit_failure`, which records a refused or failed attempt in its own transaction.
+stored photo (:class:`StoredPhoto`, :func:`stored_photo_of`, :func:`get_photo`). A
+refused or failed attempt is recorded by :mod:`skinvault.services.failed_attempts`.
 Reading is :mod:`skinvault.services.photo_reads`, under the decision of
 :mod:`skinvault.services.photo_policy`; removal is :mod:`skinvault.services.photo_shredding`.
 
@@ -42,6 +42,7 @@ from skinvault.errors import NotFound, PhotoError, SkinvaultError, StorageUnavai
 from skinvault.photos.findings import Finding
 from skinvault.photos.scrub import scrub
 from skinvault.photos.thumbnail import Decoded, decode, upright_size
+from skinvault.services.failed_attempts import audit_failure
 from skinvault.services.notifications import Kind, notify_care_team
 from skinvault.tracking import sites as body_sites
 from skinvault.tracking.capture import capture_date
@@ -165,23 +166,6 @@ def stored_photo_of(vault: Vault, photo: Photo, site: BodySite | None) -> Stored
         lossless=bool(report["lossless"]),
         notes=tuple(report["notes"]),
     )
-
-
-def audit_failure(
-    vault: Vault, actor: Actor, action: Action, obj: str, reason: str, *, purpose: str | None = None
-) -> None:
-    """Record a refused or failed attempt in its own transaction (the work itself rolled back)."""
-    with vault.sessions.begin() as session:
-        record(
-            session,
-            clock=vault.clock,
-            actor=actor.audit_name,
-            action=action,
-            object=obj,
-            outcome=Outcome.FAILED,
-            purpose=purpose,
-            reason=reason,
-        )
 
 
 def store_photo(
@@ -366,7 +350,6 @@ __all__ = [
     "PHOTO",
     "THUMBNAIL",
     "StoredPhoto",
-    "audit_failure",
     "enqueue_measurement",
     "ensure_body_site",
     "get_photo",

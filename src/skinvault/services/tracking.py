@@ -33,7 +33,7 @@ from skinvault.db.models import BodySite, Measurement, Notification, Photo
 from skinvault.errors import AccessDenied, NotFound, RequestInvalid, SkinvaultError
 from skinvault.policy.decide import Access, PatientAction
 from skinvault.policy.purposes import Purpose
-from skinvault.services import photo_policy, photo_reads, photo_store
+from skinvault.services import failed_attempts, photo_policy, photo_reads, photo_store
 from skinvault.services.records import authorize
 from skinvault.tracking import sites as body_sites
 
@@ -513,7 +513,7 @@ def measure_photo(
             )
         result, _ = me.measure(al.decode(data), region=region, exclude=exclude)
     except SkinvaultError as exc:
-        photo_store.audit_failure(vault, who, Action.PHOTO_MEASURE, obj, str(exc))
+        failed_attempts.audit_failure(vault, who, Action.PHOTO_MEASURE, obj, str(exc))
         raise
     now = vault.clock.now()
     region_json = json.dumps(dict(zip("xywh", region, strict=True))) if region else None
