@@ -62,7 +62,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        app.state.metrics.stop()
+        await run_in_threadpool(app.state.metrics.stop)  # waits for a snapshot in hand
         await run_in_threadpool(workers.stop)
         await run_in_threadpool(upkeep.stop)
         await run_in_threadpool(notices.stop)
