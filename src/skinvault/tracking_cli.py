@@ -28,7 +28,7 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise SkinvaultError(f"{path}: {exc.strerror or exc}") from exc
+        raise SkinvaultError(f"cannot be read: {exc.strerror or exc}") from exc
 
 
 def align(
@@ -42,12 +42,14 @@ def align(
     """Align two photos of the same site; say so when they cannot be aligned."""
     from skinvault.tracking import align as al
 
-    try:
-        ref = al.decode(_read(reference))
-        mov = al.decode(_read(moving))
-    except SkinvaultError as exc:
-        err.print(f"skinvault align: {exc}")
-        raise typer.Exit(1) from exc
+    decoded = []
+    for path in (reference, moving):
+        try:
+            decoded.append(al.decode(_read(path)))
+        except SkinvaultError as exc:
+            err.print(f"skinvault align: {path}: {exc}")
+            raise typer.Exit(1) from exc
+    ref, mov = decoded
     result = al.align(ref, mov)
     if out_file is not None and result.confident:
         out_file.write_bytes(al.encode_jpeg(al.warp(mov, result, ref.shape)))

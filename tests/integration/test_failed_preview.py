@@ -261,3 +261,17 @@ def test_the_admin_page_lists_a_failed_job_apart_from_the_done_ones(
         again = client.post(f"/portal/admin/jobs/{job_id}/retry", data={"csrf": _csrf(page.text)})
         assert again.status_code == 200 and "Queued again" in again.text
     vault.close()
+
+
+def test_a_measurement_of_pixels_that_do_not_decode_fails_and_is_not_called_done(
+    vault: Vault, vouched: bytes
+) -> None:
+    patient, _ = _people(vault)
+    stored = photo_store.store_photo(
+        vault, patient_id=patient, data=vouched, actor=OPERATOR, site="forearm-left"
+    )
+    jobs.run_pending(vault)
+    job = _job(vault, f"{photo_store.MEASURE_JOB}:{stored.id}")
+    assert (job.state, job.attempts) == ("failed", 1), (job.state, job.last_error)
+    assert "not a photo this can read" in (job.last_error or "")
+    assert "BytesIO" not in (job.last_error or "")

@@ -103,3 +103,14 @@ def test_measure_says_why_an_overexposed_photo_is_not_measured(tmp_path: Path) -
     said = runner.invoke(app, ["measure", str(tmp_path / "bright.png")])
     text = " ".join(said.output.split())  # the console wraps long lines
     assert said.exit_code == 0 and "not measured:" in text and "without flash" in text, text
+
+
+def test_align_names_the_file_it_cannot_read(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), _texture(seed=1))
+    (tmp_path / "notes.txt").write_text("not a photo")
+    res = runner.invoke(app, ["align", str(tmp_path / "a.png"), str(tmp_path / "notes.txt")])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "notes.txt" in text and "BytesIO" not in text, text
+    gone = runner.invoke(app, ["align", str(tmp_path / "gone.jpg"), str(tmp_path / "a.png")])
+    said = " ".join(gone.output.split())
+    assert gone.exit_code == 1 and "gone.jpg: cannot be read" in said, said

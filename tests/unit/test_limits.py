@@ -4,11 +4,16 @@ using it undoes another thread's silencing; that once turned a sign-in into a 50
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from skinvault.errors import DamagedFile, TooLarge, UnsupportedFormat
 from skinvault.photos import limits, redact, thumbnail
@@ -62,3 +67,37 @@ def test_a_photo_over_our_limit_is_refused_as_too_large_before_decoding(
         with pytest.raises(TooLarge):
             DECODERS[name](data)
     assert capture.capture_date(data) is None  # not read from a photo refused anyway
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
+
+
+def test_a_heic_opens_in_a_fresh_process_without_any_other_code_registering_heif() -> None:
+    """pillow-heif must register itself through the gate: a worker process whose first photo
+    is a HEIC has run no other decoder (an in-process test cannot see this)."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from skinvault.tracking import align, capture\n"
+        "data = Path(sys.argv[1]).read_bytes()\n"
+        "print(capture.capture_date(data), align.decode(data).shape)\n"
+    )
+    photo = CORPUS / "005-heic-mobile-iphone-13-pro-max.heic"
+    done = subprocess.run(  # the exit code is asserted below, with the error shown
+        [sys.executable, "-c", script, str(photo)],
+        check=False, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    day, shape = done.stdout.split(" ", 1)
+    assert day != "None" and "3)" in shape, done.stdout
+
+
+def test_only_the_formats_skinvault_takes_reach_pillow() -> None:
+    gif = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 150, 120)).save(gif, "GIF")
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    for data in (gif.getvalue(), eps):
+        with pytest.raises(OSError, match="cannot identify"):
+            limits.open_image(data)
+    with pytest.raises(UnsupportedFormat, match="not a JPEG, PNG, WebP, TIFF or HEIF/AVIF image"):
+        align.decode(eps)  # and the message names no in-memory file object

@@ -191,10 +191,6 @@ def _pn(name: str) -> str:
 
 def _native(photo: DicomPhoto) -> tuple[Dataset, str, str]:
     """Decoded pixels (RGB or MONOCHROME2, 8-bit) and the sentence describing the conversion."""
-    if photo.format == "heif":
-        import pillow_heif  # noqa: PLC0415
-
-        pillow_heif.register_heif_opener()
     try:
         opened = open_image(photo.data)
         opened.load()

@@ -106,9 +106,6 @@ def find_clues_in_bytes(data: bytes, **kw: Any) -> list[Clue]:
 
     Raises :class:`~skinvault.errors.DamagedFile` when the bytes cannot be decoded.
     """
-    import pillow_heif  # noqa: PLC0415 - registers HEIF with Pillow on first use only
-
-    pillow_heif.register_heif_opener()
     try:
         with open_image(data) as image:
             image.load()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,9 @@ if TYPE_CHECKING:
 
 #: Same threshold at which Pillow refuses an image outright by default (2 x 89.5 MP).
 MAX_PIXELS = 178_956_970
+#: What Pillow may open: the formats skinvault takes (its JPEG opener also returns the
+#: multi-picture JPEGs it calls MPO). No other plugin sees the bytes (EPS starts Ghostscript).
+OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF")
 #: Largest file read into memory; phone photos are 2–15 MB, TIFF scans can be larger.
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
@@ -25,6 +29,13 @@ def check_pixels(width: int, height: int) -> None:
         )
 
 
+@functools.cache
+def _register_heif() -> None:
+    import pillow_heif  # noqa: PLC0415 - loaded with the first photo opened
+
+    pillow_heif.register_heif_opener()
+
+
 def open_image(data: bytes) -> Image.Image:
     """``Image.open`` of ``data`` (the header only), refused with :class:`TooLarge` over
     :data:`MAX_PIXELS` before any pixel is decoded. Pillow's own errors on a damaged header
@@ -35,13 +46,15 @@ def open_image(data: bytes) -> Image.Image:
     ``warnings.catch_warnings``, which swaps the filters of the whole process: beside other
     threads it undoes their own silencing (FastAPI's, as it builds a route's parameters). So
     Pillow is told to warn only where :func:`check_pixels` refuses anyway, and nothing here
-    silences warnings. Every photo is opened here, so the setting is in place before any is.
+    silences warnings. Every photo is opened here, so the setting is in place before any is,
+    and so is HEIF (pillow-heif registers itself with Pillow once per process, here).
     """
     from PIL import Image  # noqa: PLC0415 - the lossless scrubber never decodes pixels
 
+    _register_heif()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # the warning arrives as an exception only when warnings are errors (as in the tests)
         raise TooLarge(f"is too large to decode safely ({exc})") from exc

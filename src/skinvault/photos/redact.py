@@ -107,12 +107,6 @@ class Redacted:
     crop: Box | None = None
 
 
-def _register_heif() -> None:
-    import pillow_heif  # noqa: PLC0415 - registered on first use, like thumbnail.py
-
-    pillow_heif.register_heif_opener()
-
-
 def decode(data: bytes) -> Decoded:
     """Decode ``data`` fully and apply its EXIF orientation to the pixels.
 
@@ -121,7 +115,6 @@ def decode(data: bytes) -> Decoded:
     """
     check_file_size(len(data))
     fmt = sniff(data)
-    _register_heif()
     notes: list[str] = []
     try:
         with open_image(data) as source:

@@ -51,9 +51,6 @@ class Preview:
 
 def _open(data: bytes) -> Image.Image:
     """Open without decoding pixels (only the header is read)."""
-    import pillow_heif  # noqa: PLC0415 - registers HEIF with Pillow on first use only
-
-    pillow_heif.register_heif_opener()
     try:
         return open_image(data)  # the scrubber already refused anything over MAX_PIXELS
     except (OSError, SyntaxError, ValueError) as exc:

@@ -130,9 +130,6 @@ class Analysed:
 def decode_small(data: bytes, side: int = DECODE_SIDE) -> tuple[Image.Image, tuple[int, int]]:
     """The upright picture in ``data`` at about ``side`` px (never below it for a JPEG,
     which decodes at 1/2, 1/4 or 1/8), and the upright size of the full picture."""
-    import pillow_heif  # noqa: PLC0415 - registered on first use, like redact.py
-
-    pillow_heif.register_heif_opener()
     try:
         with open_image(data) as source:
             full = source.size

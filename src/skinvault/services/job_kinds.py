@@ -70,8 +70,10 @@ def _measure(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
 
     try:
         tracking.measure_photo(ctx.vault, str(payload["photo_id"]))
-    except (NotFound, PhotoError) as exc:  # gone, or pixels it cannot measure (audited)
+    except NotFound as exc:  # the photo is gone: nothing to do
         raise jobs.Permanent(str(exc)) from exc
+    except PhotoError as exc:  # pixels it cannot read (audited): failed, not done
+        raise jobs.Unworkable(str(exc)) from exc
 
 
 @jobs.handler(REMEASURE)
@@ -81,8 +83,10 @@ def _remeasure(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
 
     try:
         tracking.measure_photo(ctx.vault, str(payload["photo_id"]), again=True)
-    except (NotFound, PhotoError) as exc:  # gone, or pixels it cannot measure (audited)
+    except NotFound as exc:  # the photo is gone: nothing to do
         raise jobs.Permanent(str(exc)) from exc
+    except PhotoError as exc:  # pixels it cannot read (audited): failed, not done
+        raise jobs.Unworkable(str(exc)) from exc
 
 
 @jobs.handler(REMEASURE_STALE)

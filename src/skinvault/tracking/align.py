@@ -65,14 +65,22 @@ class Alignment:
         }
 
 
+def _reason(exc: Exception) -> str:
+    """Pillow's message without the in-memory file it names (``<_io.BytesIO object …>``)."""
+    text = str(exc)
+    if text.startswith("cannot identify image file"):
+        return "not a JPEG, PNG, WebP, TIFF or HEIF/AVIF image"
+    return text or type(exc).__name__
+
+
 def decode(data: bytes) -> Pixels:
     """Bytes of a photo -> upright BGR pixels (EXIF orientation applied)."""
     try:
         with open_image(data) as im:
             im.load()
             upright = ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise UnsupportedFormat(f"not a photo this can read: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UnsupportedFormat(f"not a photo this can read ({_reason(exc)})") from exc
     rgb = np.asarray(upright, dtype=np.uint8)
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
