@@ -275,3 +275,72 @@ def test_a_measurement_of_pixels_that_do_not_decode_fails_and_is_not_called_done
     assert (job.state, job.attempts) == ("failed", 1), (job.state, job.last_error)
     assert "not a photo this can read" in (job.last_error or "")
     assert "BytesIO" not in (job.last_error or "")
+
+
+def test_a_preview_whose_job_gave_up_on_storage_is_delayed_not_failed(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage away for every try: the job is dead, an operator's retry makes the preview.
+    Nobody is told the photo cannot be previewed or should be uploaded again."""
+    from tests.integration.test_api import PASSWORD as API_PASSWORD
+    from tests.integration.test_api import _make
+
+    app = create_app(_settings(database_url, tmp_path, job_attempts=1))
+    vault = app.state.vault
+    client = TestClient(app)
+    try:
+        ann = _make(vault, Role.PATIENT, "ann@example.org", "Ann")
+        token = client.post(
+            "/api/v1/auth/token", json={"email": ann.email, "password": API_PASSWORD}
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        stored = photo_store.store_photo(
+            vault, patient_id=str(ann.patient_id), data=factories.png(), actor=OPERATOR
+        )
+        thumbnails._handed_over(stored.id)  # the job reads the blob, which is away
+
+        def away(key: str) -> bytes:
+            raise StorageUnavailable("the blob store does not answer")
+
+        monkeypatch.setattr(vault.blobs, "get", away)
+        assert _run_thumbnail_job(vault, stored.id).state is jobs.JobState.DEAD
+        delayed = client.get(f"/api/v1/photos/{stored.id}/thumbnail?purpose=care", headers=auth)
+        assert delayed.status_code == 503, delayed.text
+        body = delayed.json()
+        assert body["preview"] == "unavailable" and body["type"].endswith("/preview-unavailable")
+        assert "no need to upload it again" in body["detail"]
+        assert delayed.headers["retry-after"] == "300"
+        client.post("/login", data={"email": ann.email, "password": API_PASSWORD})
+        thumb = client.get(f"/portal/photos/{stored.id}/thumbnail?purpose=care")
+        assert thumb.headers["x-preview"] == "unavailable"
+        assert b"upload it again" not in thumb.content and b"clinic will retry" in thumb.content
+    finally:
+        client.close()
+        vault.close()
+
+
+def test_a_failed_job_waits_a_quarter_for_a_retry_and_shredding_forgets_the_failure(
+    vault: Vault, clock: SettableClock, vouched: bytes
+) -> None:
+    from skinvault.services import job_kinds
+    from skinvault.services.photo_shredding import delete_photo
+
+    patient, _ = _people(vault)
+    stored = photo_store.store_photo(vault, patient_id=patient, data=vouched, actor=OPERATOR)
+    _run_thumbnail_job(vault, stored.id)
+    key = thumbnails.job_key(stored.id)
+
+    def purge_after(days: int) -> None:
+        clock.at += timedelta(days=days)
+        with vault.sessions.begin() as session:
+            jobs.enqueue(session, vault, job_kinds.JOBS_PURGE, {}, key=f"purge:{clock.at}")
+        jobs.run_pending(vault)
+
+    purge_after(8)  # a done job of that age is gone; the failed one waits for "Try again"
+    assert _job(vault, key).state == "failed"
+    assert thumbnails.preview_failure(vault, stored.id) is not None
+    delete_photo(vault, photo_id=stored.id, actor=OPERATOR, reason="asked by the patient")
+    assert thumbnails.preview_failure(vault, stored.id) is None  # nothing outlives the photo
+    purge_after(90)
+    with vault.reading() as session:
+        assert session.scalars(select(jobs.Job).where(jobs.Job.key == key)).first() is None

@@ -144,6 +144,7 @@ text-anchor="middle" fill="#37474f">{text}</text></svg>"""
 PLACEHOLDER_TEXTS = {
     "waiting": "Preview being prepared",
     "failed": "No preview could be made",
+    "unavailable": "Preview delayed: the clinic will retry",
 }
 
 

@@ -40,6 +40,8 @@ JOBS_PURGE = "jobs_purge"
 REMEASURE = REMEASURE_JOB
 REMEASURE_STALE = "remeasure_stale"
 KEEP_FINISHED = timedelta(days=7)
+#: A failed job waits longer for an operator's "Try again" (after a decoder upgrade, say).
+KEEP_FAILED = timedelta(days=90)
 #: Scheduled kinds, enqueued once per period by the first worker thread of any process.
 PERIODIC = (jobs.Periodic(JOBS_PURGE, 86400), jobs.Periodic(REMEASURE_STALE, 86400))
 
@@ -112,12 +114,14 @@ def _dicom_send(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
 
 @jobs.handler(JOBS_PURGE)
 def _purge(ctx: jobs.JobContext, payload: dict[str, Any]) -> None:
-    cutoff = ctx.vault.clock.now() - KEEP_FINISHED
+    now = ctx.vault.clock.now()
     with ctx.transaction() as session:
-        session.execute(
-            delete(Job).where(
-                Job.state.in_((jobs.JobState.DONE.value, jobs.JobState.FAILED.value)),
-                Job.finished_at < cutoff,
-                Job.id != ctx.job_id,
+        for state, kept in (
+            (jobs.JobState.DONE, KEEP_FINISHED),
+            (jobs.JobState.FAILED, KEEP_FAILED),
+        ):
+            session.execute(
+                delete(Job).where(
+                    Job.state == state.value, Job.finished_at < now - kept, Job.id != ctx.job_id
+                )
             )
-        )

@@ -10,14 +10,14 @@ deletion requests, deletion decisions and retention call it.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from skinvault.actors import Actor
 from skinvault.audit.actions import Action, Outcome
 from skinvault.audit.log import record
 from skinvault.bootstrap import Vault
-from skinvault.db.models import Derivative, Photo
+from skinvault.db.models import Derivative, DerivativeFailure, Photo
 from skinvault.errors import NotFound
 from skinvault.services import versions
 
@@ -50,6 +50,8 @@ def shred_photo(
     photo.wrapped_dek, photo.kek_id, photo.deleted_at = None, None, now
     photo.note_enc = None  # the note goes with the photo
     versions.forget_markup(session, photo.id)  # and the boxes and region chosen for it
+    # and why a preview could not be made of it (no health data, but nothing outlives it)
+    session.execute(delete(DerivativeFailure).where(DerivativeFailure.photo_id == photo.id))
     from skinvault.services import thumbnails  # noqa: PLC0415 (lazy, as it was in photos.py)
 
     thumbnails.forget(photo.id)  # and the pixels its upload left for the thumbnail job

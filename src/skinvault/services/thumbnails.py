@@ -258,15 +258,18 @@ def preview_failure(vault: Vault, photo_id: str) -> str | None:
         return failure.reason if failure is not None else None
 
 
-#: PreviewPending states: the thumbnail job is queued or running / no thumbnail can be made.
-WAITING, FAILED = "waiting", "failed"
+#: PreviewPending states: the thumbnail job is queued or running / no thumbnail can be made /
+#: its job gave up on something outside the photo (storage away every try): an operator's
+#: "Try again" on the admin page makes it, so nobody should upload the photo again.
+WAITING, FAILED, UNAVAILABLE = "waiting", "failed", "unavailable"
 
 
 @dataclass(frozen=True)
 class PreviewPending:
-    """No thumbnail yet: ``waiting`` (its job is queued or running) or ``failed`` (none
-    can be made: the pixels could not be decoded, ``reason`` says how — or its job failed
-    every try; the photo itself can still be read)."""
+    """No thumbnail yet: ``waiting`` (its job is queued or running), ``failed`` (none can
+    be made: the pixels could not be decoded, ``reason`` says how) or ``unavailable`` (its
+    job failed every try for a reason outside the photo, until an operator retries it).
+    The photo itself can still be read."""
 
     photo_id: str
     state: str
@@ -302,7 +305,7 @@ def read_preview(
                 return PreviewPending(photo_id, FAILED, failure.reason)
         state = jobs.job_state(vault, job_key(photo_id))
         if state == jobs.JobState.DEAD:  # e.g. the blob store was away for every try
-            return PreviewPending(photo_id, FAILED, "its background job failed every try")
+            return PreviewPending(photo_id, UNAVAILABLE, "its background job failed every try")
         return PreviewPending(photo_id, WAITING)
 
 

@@ -31,7 +31,13 @@ from skinvault.services import (
     sharing,
     signin,
 )
-from skinvault.services.thumbnails import FAILED, WAITING, PreviewPending, read_preview
+from skinvault.services.thumbnails import (
+    FAILED,
+    UNAVAILABLE,
+    WAITING,
+    PreviewPending,
+    read_preview,
+)
 from skinvault.web.deps import PENDING_MESSAGE, client_address, scoped, vault_of
 from skinvault.web.links import outward_url
 from skinvault.web.problems import problem
@@ -319,6 +325,11 @@ def photo_content(
             ' = "failed") no preview can ever be made of it: its pixels'
             " do not decode; the photo's content may still be read"
         },
+        503: {
+            "description": "Problem type preview-unavailable (JSON: preview ="
+            ' "unavailable"): its job failed every try for a reason outside the photo;'
+            " an operator's retry makes it. Not final: ask again later"
+        },
     },
 )
 def photo_thumbnail(
@@ -330,6 +341,8 @@ def photo_thumbnail(
     if isinstance(got, PreviewPending):
         if got.state == FAILED:
             return _preview_failed(request, got)
+        if got.state == UNAVAILABLE:
+            return _preview_unavailable(request, got)
         return JSONResponse(
             {
                 "status": "being prepared",
@@ -358,6 +371,26 @@ def _preview_failed(request: Request, got: PreviewPending) -> JSONResponse:
                "content_url": content},
     )  # fmt: skip
     answer.headers["Cache-Control"] = "no-store"
+    return answer
+
+
+def _preview_unavailable(request: Request, got: PreviewPending) -> JSONResponse:
+    """503 for a preview whose job gave up on something outside the photo (storage away
+    every try): not final, an operator's retry makes it; the photo's content may be read."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    content = request.url.path.removesuffix("/thumbnail") + "/content" + query
+    answer = problem(
+        503,
+        "preview-unavailable",
+        "The preview is not available yet",
+        f"The preview could not be made yet ({got.reason}); the clinic's administrators can"
+        f" try it again. The photo itself can still be read ({content}) where you may read"
+        " it: there is no need to upload it again.",
+        extra={"preview": UNAVAILABLE, "photo_id": got.photo_id, "reason": got.reason,
+               "content_url": content},
+    )  # fmt: skip
+    answer.headers["Cache-Control"] = "no-store"
+    answer.headers["Retry-After"] = "300"
     return answer
 
 

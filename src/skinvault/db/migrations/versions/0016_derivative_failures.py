@@ -35,4 +35,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # the older code knows no "failed" job: it can retry and purge a dead one
+    op.execute("UPDATE jobs SET state = 'dead' WHERE state = 'failed'")
     op.drop_table("derivative_failures")

@@ -26,6 +26,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM measurements WHERE value IS NULL")
+    # A measurement is a set of rows (depigmented share, skin share) made at one moment: the
+    # whole set of one not measured goes, so no lone skin share is left for the older code.
+    op.execute(
+        "DELETE FROM measurements WHERE EXISTS (SELECT 1 FROM measurements AS absent"
+        " WHERE absent.value IS NULL AND absent.photo_id = measurements.photo_id"
+        " AND absent.measured_at = measurements.measured_at)"
+    )
     with op.batch_alter_table("measurements", schema=None) as batch_op:
         batch_op.alter_column("value", existing_type=sa.Float(), nullable=False)
