@@ -164,3 +164,31 @@ def test_a_round_may_stop_its_own_loop(loops: list[PeriodicThread]) -> None:
         thread.join(PATIENCE)
     assert not _alive("test-periodic-self")
     assert calls.count == 1 and not loop.running
+
+
+def test_a_start_after_a_stop_that_gave_up_waiting_never_overlaps_two_rounds(
+    loops: list[PeriodicThread],
+) -> None:
+    in_round, most, entered = 0, 0, threading.Event()
+    guard = threading.Lock()
+
+    def slow() -> None:
+        nonlocal in_round, most
+        with guard:
+            in_round += 1
+            most = max(most, in_round)
+        entered.set()
+        threading.Event().wait(0.3)  # a round that takes a while
+        with guard:
+            in_round -= 1
+
+    loop = _loop(loops, "test-periodic-overlap", SHORT, slow, final_round=True)
+    loop.start()
+    assert entered.wait(PATIENCE)
+    loop.stop(timeout=0.01)  # gives up while the round (and the final one) still run
+    loop.start()  # waits for them before the new thread's first round
+    entered.clear()
+    assert entered.wait(PATIENCE)
+    loop.stop(timeout=PATIENCE)
+    assert most == 1, f"{most} rounds ran at once"
+    assert _alive("test-periodic-overlap") == []

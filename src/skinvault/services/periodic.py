@@ -41,6 +41,7 @@ class PeriodicThread:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
+        self._stopped: threading.Thread | None = None  # the last one stopped, maybe not ended
 
     @property
     def running(self) -> bool:
@@ -48,10 +49,14 @@ class PeriodicThread:
         return self._thread is not None
 
     def start(self) -> None:
-        """Start the thread (a no-op while it runs)."""
+        """Start the thread (a no-op while it runs). After a ``stop`` that gave up waiting,
+        this waits for that thread's round to end first: two rounds never overlap."""
         with self._lock:
             if self._thread is not None:
                 return
+            if self._stopped is not None and self._stopped is not threading.current_thread():
+                self._stopped.join()
+            self._stopped = None
             # Each thread gets its own event: a thread that outlived its stop's timeout
             # must still see its own stop, not a cleared one meant for its successor.
             stop = threading.Event()
@@ -65,6 +70,8 @@ class PeriodicThread:
         with self._lock:
             thread, stop = self._thread, self._stop
             self._thread = self._stop = None
+            if thread is not None:
+                self._stopped = thread
         if thread is None or stop is None:
             return
         stop.set()
