@@ -226,3 +226,17 @@ def test_webp_canvas_bomb_is_refused_from_its_header() -> None:
     data[vp8x + 4 : vp8x + 10] = (0xFFFFFF).to_bytes(3, "little") * 2
     with pytest.raises(TooLarge, match="decompression bomb"):
         inspect(bytes(data))
+
+
+def test_a_simple_lossy_webp_bomb_is_refused_from_its_frame_header() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 150, 120)).save(buf, "WEBP", quality=80)
+    data = bytearray(buf.getvalue())
+    assert data[12:16] == b"VP8 "  # the simple format: no VP8X canvas header
+    inspect(bytes(data))  # as made: accepted
+    frame = 20 + 6  # chunk header, then the 3-byte frame tag and 3-byte start code
+    data[frame : frame + 4] = struct.pack("<HH", 16383, 16383)  # 268 MP
+    with pytest.raises(TooLarge, match="decompression bomb"):
+        inspect(bytes(data))
+    with pytest.raises(TooLarge):
+        scrub(bytes(data))

@@ -72,6 +72,11 @@ def _check_size(data: bytes, chunks: list[Chunk]) -> None:
     elif first.fourcc == b"VP8L" and len(body) >= 5:
         bits = int.from_bytes(body[1:5], "little")
         check_pixels((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+    elif first.fourcc == b"VP8 " and len(body) >= 10 and body[3:6] == b"\x9d\x01\x2a":
+        # a key frame (RFC 6386 9.1): 14-bit width and height after the start code
+        w = int.from_bytes(body[6:8], "little") & 0x3FFF
+        h = int.from_bytes(body[8:10], "little") & 0x3FFF
+        check_pixels(w, h)
 
 
 def findings(data: bytes) -> list[Finding]:
