@@ -6,7 +6,9 @@
 
 Exit codes: 0 done; 1 a file could not be read or aligned/measured (named, others
 still done); 2 usage error. ``align`` exits 0 with ``"confident": false`` when the
-pair cannot be aligned: that is an answer, not a failure, and no warp is written.
+pair cannot be aligned: that is an answer, not a failure, and no warp is written; so does
+``measure`` for a photo it does not measure (overexposed skin, too little skin):
+``"depigmented_percent": null`` and the first note says why.
 """
 
 from __future__ import annotations

@@ -230,5 +230,5 @@ def test_a_photo_not_measured_is_an_observation_with_a_data_absent_reason(world:
     one = _fhir(c.get(f"/fhir/R4/Observation/{dep.id}?purpose=care", headers=world.h("lee")))
     assert_valid(one)  # obs-6 holds: a reason, and no value
     assert "valueQuantity" not in one
-    assert one["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+    assert one["dataAbsentReason"]["coding"][0]["code"] == "not-performed"
     assert any("overexposed" in n["text"] for n in one["note"]), one["note"]

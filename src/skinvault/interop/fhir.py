@@ -293,8 +293,10 @@ def observation(facts: ObservationFacts) -> Json:
         resource["issued"] = instant(facts.issued)
     if facts.value is None:  # obs-6: dataAbsentReason only when there is no value
         resource["dataAbsentReason"] = {
-            "coding": [{"system": DATA_ABSENT_REASON, "code": "unknown", "display": "Unknown"}],
-            "text": "not measured",
+            "coding": [
+                {"system": DATA_ABSENT_REASON, "code": "not-performed", "display": "Not Performed"}
+            ],
+            "text": "not measured (the photo could not show it; a note says why)",
         }
     else:
         resource["valueQuantity"] = {
