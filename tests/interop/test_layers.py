@@ -9,7 +9,13 @@ import skinvault
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "src" / "skinvault" / "interop"
-OURS = ("skinvault.errors", "skinvault.interop", "skinvault.policy.purposes", "skinvault.tracking")
+OURS = (
+    "skinvault.errors",
+    "skinvault.interop",
+    "skinvault.policy.purposes",
+    "skinvault.tracking",
+    "skinvault.photos.limits",  # the one gate every photo is opened through (pure)
+)
 THIRD_PARTY = {"PIL", "pillow_heif", "pydicom", "pynetdicom"}
 
 
