@@ -21,10 +21,11 @@ Steps (all on pixels handed in, no I/O):
    is the person's own skin (at most 60 % of a region is expected to be depigmented),
    its medians of c and log Y the reference. A pixel is a candidate when it is both
    less pigmented (c lower by >= 0.2, i.e. R/B down by >= 18 %) and lighter (log Y
-   higher by >= 0.1) than that reference; the chroma drop is then raised to 60 % of
-   the way to the median of the candidates (their borders are soft, and a pixel counts
-   when it has lost most of the difference, not the first trace of it). The mask is
-   median-smoothed. Nothing pale enough found: 0.
+   higher by >= 0.05; version 4: 0.1, which lost patches on bright or fair skin, where
+   luminance near the top of the range rises little) than that reference; the chroma
+   drop is then raised to 60 % of the way to the median of the candidates (their
+   borders are soft, and a pixel counts when it has lost most of the difference, not
+   the first trace of it). The mask is median-smoothed. Nothing pale enough found: 0.
 6. The border test (version 4): a depigmented patch ends in a step — a band just inside
    its border is much paler than a band just outside it — while the paler, less red
    parts of normal skin and broad shine fade out gradually. Each connected part of the
@@ -62,7 +63,7 @@ METHOD = "chroma-split-own-skin"
 VERSION = "5"
 WORK_SIZE = 1024
 MIN_CHROMA_DROP = 0.2  # log(R/B) below the own skin's, at least (R/B down by >= 18 %)
-MIN_LIGHTER = 0.1  # log Y above the own skin's, at least (>= 10 % more luminance)
+MIN_LIGHTER = 0.05  # log Y above the own skin's, at least (>= 5 % more luminance)
 SPLIT_AT = 0.6  # of the way from the own skin to the candidates' median drop
 BORDER_BAND = 0.04  # width of the bands either side of a part's border, share of the side
 MIN_STEP = 0.4  # inside band's drop minus outside band's, at least this share of the inside's
