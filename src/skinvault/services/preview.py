@@ -52,6 +52,7 @@ CHECKLIST = (
     "A plain, neutral background: no room, no window, no mirror.",
     "No documents, screens, badges, tattoos or jewellery that could identify you.",
     "No face, unless the question is about the face.",
+    "Even, soft light and no flash: on overexposed skin a pale patch cannot be measured.",
 )
 _FACE = "A face is visible. Crop or cover it, unless the question is about the face."
 _TEXT = "Readable text is visible (a letter, label, badge or screen). Crop or cover it."
