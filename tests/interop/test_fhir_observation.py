@@ -232,3 +232,7 @@ def test_a_photo_not_measured_is_an_observation_with_a_data_absent_reason(world:
     assert "valueQuantity" not in one
     assert one["dataAbsentReason"]["coding"][0]["code"] == "not-performed"
     assert any("overexposed" in n["text"] for n in one["note"]), one["note"]
+    skin = next(m for m in _rows(world, photo) if m.kind == "skin-share")
+    shown = _fhir(c.get(f"/fhir/R4/Observation/{skin.id}?purpose=care", headers=world.h("lee")))
+    assert shown["valueQuantity"]["value"] > 50  # the skin share was measured
+    assert not any("not measured" in n["text"] for n in shown["note"]), shown["note"]

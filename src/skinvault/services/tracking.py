@@ -525,10 +525,14 @@ def measure_photo(
             "exclude": exclude or [],
         }
     )
+    # The skin share was measured even when the depigmented share was not: its row does not
+    # carry the "not measured: ..." note beside its value (it reaches FHIR as a note).
+    skin_notes = [n for n in result.notes if me.not_measured_reason([n]) is None]
+    skin_extra = json.dumps({**json.loads(extra), "notes": skin_notes})
     with vault.sessions.begin() as session:
-        for kind, value in (
-            (KIND_DEPIGMENTED, result.depigmented_percent),
-            (KIND_SKIN, result.skin_percent),
+        for kind, value, details in (
+            (KIND_DEPIGMENTED, result.depigmented_percent, extra),
+            (KIND_SKIN, result.skin_percent, skin_extra),
         ):
             session.add(
                 Measurement(
@@ -540,7 +544,7 @@ def measure_photo(
                     method=result.method,
                     version=result.version,
                     region_json=region_json,
-                    details_json=extra,
+                    details_json=details,
                     measured_at=now,
                     measured_by=who.audit_name,
                 )
