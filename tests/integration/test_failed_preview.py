@@ -163,21 +163,28 @@ def test_a_storage_outage_is_retried_and_the_preview_keeps_waiting(
     assert len(_thumbnails(vault, stored.id)) == 1
 
 
+def _patient_with_token(client: TestClient, vault: Vault) -> tuple[Any, dict[str, str]]:
+    """A patient account and the bearer header of an API token issued to it."""
+    from tests.integration.test_api import PASSWORD as API_PASSWORD
+    from tests.integration.test_api import _make
+
+    ann = _make(vault, Role.PATIENT, "ann@example.org", "Ann")
+    token = client.post(
+        "/api/v1/auth/token", json={"email": ann.email, "password": API_PASSWORD}
+    ).json()["access_token"]
+    return ann, {"Authorization": f"Bearer {token}"}
+
+
 def test_the_page_and_the_api_say_no_preview_could_be_made_never_a_5xx(
     database_url: str, tmp_path: Path, vouched: bytes
 ) -> None:
     from tests.integration.test_api import PASSWORD as API_PASSWORD
-    from tests.integration.test_api import _make
 
     app = create_app(_settings(database_url, tmp_path))
     vault = app.state.vault
     client = TestClient(app)
     try:
-        ann = _make(vault, Role.PATIENT, "ann@example.org", "Ann")
-        token = client.post(
-            "/api/v1/auth/token", json={"email": ann.email, "password": API_PASSWORD}
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        ann, auth = _patient_with_token(client, vault)
         up = client.post(
             f"/api/v1/patients/{ann.patient_id}/photos",
             headers=auth,
@@ -258,6 +265,8 @@ def test_the_admin_page_lists_a_failed_job_apart_from_the_done_ones(
         assert "1 could not be done (not retried)" in page.text
         assert "Could not be done, not retried" in page.text
         assert f"/portal/admin/jobs/{job_id}/retry" in page.text
+        retry_form = page.text.split(f"/portal/admin/jobs/{job_id}/retry", 1)[1][:300]
+        assert f'name="csrf" value="{_csrf(page.text)}"' in retry_form  # the form can be sent
         again = client.post(f"/portal/admin/jobs/{job_id}/retry", data={"csrf": _csrf(page.text)})
         assert again.status_code == 200 and "Queued again" in again.text
     vault.close()
@@ -283,17 +292,12 @@ def test_a_preview_whose_job_gave_up_on_storage_is_delayed_not_failed(
     """Storage away for every try: the job is dead, an operator's retry makes the preview.
     Nobody is told the photo cannot be previewed or should be uploaded again."""
     from tests.integration.test_api import PASSWORD as API_PASSWORD
-    from tests.integration.test_api import _make
 
     app = create_app(_settings(database_url, tmp_path, job_attempts=1))
     vault = app.state.vault
     client = TestClient(app)
     try:
-        ann = _make(vault, Role.PATIENT, "ann@example.org", "Ann")
-        token = client.post(
-            "/api/v1/auth/token", json={"email": ann.email, "password": API_PASSWORD}
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        ann, auth = _patient_with_token(client, vault)
         stored = photo_store.store_photo(
             vault, patient_id=str(ann.patient_id), data=factories.png(), actor=OPERATOR
         )

@@ -339,10 +339,8 @@ def photo_thumbnail(
     ``preview-failed`` if it never can be)."""
     got = read_preview(vault_of(request), photo_id=photo_id, actor=actor, purpose=purpose)
     if isinstance(got, PreviewPending):
-        if got.state == FAILED:
-            return _preview_failed(request, got)
-        if got.state == UNAVAILABLE:
-            return _preview_unavailable(request, got)
+        if got.state in (FAILED, UNAVAILABLE):
+            return _preview_problem(request, got)
         return JSONResponse(
             {
                 "status": "being prepared",
@@ -356,41 +354,32 @@ def photo_thumbnail(
     return Response(got.data, media_type=got.media_type, headers={"Cache-Control": "no-store"})
 
 
-def _preview_failed(request: Request, got: PreviewPending) -> JSONResponse:
-    """A problem+json document (RFC 9457, with extension members) for a preview that will
-    never exist: final, not worth asking again; the photo's content may still be read."""
+def _preview_problem(request: Request, got: PreviewPending) -> JSONResponse:
+    """A problem+json document (RFC 9457, with extension members) for a preview that is not
+    there: ``failed`` (404, final: its pixels do not decode) or ``unavailable`` (503, its job
+    gave up on something outside the photo; an operator's retry makes it). Either way the
+    photo's content may still be read, at ``content_url``."""
     query = f"?{request.url.query}" if request.url.query else ""  # the same purpose
     content = request.url.path.removesuffix("/thumbnail") + "/content" + query
+    if got.state == FAILED:
+        status, slug, title = 404, "preview-failed", "No preview could be made"
+        detail = (f"No preview could be made from this photo ({got.reason}). The photo itself"
+                  f" can still be read ({content}) where you may read it, or it can be"
+                  " uploaded again.")  # fmt: skip
+    else:
+        status, slug, title = 503, "preview-unavailable", "The preview is not available yet"
+        detail = (f"The preview could not be made yet ({got.reason}); the clinic's"
+                  " administrators can try it again. The photo itself can still be read"
+                  f" ({content}) where you may read it: there is no need to upload it"
+                  " again.")  # fmt: skip
     answer = problem(
-        404,
-        "preview-failed",
-        "No preview could be made",
-        f"No preview could be made from this photo ({got.reason}). The photo itself can"
-        f" still be read ({content}) where you may read it, or it can be uploaded again.",
-        extra={"preview": FAILED, "photo_id": got.photo_id, "reason": got.reason,
+        status, slug, title, detail,
+        extra={"preview": got.state, "photo_id": got.photo_id, "reason": got.reason,
                "content_url": content},
     )  # fmt: skip
     answer.headers["Cache-Control"] = "no-store"
-    return answer
-
-
-def _preview_unavailable(request: Request, got: PreviewPending) -> JSONResponse:
-    """503 for a preview whose job gave up on something outside the photo (storage away
-    every try): not final, an operator's retry makes it; the photo's content may be read."""
-    query = f"?{request.url.query}" if request.url.query else ""
-    content = request.url.path.removesuffix("/thumbnail") + "/content" + query
-    answer = problem(
-        503,
-        "preview-unavailable",
-        "The preview is not available yet",
-        f"The preview could not be made yet ({got.reason}); the clinic's administrators can"
-        f" try it again. The photo itself can still be read ({content}) where you may read"
-        " it: there is no need to upload it again.",
-        extra={"preview": UNAVAILABLE, "photo_id": got.photo_id, "reason": got.reason,
-               "content_url": content},
-    )  # fmt: skip
-    answer.headers["Cache-Control"] = "no-store"
-    answer.headers["Retry-After"] = "300"
+    if status == 503:
+        answer.headers["Retry-After"] = "300"
     return answer
 
 
