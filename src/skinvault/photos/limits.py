@@ -30,10 +30,13 @@ def check_pixels(width: int, height: int) -> None:
 
 
 @functools.cache
-def _register_heif() -> None:
+def _configure_pillow() -> None:
+    """Once per process, before the first photo is opened: HEIF, and the pixel limit."""
     import pillow_heif  # noqa: PLC0415 - loaded with the first photo opened
+    from PIL import Image  # noqa: PLC0415
 
     pillow_heif.register_heif_opener()
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -51,8 +54,7 @@ def open_image(data: bytes) -> Image.Image:
     """
     from PIL import Image  # noqa: PLC0415 - the lossless scrubber never decodes pixels
 
-    _register_heif()
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    _configure_pillow()
     try:
         image = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -517,20 +517,19 @@ def measure_photo(
         raise
     now = vault.clock.now()
     region_json = json.dumps(dict(zip("xywh", region, strict=True))) if region else None
-    extra = json.dumps(
-        {
-            "card": result.card,
-            "colour_reference": result.colour_reference,
-            "notes": result.notes,
-            "exclude": exclude or [],
-        }
-    )
+    details = {
+        "card": result.card,
+        "colour_reference": result.colour_reference,
+        "notes": result.notes,
+        "exclude": exclude or [],
+    }
+    extra = json.dumps(details)
     # The skin share was measured even when the depigmented share was not: its row does not
     # carry the "not measured: ..." note beside its value (it reaches FHIR as a note).
     skin_notes = [n for n in result.notes if me.not_measured_reason([n]) is None]
-    skin_extra = json.dumps({**json.loads(extra), "notes": skin_notes})
+    skin_extra = json.dumps({**details, "notes": skin_notes})
     with vault.sessions.begin() as session:
-        for kind, value, details in (
+        for kind, value, details_json in (
             (KIND_DEPIGMENTED, result.depigmented_percent, extra),
             (KIND_SKIN, result.skin_percent, skin_extra),
         ):
@@ -544,7 +543,7 @@ def measure_photo(
                     method=result.method,
                     version=result.version,
                     region_json=region_json,
-                    details_json=details,
+                    details_json=details_json,
                     measured_at=now,
                     measured_by=who.audit_name,
                 )
@@ -565,7 +564,7 @@ def measure_photo(
         result.version,
         dict(zip("xywh", region, strict=True)) if region else None,
         now,
-        json.loads(extra),
+        json.loads(extra),  # the shape a stored row reads back as
     )
 
 

@@ -102,14 +102,21 @@ class Measurement:
         }
 
 
+def _at_most(bgr: Pixels, side: int) -> tuple[Pixels, float]:
+    """``bgr`` shrunk (area averaging) to at most ``side`` px on the long side, and the scale."""
+    h, w = bgr.shape[:2]
+    scale = min(1.0, side / max(h, w))
+    if scale == 1.0:
+        return bgr, scale
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), dtype=np.uint8), scale
+
+
 def capture_warning(bgr: Pixels) -> str | None:
     """Before a photo is saved: the sentence to show when its skin is too overexposed to be
     measured (step 7; the skin found by colour, as without a drawn region), else None.
     Looked at <= 512 px on the long side: inside a clipped area averaging keeps the ceiling."""
-    scale = 512 / max(bgr.shape[:2])
-    if scale < 1.0:
-        size = (max(1, round(bgr.shape[1] * scale)), max(1, round(bgr.shape[0] * scale)))
-        bgr = np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    bgr, _ = _at_most(bgr, 512)
     skin = skin_mask(bgr)
     if int(skin.sum()) < 200:
         return None
@@ -285,11 +292,7 @@ def measure(
         _inside(region, w0, h0, "The region")
     for ex in exclude or []:
         _inside(ex, w0, h0, "The part to leave out")
-    scale = min(1.0, WORK_SIZE / max(h0, w0))
-    img = bgr
-    if scale < 1.0:
-        size = (round(w0 * scale), round(h0 * scale))
-        img = np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    img, scale = _at_most(bgr, WORK_SIZE)
     notes: list[str] = []
     roi = _region_mask(img.shape, region, scale)
     for ex in exclude or []:
